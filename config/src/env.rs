@@ -1,0 +1,13 @@
+//! Every environment variable idguard reads. Static bootstrap settings only: the topology never comes from the
+//! environment, except a credential value that names its variable (`env = "..."`).
+
+/// The master key as `TERM:BASE64` (or bare `BASE64`, term 1): 32 random bytes, base64 (standard or url-safe).
+pub const ENV_MASTER_KEY: &str = "IDGUARD_MASTER_KEY";
+/// A file holding master keys, one `TERM:BASE64` per line; the highest term seals, every term opens.
+pub const ENV_MASTER_KEY_FILE: &str = "IDGUARD_MASTER_KEY_FILE";
+/// The routing file `serve` and `check` read when `--config` is not given.
+pub const ENV_CONFIG: &str = "IDGUARD_CONFIG";
+/// `json` for JSON log lines; anything else (or unset) for human-readable lines.
+pub const ENV_LOG_FORMAT: &str = "IDGUARD_LOG_FORMAT";
+/// The tracing filter (same syntax as `RUST_LOG`), e.g. `info,idguard_proxy=debug`.
+pub const ENV_LOG: &str = "IDGUARD_LOG";

@@ -1,0 +1,30 @@
+//! idguard's configuration: the topology model, its parsing and validation, credential sealing, and the
+//! immutable [`Snapshot`] that both planes read. This crate speaks no HTTP and depends on no crate of ours.
+//!
+//! # Layout
+//! - [`env`]: every environment variable idguard reads, as a `pub const ENV_*`.
+//! - [`raw`]: the serde input types of the routing file (`deny_unknown_fields` everywhere).
+//! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns.
+//! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.
+//! - [`secret`]: [`Secret`], the only type a credential value lives in; it prints `[redacted]`.
+//! - [`seal`]: AES-256-GCM sealing of credential values under versioned master keys.
+//! - [`reload`]: load a file into a snapshot; watch it (and SIGHUP) and publish each good one.
+//! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
+//! - [`error`]: the crate's error types.
+
+pub mod env;
+pub mod error;
+pub mod raw;
+pub mod readiness;
+pub mod reload;
+pub mod seal;
+pub mod secret;
+pub mod snapshot;
+pub mod validate;
+
+pub use error::{ConfigError, SealError, ValidationError, ValidationErrors};
+pub use readiness::Readiness;
+pub use reload::{Loader, Reloader, SnapshotRx, SnapshotTx};
+pub use seal::MasterKeys;
+pub use secret::Secret;
+pub use snapshot::Snapshot;

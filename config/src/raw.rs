@@ -1,0 +1,194 @@
+//! The routing file as written: serde types that mirror the TOML one to one. Every table refuses unknown fields,
+//! so a typo is an error rather than a silently ignored setting. Nothing here is validated beyond types;
+//! [`crate::validate`] turns a [`RawConfig`] into a [`crate::Snapshot`].
+//!
+//! `docs/configuration.md` documents every field; `config/idguard.example.toml` is a commented example.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole routing file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listener addresses and TLS (static: read at start only).
+    #[serde(default)]
+    pub listeners: RawListeners,
+    /// Request size limits.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// How idguard connects to upstreams.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// How the file is watched.
+    #[serde(default)]
+    pub reload: RawReload,
+    /// Token issuers whose access tokens the proxy accepts.
+    #[serde(default)]
+    pub issuers: Vec<RawIssuer>,
+    /// Agents: the identities that call through the proxy.
+    #[serde(default)]
+    pub agents: Vec<RawAgent>,
+    /// Stored credentials (API keys), sealed or taken from the environment.
+    #[serde(default)]
+    pub credentials: Vec<RawCredential>,
+    /// LLM nodes, routed at `/llm/{id}/...`.
+    #[serde(default)]
+    pub llm: Vec<RawNode>,
+    /// External-service nodes, routed at `/ext/{id}/...`.
+    #[serde(default)]
+    pub external: Vec<RawNode>,
+    /// Outbound authorizations: agent → node edges.
+    #[serde(default)]
+    pub outbound: Vec<RawEdge>,
+}
+
+/// `[listeners]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListeners {
+    /// Public (data-plane) address, default `0.0.0.0:8080`.
+    pub public: Option<String>,
+    /// Admin address (metrics, health), default `127.0.0.1:9090`.
+    pub admin: Option<String>,
+    /// TLS for the public listener; plain HTTP when absent.
+    pub tls: Option<RawTls>,
+}
+
+/// `[listeners.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest total size of request headers, bytes (default 32768).
+    pub max_header_bytes: Option<usize>,
+    /// Most request headers (default 100).
+    pub max_headers: Option<usize>,
+    /// Longest request target, bytes (default 8192).
+    pub max_uri_bytes: Option<usize>,
+    /// Largest request body, bytes (default 10 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// How long a client may take to send its request headers, ms (default 10000).
+    pub header_read_timeout_ms: Option<u64>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// TCP connect timeout, ms (default 5000).
+    pub connect_timeout_ms: Option<u64>,
+    /// Time from sending the request to the upstream's response headers, ms (default 300000: LLMs think).
+    pub response_header_timeout_ms: Option<u64>,
+    /// How long an idle pooled connection is kept, ms (default 90000).
+    pub pool_idle_timeout_ms: Option<u64>,
+    /// Extra PEM CA certificates trusted for upstream TLS, besides the webpki roots.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+/// `[reload]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    /// How often the file is checked for changes, ms (default 1000; 0 turns watching off, SIGHUP still works).
+    pub watch_interval_ms: Option<u64>,
+}
+
+/// `[[issuers]]`: a token issuer the proxy trusts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// The exact `iss` value of its tokens.
+    pub issuer: String,
+    /// The `aud` value tokens for this proxy carry (exactly this, alone).
+    pub audience: String,
+    /// A JWKS file (JSON `{"keys": [...]}`); relative paths are relative to the routing file.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (https only).
+    pub jwks_url: Option<String>,
+    /// Accepted `typ` header values, compared as media types (default `["at+jwt"]`).
+    pub accepted_typ: Option<Vec<String>>,
+    /// Clock leeway for `exp` and `nbf`, seconds (default 30, at most 60).
+    pub leeway_seconds: Option<u64>,
+    /// How often a JWKS URL is refetched even without an unknown `kid`, seconds (default 300).
+    pub jwks_refresh_seconds: Option<u64>,
+}
+
+/// `[[agents]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    /// Agent ID: the `client_id` (or `sub`) of its tokens.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// A disabled agent's tokens are refused (default true).
+    pub enabled: Option<bool>,
+}
+
+/// `[[credentials]]`: a stored API key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    /// Credential id; also the associated data its sealed value is bound to.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// The API key's own identifier or description (not secret).
+    pub api_key_id: Option<String>,
+    /// Business type: `llm` or `external`; must match the kind of every node that uses it.
+    pub kind: String,
+    /// The value sealed by `idguard seal` (`idg1.…`).
+    pub sealed: Option<String>,
+    /// Or: the name of an environment variable holding the value.
+    pub env: Option<String>,
+}
+
+/// `[[llm]]` and `[[external]]`: an upstream the agent reaches through the proxy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Route name: the node is served at `/llm/{id}/` or `/ext/{id}/`.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Upstream base URL, e.g. `https://api.openai.com/v1`; requests never leave its path.
+    pub upstream: String,
+    /// Injection style: `bearer`, `anthropic`, `azure`, `gemini`, `header` or `query`.
+    pub style: String,
+    /// For `style = "header"`: the header to set.
+    pub header: Option<String>,
+    /// For `style = "header"` (optional): text put before the key, e.g. `"Token "`.
+    pub prefix: Option<String>,
+    /// For `style = "query"`: the query parameter to set.
+    pub query: Option<String>,
+    /// The credential id whose value is injected.
+    pub credential: String,
+    /// Send the verified agent id upstream in `x-idguard-agent` (default false).
+    pub forward_identity: Option<bool>,
+    /// Allowed methods (default: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS).
+    pub methods: Option<Vec<String>>,
+}
+
+/// `[[outbound]]`: the agent may call the node, holding every scope listed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEdge {
+    /// Agent id.
+    pub agent: String,
+    /// Node id (LLM or external).
+    pub node: String,
+    /// Scopes the agent's token must carry on this edge (default none).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}

@@ -1,0 +1,65 @@
+//! The one ready/not-ready state both planes share. `/readyz` reports it; each flag has one writer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Why the process is not ready. The strings are what `/readyz` answers and what logs carry as `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// No snapshot has been published yet.
+    NoConfig,
+    /// Sealed credentials exist but no master key was given (Vault's "sealed").
+    Sealed,
+    /// Shutdown has begun: new work should go elsewhere.
+    Draining,
+}
+
+impl NotReady {
+    /// The machine-readable reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotReady::NoConfig => "no_config",
+            NotReady::Sealed => "sealed",
+            NotReady::Draining => "draining",
+        }
+    }
+}
+
+/// Shared readiness flags.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    config_loaded: AtomicBool,
+    sealed: AtomicBool,
+    draining: AtomicBool,
+}
+
+// === impl Readiness ===
+
+impl Readiness {
+    /// Records that a snapshot is in force and whether it is sealed (written by the reloader).
+    pub fn set_config(&self, sealed: bool) {
+        self.sealed.store(sealed, Ordering::Release);
+        self.config_loaded.store(true, Ordering::Release);
+    }
+
+    /// Records that shutdown has begun (written by the binary on SIGTERM/SIGINT).
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// `Ok` when ready, else the first reason it is not.
+    ///
+    /// # Errors
+    /// The reason the process is not ready.
+    pub fn check(&self) -> Result<(), NotReady> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(NotReady::Draining);
+        }
+        if !self.config_loaded.load(Ordering::Acquire) {
+            return Err(NotReady::NoConfig);
+        }
+        if self.sealed.load(Ordering::Acquire) {
+            return Err(NotReady::Sealed);
+        }
+        Ok(())
+    }
+}

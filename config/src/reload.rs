@@ -1,0 +1,380 @@
+//! Loading the routing file into a [`Snapshot`], and keeping it current.
+//!
+//! A reload builds and validates the new snapshot off the request path, then publishes it on a `watch` channel;
+//! the planes swap it in atomically. A file that fails to parse or validate changes nothing: the running
+//! snapshot stays, every error is logged once, and `idguard_config_last_reload_successful` drops to 0.
+
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use tokio::sync::{Notify, watch};
+
+use crate::error::{ConfigError, ValidationError, ValidationErrors};
+use crate::raw::RawConfig;
+use crate::readiness::Readiness;
+use crate::seal::MasterKeys;
+use crate::snapshot::Snapshot;
+use crate::validate::{BuildContext, validate};
+
+/// The receiving side of published snapshots.
+pub type SnapshotRx = watch::Receiver<Arc<Snapshot>>;
+/// The publishing side.
+pub type SnapshotTx = watch::Sender<Arc<Snapshot>>;
+
+type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Reads a routing file and builds snapshots from it.
+pub struct Loader {
+    path: PathBuf,
+    master_keys: Option<Arc<MasterKeys>>,
+    env: Box<EnvLookup>,
+}
+
+// === impl Loader ===
+
+impl Loader {
+    /// A loader for `path` that opens sealed values with `master_keys` and reads `env = ...` credentials from the
+    /// process environment.
+    pub fn new(path: impl Into<PathBuf>, master_keys: Option<Arc<MasterKeys>>) -> Self {
+        Self {
+            path: path.into(),
+            master_keys,
+            env: Box::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// Replaces the environment lookup (tests).
+    pub fn with_env(
+        mut self,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.env = Box::new(env);
+        self
+    }
+
+    /// The file this loader reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads, parses and validates the file into a snapshot with the given generation. Also returns a hash of
+    /// the file's bytes so watchers can tell whether it changed.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with every problem found.
+    pub fn load(&self, generation: u64) -> Result<(Snapshot, u64), ConfigError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        let hash = hash_bytes(text.as_bytes());
+        let raw = parse(&text, &self.path.display().to_string())?;
+        let base_dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let ctx = BuildContext {
+            base_dir,
+            master_keys: self.master_keys.as_deref(),
+            env: &*self.env,
+            generation,
+        };
+        let snapshot = validate(raw, &ctx).map_err(|mut errs| {
+            for e in &mut errs.0 {
+                e.line = locate(&text, &e.path);
+            }
+            ConfigError::Invalid(errs)
+        })?;
+        Ok((snapshot, hash))
+    }
+}
+
+/// Parses TOML text into the raw types. `origin` names the file in messages.
+///
+/// # Errors
+/// [`ConfigError::Parse`] with the parser's message (it carries line and column).
+pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// Finds the line of a validation path such as `llm[2].credential` or `listeners.public` in TOML written in the
+/// usual `[table]` / `[[array]]` form. `None` when the file uses another form (inline tables, dotted keys).
+pub fn locate(text: &str, path: &str) -> Option<usize> {
+    let mut parts = path.split('.');
+    let head = parts.next()?;
+    let key = parts.next();
+    let (table, index) = match head.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (head, None),
+    };
+    let header = match index {
+        Some(_) => format!("[[{table}]]"),
+        None => format!("[{table}]"),
+    };
+    let wanted = index.unwrap_or(0);
+    let mut seen = 0usize;
+    let mut start = None;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim() == header {
+            if seen == wanted {
+                start = Some(n);
+                break;
+            }
+            seen += 1;
+        }
+    }
+    let start = start?;
+    let Some(key) = key.map(|k| k.split('[').next().unwrap_or(k)) else {
+        return Some(start + 1);
+    };
+    for (n, line) in text.lines().enumerate().skip(start + 1) {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = t.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(n + 1);
+        }
+    }
+    Some(start + 1)
+}
+
+/// Publishes snapshots: the initial one, then one per successful reload.
+pub struct Reloader {
+    loader: Loader,
+    tx: SnapshotTx,
+    readiness: Arc<Readiness>,
+    metrics: ReloadMetrics,
+    last_hash: u64,
+}
+
+struct ReloadMetrics {
+    reloads: IntCounterVec,
+    generation: IntGauge,
+    last_ok: IntGauge,
+    last_ok_time: IntGauge,
+}
+
+// === impl Reloader ===
+
+impl Reloader {
+    /// Loads the file once (generation 1) and sets up publishing. Registers the reload metrics in `registry`.
+    ///
+    /// # Errors
+    /// The first load's [`ConfigError`]: `serve` refuses to start on a bad file.
+    pub fn start(
+        loader: Loader,
+        readiness: Arc<Readiness>,
+        registry: &Registry,
+    ) -> Result<(Self, SnapshotRx), ConfigError> {
+        let (snapshot, hash) = loader.load(1)?;
+        let metrics = ReloadMetrics::new(registry);
+        metrics.generation.set(1);
+        metrics.last_ok.set(1);
+        metrics.last_ok_time.set(now_secs());
+        metrics.reloads.with_label_values(&["success"]).inc();
+        readiness.set_config(snapshot.is_sealed());
+        log_credential_problems(&snapshot);
+        let (tx, rx) = watch::channel(Arc::new(snapshot));
+        Ok((
+            Self {
+                loader,
+                tx,
+                readiness,
+                metrics,
+                last_hash: hash,
+            },
+            rx,
+        ))
+    }
+
+    /// Another receiver of published snapshots.
+    pub fn subscribe(&self) -> SnapshotRx {
+        self.tx.subscribe()
+    }
+
+    /// Rebuilds from the file now. On success publishes the new snapshot and returns its generation; on failure
+    /// keeps the running snapshot, logs every error and returns them.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] that kept the file from loading.
+    pub fn reload_now(&mut self) -> Result<u64, ConfigError> {
+        let current = self.tx.borrow().clone();
+        let next_generation = current.generation + 1;
+        match self.loader.load(next_generation) {
+            Ok((snapshot, hash)) => {
+                if snapshot.settings.public_addr != current.settings.public_addr
+                    || snapshot.settings.admin_addr != current.settings.admin_addr
+                    || snapshot.settings.tls != current.settings.tls
+                {
+                    tracing::warn!(
+                        reason = "listener_change_ignored",
+                        "listener addresses and TLS files changed; they apply at the next restart"
+                    );
+                }
+                self.last_hash = hash;
+                self.readiness.set_config(snapshot.is_sealed());
+                log_credential_problems(&snapshot);
+                self.metrics
+                    .generation
+                    .set(i64::try_from(next_generation).unwrap_or(i64::MAX));
+                self.metrics.last_ok.set(1);
+                self.metrics.last_ok_time.set(now_secs());
+                self.metrics.reloads.with_label_values(&["success"]).inc();
+                self.tx.send_replace(Arc::new(snapshot));
+                tracing::info!(
+                    generation = next_generation,
+                    reason = "config_reloaded",
+                    "configuration reloaded"
+                );
+                Ok(next_generation)
+            }
+            Err(err) => {
+                self.metrics.last_ok.set(0);
+                self.metrics.reloads.with_label_values(&["failure"]).inc();
+                log_config_error(&err);
+                tracing::error!(
+                    generation = current.generation,
+                    reason = "config_reload_failed",
+                    "configuration reload failed; the running configuration stays in force"
+                );
+                Err(err)
+            }
+        }
+    }
+
+    /// Watches the file (polling its contents at the snapshot's `reload.watch_interval_ms`) and reloads on a
+    /// change or whenever `trigger` is notified (SIGHUP), until `shutdown` completes.
+    pub async fn run(mut self, trigger: Arc<Notify>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let interval = self
+                .tx
+                .borrow()
+                .settings
+                .watch_interval
+                .unwrap_or(Duration::from_secs(3600));
+            let watching = self.tx.borrow().settings.watch_interval.is_some();
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = trigger.notified() => {
+                    let _ = self.reload_now();
+                }
+                () = tokio::time::sleep(interval), if watching => {
+                    let changed = match std::fs::read(self.loader.path()) {
+                        Ok(bytes) => hash_bytes(&bytes) != self.last_hash,
+                        Err(_) => false,
+                    };
+                    if changed {
+                        // Record the hash even on failure so a bad file is reported once, not every tick.
+                        if let Ok(bytes) = std::fs::read(self.loader.path()) {
+                            self.last_hash = hash_bytes(&bytes);
+                        }
+                        let _ = self.reload_now();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Logs every error of a failed load, one line each, with its location.
+pub fn log_config_error(err: &ConfigError) {
+    match err {
+        ConfigError::Invalid(ValidationErrors(list)) => {
+            for ValidationError {
+                path,
+                line,
+                message,
+            } in list
+            {
+                tracing::error!(field = %path, line = ?line, reason = "config_invalid", "{message}");
+            }
+        }
+        other => tracing::error!(reason = "config_invalid", "{other}"),
+    }
+}
+
+fn log_credential_problems(snapshot: &Snapshot) {
+    for problem in snapshot.credential_problems() {
+        tracing::error!(
+            field = %problem.path,
+            reason = "credential_unavailable",
+            "{}; requests that need it get 502",
+            problem.message
+        );
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+// === impl ReloadMetrics ===
+
+impl ReloadMetrics {
+    // Metric constructors fail only on malformed names or label sets; ours are literals, so a failure is a
+    // programming error caught by every test run.
+    #[allow(clippy::expect_used)]
+    fn new(registry: &Registry) -> Self {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "idguard_config_reloads_total",
+                "Configuration loads by result (success, failure).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let generation = IntGauge::new(
+            "idguard_config_generation",
+            "Generation of the configuration in force.",
+        )
+        .expect("valid metric");
+        let last_ok = IntGauge::new(
+            "idguard_config_last_reload_successful",
+            "1 when the last reload attempt succeeded, 0 when the running configuration is older than the file.",
+        )
+        .expect("valid metric");
+        let last_ok_time = IntGauge::new(
+            "idguard_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(generation.clone()),
+            Box::new(last_ok.clone()),
+            Box::new(last_ok_time.clone()),
+        ] {
+            // Fails only when a second Reloader registers on the same registry; its metrics then go unexported.
+            if let Err(e) = registry.register(c) {
+                tracing::warn!("metric registration failed: {e}");
+            }
+        }
+        Self {
+            reloads,
+            generation,
+            last_ok,
+            last_ok_time,
+        }
+    }
+}

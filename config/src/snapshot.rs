@@ -1,0 +1,264 @@
+//! The validated topology at one generation, plus the settings that came with it. Immutable: a reload builds a
+//! new one and the planes swap it in whole, so a request sees exactly one generation from start to end.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{SealError, ValidationError};
+use crate::secret::Secret;
+
+/// One validated routing file.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every snapshot published in this process; `idguard_config_generation` reports it.
+    pub generation: u64,
+    /// Static and semi-static settings.
+    pub settings: Settings,
+    /// Trusted token issuers, in file order.
+    pub issuers: Vec<Arc<Issuer>>,
+    /// Agents by id.
+    pub agents: HashMap<Arc<str>, Agent>,
+    /// Credentials by id, already opened (or the reason they could not be).
+    pub credentials: HashMap<Arc<str>, Credential>,
+    /// LLM and external nodes by id (ids are unique across both kinds).
+    pub nodes: HashMap<Arc<str>, Node>,
+    /// Outbound edges, by node id then agent id.
+    pub edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>>,
+}
+
+/// Listener addresses, limits and upstream settings. Listener addresses and TLS files are read at start only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Public (data-plane) listener address.
+    pub public_addr: SocketAddr,
+    /// Admin listener address.
+    pub admin_addr: SocketAddr,
+    /// TLS files for the public listener.
+    pub tls: Option<TlsFiles>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Upstream connection settings.
+    pub upstream: UpstreamSettings,
+    /// How often the file is polled for changes (`None`: not watched).
+    pub watch_interval: Option<Duration>,
+}
+
+/// PEM files for the public listener's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Private key.
+    pub key_file: PathBuf,
+}
+
+/// Request limits enforced before any upstream work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total request header bytes (names + values).
+    pub max_header_bytes: usize,
+    /// Number of request headers.
+    pub max_headers: usize,
+    /// Request-target length.
+    pub max_uri_bytes: usize,
+    /// Request body bytes.
+    pub max_body_bytes: u64,
+    /// Time allowed to receive request headers.
+    pub header_read_timeout: Duration,
+}
+
+/// How idguard talks to upstreams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Time to the upstream's response headers.
+    pub response_header_timeout: Duration,
+    /// Idle pooled connection lifetime.
+    pub pool_idle_timeout: Duration,
+    /// Extra CA certificates (PEM) for upstream TLS.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+/// A trusted token issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// The single `aud` tokens for this proxy must carry.
+    pub audience: String,
+    /// Where its public keys come from.
+    pub keys: KeySource,
+    /// Accepted `typ` values, lower-cased, without any `application/` prefix.
+    pub accepted_typ: Vec<String>,
+    /// Clock leeway for `exp`/`nbf`, seconds (≤ 60).
+    pub leeway_seconds: u64,
+    /// Periodic refetch interval for a JWKS URL.
+    pub jwks_refresh: Duration,
+}
+
+/// Where an issuer's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A JWKS document on disk (re-read on reload and, rate-limited, on an unknown `kid`).
+    File(PathBuf),
+    /// A JWKS document at an https URL.
+    Url(String),
+}
+
+/// An agent identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Agent ID (`client_id`/`sub` of its tokens).
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// Whether its tokens are accepted.
+    pub enabled: bool,
+}
+
+/// The node kinds a credential's business type and a route prefix come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// A large language model API (`/llm/`).
+    Llm,
+    /// A third-party API (`/ext/`).
+    External,
+}
+
+impl NodeKind {
+    /// The kind's name as written in the file and used in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Llm => "llm",
+            NodeKind::External => "external",
+        }
+    }
+}
+
+/// A stored credential, opened at snapshot build.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Credential id.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// Business type.
+    pub kind: NodeKind,
+    /// The value, or why it is unavailable (requests that need it get 502 `credential_unavailable`).
+    pub value: Result<Secret, CredentialUnavailable>,
+}
+
+/// Why a credential value could not be had. Carries no part of the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialUnavailable {
+    /// The sealed value would not open.
+    #[error("sealed value: {0}")]
+    Seal(#[from] SealError),
+    /// The named environment variable is unset or empty.
+    #[error("environment variable {0} is not set")]
+    EnvMissing(String),
+}
+
+/// How a credential is put on the upstream request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InjectStyle {
+    /// `Authorization: Bearer <key>` (OpenAI-compatible, DashScope, most APIs).
+    Bearer,
+    /// `x-api-key: <key>`, plus `anthropic-version` when the caller sent none.
+    Anthropic,
+    /// `api-key: <key>` (Azure OpenAI).
+    Azure,
+    /// `x-goog-api-key: <key>` (Gemini).
+    Gemini,
+    /// Any header, with an optional prefix before the key.
+    Header {
+        /// Header name, lower-cased.
+        name: String,
+        /// Text before the key.
+        prefix: String,
+    },
+    /// A query parameter.
+    Query {
+        /// Parameter name.
+        name: String,
+    },
+}
+
+/// The parts of an upstream base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`.
+    pub authority: String,
+    /// Base path without a trailing slash (`""` for the root).
+    pub base_path: String,
+}
+
+/// An LLM or external node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Route name.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// LLM or external.
+    pub kind: NodeKind,
+    /// Where requests go.
+    pub upstream: UpstreamUrl,
+    /// How the credential is injected.
+    pub style: InjectStyle,
+    /// The credential injected.
+    pub credential: Arc<str>,
+    /// Whether `x-idguard-agent` is sent upstream.
+    pub forward_identity: bool,
+    /// Allowed methods, upper-case.
+    pub methods: Vec<String>,
+}
+
+/// An outbound authorization: `agent` may call `node` holding `required_scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// Agent id.
+    pub agent: Arc<str>,
+    /// Node id.
+    pub node: Arc<str>,
+    /// Scopes the token must carry.
+    pub required_scopes: Vec<Arc<str>>,
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    /// Credentials that could not be opened, as errors located at their entry, for `idguard check`.
+    pub fn credential_problems(&self) -> Vec<ValidationError> {
+        let mut out: Vec<ValidationError> = self
+            .credentials
+            .values()
+            .filter_map(|c| match &c.value {
+                Ok(_) => None,
+                Err(why) => Some(ValidationError {
+                    path: format!("credentials[id={}]", c.id),
+                    line: None,
+                    message: format!("cannot be opened: {why}"),
+                }),
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
+    /// Whether any credential is sealed but no master key was given (readiness reports `sealed`).
+    pub fn is_sealed(&self) -> bool {
+        self.credentials.values().any(|c| {
+            matches!(
+                c.value,
+                Err(CredentialUnavailable::Seal(SealError::NoMasterKey))
+            )
+        })
+    }
+}

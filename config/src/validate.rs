@@ -1,0 +1,766 @@
+//! Raw → [`Snapshot`]: every check in one pass, every error collected with the path of its field, so an operator
+//! fixes a file in one round. Nothing here does I/O except reading the JWKS files the config names and the
+//! environment variables credentials name (both through [`BuildContext`]).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{SealError, ValidationError, ValidationErrors};
+use crate::raw::{RawConfig, RawCredential, RawIssuer, RawNode};
+use crate::seal::{self, MasterKeys};
+use crate::secret::Secret;
+use crate::snapshot::{
+    Agent, Credential, CredentialUnavailable, Edge, InjectStyle, Issuer, KeySource, Limits, Node,
+    NodeKind, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl,
+};
+
+/// What building a snapshot may consult besides the raw file.
+pub struct BuildContext<'a> {
+    /// Directory that relative paths in the file are relative to.
+    pub base_dir: PathBuf,
+    /// Master keys for sealed credential values (`None`: sealed values stay unavailable).
+    pub master_keys: Option<&'a MasterKeys>,
+    /// Environment lookup for `env = "..."` credentials (a closure so tests need not touch the process env).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The generation the snapshot will carry.
+    pub generation: u64,
+}
+
+/// Methods a node allows unless it lists its own.
+pub const DEFAULT_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+const DEFAULT_PUBLIC: &str = "0.0.0.0:8080";
+const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+const MAX_LEEWAY: u64 = 60;
+
+struct Errors(Vec<ValidationError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ValidationError {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates `raw` and builds the snapshot.
+///
+/// # Errors
+/// Every problem found, each with its field path; never an empty list.
+pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, ValidationErrors> {
+    let mut errors = Errors(Vec::new());
+    let settings = settings(&raw, ctx, &mut errors);
+
+    let mut issuers = Vec::new();
+    let mut seen_issuers = HashSet::new();
+    for (i, raw_issuer) in raw.issuers.iter().enumerate() {
+        let path = format!("issuers[{i}]");
+        if !seen_issuers.insert(raw_issuer.issuer.clone()) {
+            errors.push(
+                format!("{path}.issuer"),
+                format!("issuer {:?} is declared twice", raw_issuer.issuer),
+            );
+        }
+        if let Some(issuer) = issuer(raw_issuer, &path, ctx, &mut errors) {
+            issuers.push(Arc::new(issuer));
+        }
+    }
+
+    let mut agents = HashMap::new();
+    for (i, a) in raw.agents.iter().enumerate() {
+        let path = format!("agents[{i}]");
+        check_id(&a.id, &format!("{path}.id"), IdKind::Principal, &mut errors);
+        let id: Arc<str> = Arc::from(a.id.as_str());
+        let agent = Agent {
+            id: id.clone(),
+            name: a.name.clone().unwrap_or_else(|| a.id.clone()),
+            enabled: a.enabled.unwrap_or(true),
+        };
+        if agents.insert(id, agent).is_some() {
+            errors.push(
+                format!("{path}.id"),
+                format!("agent id {:?} is declared twice", a.id),
+            );
+        }
+    }
+
+    let mut credentials = HashMap::new();
+    for (i, c) in raw.credentials.iter().enumerate() {
+        let path = format!("credentials[{i}]");
+        if let Some(cred) = credential(c, &path, ctx, &mut errors)
+            && credentials.insert(cred.id.clone(), cred).is_some()
+        {
+            errors.push(
+                format!("{path}.id"),
+                format!("credential id {:?} is declared twice", c.id),
+            );
+        }
+    }
+
+    let mut nodes = HashMap::new();
+    for (kind, list, section) in [
+        (NodeKind::Llm, &raw.llm, "llm"),
+        (NodeKind::External, &raw.external, "external"),
+    ] {
+        for (i, n) in list.iter().enumerate() {
+            let path = format!("{section}[{i}]");
+            if let Some(node) = node(n, kind, &path, &credentials, &mut errors)
+                && nodes.insert(node.id.clone(), node).is_some()
+            {
+                errors.push(
+                    format!("{path}.id"),
+                    format!(
+                        "node id {:?} is already used by another llm or external node",
+                        n.id
+                    ),
+                );
+            }
+        }
+    }
+
+    let mut edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>> = HashMap::new();
+    for (i, e) in raw.outbound.iter().enumerate() {
+        let path = format!("outbound[{i}]");
+        let Some((agent, _)) = agents.get_key_value(e.agent.as_str()) else {
+            errors.push(
+                format!("{path}.agent"),
+                format!("no agent has id {:?}", e.agent),
+            );
+            continue;
+        };
+        let Some((node, _)) = nodes.get_key_value(e.node.as_str()) else {
+            errors.push(
+                format!("{path}.node"),
+                format!("no llm or external node has id {:?}", e.node),
+            );
+            continue;
+        };
+        let mut scopes = Vec::new();
+        for (j, s) in e.scopes.iter().enumerate() {
+            if !is_scope_token(s) {
+                errors.push(
+                    format!("{path}.scopes[{j}]"),
+                    "a scope is 1-128 printable ASCII characters without spaces, quotes or backslashes",
+                );
+            } else if !scopes.iter().any(|x: &Arc<str>| x.as_ref() == s) {
+                scopes.push(Arc::from(s.as_str()));
+            }
+        }
+        let edge = Edge {
+            agent: agent.clone(),
+            node: node.clone(),
+            required_scopes: scopes,
+        };
+        if edges
+            .entry(node.clone())
+            .or_default()
+            .insert(agent.clone(), edge)
+            .is_some()
+        {
+            errors.push(
+                path,
+                format!(
+                    "agent {:?} → node {:?} is declared twice; list every scope in one entry",
+                    e.agent, e.node
+                ),
+            );
+        }
+    }
+
+    if !errors.0.is_empty() {
+        return Err(ValidationErrors(errors.0));
+    }
+    // `settings` is only None when an error was recorded.
+    let Some(settings) = settings else {
+        return Err(ValidationErrors(vec![ValidationError {
+            path: "listeners".into(),
+            line: None,
+            message: "invalid".into(),
+        }]));
+    };
+    Ok(Snapshot {
+        generation: ctx.generation,
+        settings,
+        issuers,
+        agents,
+        credentials,
+        nodes,
+        edges,
+    })
+}
+
+fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Option<Settings> {
+    let addr = |value: &Option<String>, default: &str, path: &str, errors: &mut Errors| {
+        let text = value.as_deref().unwrap_or(default);
+        text.parse::<SocketAddr>()
+            .map_err(|_| {
+                errors.push(
+                    path,
+                    format!("{text:?} is not an address like 127.0.0.1:8080"),
+                )
+            })
+            .ok()
+    };
+    let public_addr = addr(
+        &raw.listeners.public,
+        DEFAULT_PUBLIC,
+        "listeners.public",
+        errors,
+    );
+    let admin_addr = addr(
+        &raw.listeners.admin,
+        DEFAULT_ADMIN,
+        "listeners.admin",
+        errors,
+    );
+    let tls = raw.listeners.tls.as_ref().map(|t| {
+        let cert_file = resolve(&ctx.base_dir, &t.cert_file);
+        let key_file = resolve(&ctx.base_dir, &t.key_file);
+        for (file, path) in [
+            (&cert_file, "listeners.tls.cert_file"),
+            (&key_file, "listeners.tls.key_file"),
+        ] {
+            if !file.is_file() {
+                errors.push(path, format!("{} is not a readable file", file.display()));
+            }
+        }
+        TlsFiles {
+            cert_file,
+            key_file,
+        }
+    });
+    let l = &raw.limits;
+    let limits = Limits {
+        max_header_bytes: bounded(
+            l.max_header_bytes,
+            32 * 1024,
+            1024,
+            1024 * 1024,
+            "limits.max_header_bytes",
+            errors,
+        ),
+        max_headers: bounded(l.max_headers, 100, 8, 1000, "limits.max_headers", errors),
+        max_uri_bytes: bounded(
+            l.max_uri_bytes,
+            8 * 1024,
+            256,
+            64 * 1024,
+            "limits.max_uri_bytes",
+            errors,
+        ),
+        max_body_bytes: l.max_body_bytes.unwrap_or(10 * 1024 * 1024),
+        header_read_timeout: Duration::from_millis(bounded(
+            l.header_read_timeout_ms,
+            10_000,
+            100,
+            600_000,
+            "limits.header_read_timeout_ms",
+            errors,
+        )),
+    };
+    let u = &raw.upstream;
+    let ms = |v: Option<u64>, default: u64, path: &str, errors: &mut Errors| {
+        Duration::from_millis(bounded(v, default, 1, 3_600_000, path, errors))
+    };
+    let upstream = UpstreamSettings {
+        connect_timeout: ms(
+            u.connect_timeout_ms,
+            5_000,
+            "upstream.connect_timeout_ms",
+            errors,
+        ),
+        response_header_timeout: ms(
+            u.response_header_timeout_ms,
+            300_000,
+            "upstream.response_header_timeout_ms",
+            errors,
+        ),
+        pool_idle_timeout: ms(
+            u.pool_idle_timeout_ms,
+            90_000,
+            "upstream.pool_idle_timeout_ms",
+            errors,
+        ),
+        extra_ca_file: u.extra_ca_file.as_ref().map(|p| {
+            let p = resolve(&ctx.base_dir, p);
+            if !p.is_file() {
+                errors.push(
+                    "upstream.extra_ca_file",
+                    format!("{} is not a readable file", p.display()),
+                );
+            }
+            p
+        }),
+    };
+    let watch_interval = match raw.reload.watch_interval_ms.unwrap_or(1000) {
+        0 => None,
+        ms if ms < 50 => {
+            errors.push("reload.watch_interval_ms", "must be 0 (off) or at least 50");
+            None
+        }
+        ms => Some(Duration::from_millis(ms)),
+    };
+    Some(Settings {
+        public_addr: public_addr?,
+        admin_addr: admin_addr?,
+        tls,
+        limits,
+        upstream,
+        watch_interval,
+    })
+}
+
+fn bounded<T>(value: Option<T>, default: T, min: T, max: T, path: &str, errors: &mut Errors) -> T
+where
+    T: PartialOrd + Copy + std::fmt::Display,
+{
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        errors.push(path, format!("must be between {min} and {max}, got {v}"));
+        return default;
+    }
+    v
+}
+
+fn issuer(
+    raw: &RawIssuer,
+    path: &str,
+    ctx: &BuildContext<'_>,
+    errors: &mut Errors,
+) -> Option<Issuer> {
+    let before = errors.0.len();
+    if raw.issuer.trim().is_empty() || raw.issuer.len() > 512 {
+        errors.push(
+            format!("{path}.issuer"),
+            "must be a non-empty string of at most 512 characters",
+        );
+    }
+    if raw.audience.trim().is_empty() || raw.audience.len() > 512 {
+        errors.push(
+            format!("{path}.audience"),
+            "must be a non-empty string of at most 512 characters",
+        );
+    }
+    let keys = match (&raw.jwks_file, &raw.jwks_url) {
+        (Some(file), None) => {
+            let file = resolve(&ctx.base_dir, file);
+            if let Err(why) = read_jwks(&file) {
+                errors.push(format!("{path}.jwks_file"), why);
+            }
+            Some(KeySource::File(file))
+        }
+        (None, Some(url)) => {
+            match url.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+                _ => errors.push(format!("{path}.jwks_url"), "must be an https:// URL"),
+            }
+            Some(KeySource::Url(url.clone()))
+        }
+        _ => {
+            errors.push(path, "set exactly one of jwks_file and jwks_url");
+            None
+        }
+    };
+    let mut accepted_typ = Vec::new();
+    for (i, t) in raw
+        .accepted_typ
+        .clone()
+        .unwrap_or_else(|| vec!["at+jwt".into()])
+        .iter()
+        .enumerate()
+    {
+        let t = normalize_typ(t);
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            errors.push(
+                format!("{path}.accepted_typ[{i}]"),
+                "must be a media type such as at+jwt",
+            );
+        }
+        accepted_typ.push(t);
+    }
+    if accepted_typ.is_empty() {
+        errors.push(format!("{path}.accepted_typ"), "must list at least one typ");
+    }
+    let leeway_seconds = raw.leeway_seconds.unwrap_or(30);
+    if leeway_seconds > MAX_LEEWAY {
+        errors.push(
+            format!("{path}.leeway_seconds"),
+            format!("must be at most {MAX_LEEWAY}"),
+        );
+    }
+    let refresh = raw.jwks_refresh_seconds.unwrap_or(300);
+    if !(30..=86_400).contains(&refresh) {
+        errors.push(
+            format!("{path}.jwks_refresh_seconds"),
+            "must be between 30 and 86400",
+        );
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(Issuer {
+        issuer: raw.issuer.clone(),
+        audience: raw.audience.clone(),
+        keys: keys?,
+        accepted_typ,
+        leeway_seconds,
+        jwks_refresh: Duration::from_secs(refresh),
+    })
+}
+
+/// Reads and parses a JWKS file, checking that it holds at least one key this build can verify with.
+///
+/// # Errors
+/// A message naming what is wrong (unreadable, not JSON, no usable key).
+pub fn read_jwks(path: &Path) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a JWKS document: {e}", path.display()))?;
+    if set.keys.is_empty() {
+        return Err(format!("{} holds no keys", path.display()));
+    }
+    Ok(set)
+}
+
+/// `typ` values compare as media types: case-insensitive, `application/` optional (RFC 9068 §2.1).
+pub fn normalize_typ(typ: &str) -> String {
+    let t = typ.trim().to_ascii_lowercase();
+    match t.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => t,
+    }
+}
+
+fn credential(
+    raw: &RawCredential,
+    path: &str,
+    ctx: &BuildContext<'_>,
+    errors: &mut Errors,
+) -> Option<Credential> {
+    let before = errors.0.len();
+    check_id(&raw.id, &format!("{path}.id"), IdKind::Principal, errors);
+    let kind = match raw.kind.as_str() {
+        "llm" => Some(NodeKind::Llm),
+        "external" => Some(NodeKind::External),
+        other => {
+            errors.push(
+                format!("{path}.kind"),
+                format!("must be \"llm\" or \"external\", got {other:?}"),
+            );
+            None
+        }
+    };
+    let value = match (&raw.sealed, &raw.env) {
+        (Some(sealed), None) => match seal::inspect(sealed) {
+            Err(e) => {
+                errors.push(
+                    format!("{path}.sealed"),
+                    format!("{e}; produce it with `idguard seal`"),
+                );
+                None
+            }
+            Ok(_) => Some(match ctx.master_keys {
+                None => Err(CredentialUnavailable::Seal(SealError::NoMasterKey)),
+                Some(keys) => keys
+                    .open(&raw.id, sealed)
+                    .map_err(CredentialUnavailable::Seal),
+            }),
+        },
+        (None, Some(var)) => {
+            if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                errors.push(
+                    format!("{path}.env"),
+                    "must be an environment variable name ([A-Za-z0-9_]+)",
+                );
+                None
+            } else {
+                Some(match (ctx.env)(var) {
+                    Some(v) if !v.is_empty() => Ok(Secret::new(v)),
+                    _ => Err(CredentialUnavailable::EnvMissing(var.clone())),
+                })
+            }
+        }
+        _ => {
+            errors.push(
+                path,
+                "set exactly one of sealed and env (a plaintext value is never accepted)",
+            );
+            None
+        }
+    };
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(Credential {
+        id: Arc::from(raw.id.as_str()),
+        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        kind: kind?,
+        value: value?,
+    })
+}
+
+fn node(
+    raw: &RawNode,
+    kind: NodeKind,
+    path: &str,
+    credentials: &HashMap<Arc<str>, Credential>,
+    errors: &mut Errors,
+) -> Option<Node> {
+    let before = errors.0.len();
+    check_id(&raw.id, &format!("{path}.id"), IdKind::Route, errors);
+    let upstream = upstream_url(&raw.upstream, &format!("{path}.upstream"), errors);
+    let header_name = |name: &Option<String>, field: &str, errors: &mut Errors| -> Option<String> {
+        match name {
+            Some(n) if is_header_name(n) => Some(n.to_ascii_lowercase()),
+            Some(_) => {
+                errors.push(format!("{path}.{field}"), "is not a valid header name");
+                None
+            }
+            None => {
+                errors.push(
+                    format!("{path}.{field}"),
+                    format!("is required when style = {:?}", raw.style),
+                );
+                None
+            }
+        }
+    };
+    let style = match raw.style.as_str() {
+        "bearer" => Some(InjectStyle::Bearer),
+        "anthropic" => Some(InjectStyle::Anthropic),
+        "azure" => Some(InjectStyle::Azure),
+        "gemini" => Some(InjectStyle::Gemini),
+        "header" => header_name(&raw.header, "header", errors).map(|name| InjectStyle::Header {
+            name,
+            prefix: raw.prefix.clone().unwrap_or_default(),
+        }),
+        "query" => match &raw.query {
+            Some(q)
+                if !q.is_empty()
+                    && q.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                Some(InjectStyle::Query { name: q.clone() })
+            }
+            Some(_) => {
+                errors.push(
+                    format!("{path}.query"),
+                    "must be a parameter name ([A-Za-z0-9._-]+)",
+                );
+                None
+            }
+            None => {
+                errors.push(
+                    format!("{path}.query"),
+                    "is required when style = \"query\"",
+                );
+                None
+            }
+        },
+        other => {
+            errors.push(
+                format!("{path}.style"),
+                format!(
+                    "must be one of bearer, anthropic, azure, gemini, header, query; got {other:?}"
+                ),
+            );
+            None
+        }
+    };
+    if raw.header.is_some() && raw.style != "header" {
+        errors.push(
+            format!("{path}.header"),
+            "only applies to style = \"header\"",
+        );
+    }
+    if raw.query.is_some() && raw.style != "query" {
+        errors.push(format!("{path}.query"), "only applies to style = \"query\"");
+    }
+    if let Some(prefix) = &raw.prefix {
+        if raw.style != "header" {
+            errors.push(
+                format!("{path}.prefix"),
+                "only applies to style = \"header\"",
+            );
+        } else if !prefix.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            errors.push(format!("{path}.prefix"), "must be printable ASCII");
+        }
+    }
+    match credentials.get(raw.credential.as_str()) {
+        None => errors.push(
+            format!("{path}.credential"),
+            format!("no credential has id {:?}", raw.credential),
+        ),
+        Some(c) if c.kind != kind => errors.push(
+            format!("{path}.credential"),
+            format!(
+                "credential {:?} has kind {:?} but this is an {} node",
+                raw.credential,
+                c.kind.as_str(),
+                kind.as_str()
+            ),
+        ),
+        Some(_) => {}
+    }
+    let methods = match &raw.methods {
+        None => DEFAULT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, m) in list.iter().enumerate() {
+                let upper = m.to_ascii_uppercase();
+                if upper == "TRACE" || upper == "CONNECT" {
+                    errors.push(
+                        format!("{path}.methods[{i}]"),
+                        "TRACE and CONNECT are never proxied",
+                    );
+                } else if upper.is_empty() || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+                    errors.push(
+                        format!("{path}.methods[{i}]"),
+                        "must be an HTTP method name",
+                    );
+                } else {
+                    out.push(upper);
+                }
+            }
+            out
+        }
+    };
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(Node {
+        id: Arc::from(raw.id.as_str()),
+        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        kind,
+        upstream: upstream?,
+        style: style?,
+        credential: Arc::from(raw.credential.as_str()),
+        forward_identity: raw.forward_identity.unwrap_or(false),
+        methods,
+    })
+}
+
+fn upstream_url(text: &str, path: &str, errors: &mut Errors) -> Option<UpstreamUrl> {
+    let Ok(uri) = text.parse::<http::Uri>() else {
+        errors.push(path, format!("{text:?} is not a URL"));
+        return None;
+    };
+    let scheme = uri.scheme_str().unwrap_or_default();
+    let Some(authority) = uri.authority() else {
+        errors.push(path, "must be an absolute http:// or https:// URL");
+        return None;
+    };
+    if authority.as_str().contains('@') {
+        errors.push(
+            path,
+            "must not carry user information; store credentials as credentials",
+        );
+        return None;
+    }
+    if uri.query().is_some() {
+        errors.push(
+            path,
+            "must not carry a query; put query credentials in a credential with style = \"query\"",
+        );
+        return None;
+    }
+    match scheme {
+        "https" => {}
+        "http" if is_loopback_host(authority.host()) => {}
+        "http" => {
+            errors.push(
+                path,
+                "plain http is only allowed to loopback upstreams: the injected key would cross the network in clear",
+            );
+            return None;
+        }
+        _ => {
+            errors.push(
+                path,
+                "scheme must be https (or http for a loopback upstream)",
+            );
+            return None;
+        }
+    }
+    let base = uri.path().trim_end_matches('/');
+    if base.split('/').any(|s| s == "." || s == "..") || base.contains('%') || base.contains("//") {
+        errors.push(
+            path,
+            "the base path must be plain segments, without dot segments or percent-escapes",
+        );
+        return None;
+    }
+    Some(UpstreamUrl {
+        scheme: scheme.to_owned(),
+        authority: authority.as_str().to_owned(),
+        base_path: base.to_owned(),
+    })
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+enum IdKind {
+    /// Agents and credentials: `[A-Za-z0-9._:-]{1,128}`.
+    Principal,
+    /// Nodes (they appear in paths): `[A-Za-z0-9._-]{1,64}`, not `.` or `..`.
+    Route,
+}
+
+fn check_id(id: &str, path: &str, kind: IdKind, errors: &mut Errors) {
+    let ok = match kind {
+        IdKind::Principal => {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        }
+        IdKind::Route => {
+            (1..=64).contains(&id.len())
+                && id != "."
+                && id != ".."
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        }
+    };
+    if !ok {
+        let rule = match kind {
+            IdKind::Principal => "1-128 characters of A-Z a-z 0-9 . _ : -",
+            IdKind::Route => "1-64 characters of A-Z a-z 0-9 . _ - (it appears in request paths)",
+        };
+        errors.push(path, format!("{id:?} is not a valid id: use {rule}"));
+    }
+}
+
+/// RFC 6749 scope-token: `%x21 / %x23-5B / %x5D-7E`, here at most 128 bytes.
+pub fn is_scope_token(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^`|~".contains(&b))
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
