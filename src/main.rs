@@ -1,1 +1,243 @@
-fn main() {}
+//! The `idguard` binary: parse the command line and environment, set up tracing, bind the listeners, and hand
+//! them to `idguard_proxy` and `idguard_admin`. All behaviour lives in the crates.
+
+mod cli;
+mod demo;
+
+use std::future::Future;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use idguard_config::{ConfigError, Loader, MasterKeys, Readiness, Reloader};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    // One crypto provider for the whole process: aws-lc-rs, for rustls and jsonwebtoken alike.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Version => {
+            println!("idguard {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => check(&config),
+        Command::Seal { id, new_key } => seal(id.as_deref(), new_key),
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+        } => runtime()?.block_on(serve(&config, listen, admin_listen)),
+        Command::Demo { listen, once } => runtime()?.block_on(demo::run(listen, once)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(idguard_config::env::ENV_LOG)
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let keys = MasterKeys::from_env()
+        .context("reading the master key")?
+        .map(Arc::new);
+    let has_keys = keys.is_some();
+    match Loader::new(path, keys).load(1) {
+        Ok((snapshot, _)) => {
+            let problems = snapshot.credential_problems();
+            let sealed_only = problems.iter().all(|p| p.message.contains("no master key"));
+            for p in &problems {
+                println!("{}: {p}", path.display());
+            }
+            if !problems.is_empty() && (has_keys || !sealed_only) {
+                return Ok(ExitCode::from(1));
+            }
+            println!(
+                "{}: ok ({} issuers, {} agents, {} nodes, {} credentials, {} outbound authorizations){}",
+                path.display(),
+                snapshot.issuers.len(),
+                snapshot.agents.len(),
+                snapshot.nodes.len(),
+                snapshot.credentials.len(),
+                snapshot.edges.values().map(|m| m.len()).sum::<usize>(),
+                if problems.is_empty() {
+                    ""
+                } else {
+                    "; sealed values not checked: no master key set"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConfigError::Invalid(errors)) => {
+            for e in &errors.0 {
+                println!("{}: {e}", path.display());
+            }
+            println!("{}: {} error(s)", path.display(), errors.0.len());
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn seal(id: Option<&str>, new_key: bool) -> anyhow::Result<ExitCode> {
+    if new_key {
+        println!("{}", MasterKeys::generate_encoded().as_str());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = id.context("--id is required")?;
+    let keys = MasterKeys::from_env()
+        .context("reading the master key")?
+        .context(
+            "set IDGUARD_MASTER_KEY or IDGUARD_MASTER_KEY_FILE (idguard seal --new-key makes one)",
+        )?;
+    let mut value = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .context("reading the value from standard input")?;
+    let trimmed = value.trim_end_matches(['\r', '\n']);
+    if trimmed.is_empty() {
+        anyhow::bail!(
+            "standard input was empty: pipe the secret in, e.g. `printf %s \"$KEY\" | idguard seal --id ID`"
+        );
+    }
+    println!("{}", keys.seal(id, trimmed.as_bytes())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `idguard serve`, and the demo's proxy: load, bind, run until SIGTERM/SIGINT.
+pub(crate) async fn serve(
+    path: &Path,
+    listen: Option<std::net::SocketAddr>,
+    admin_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let keys = MasterKeys::from_env()
+        .context("reading the master key")?
+        .map(Arc::new);
+    serve_with(Loader::new(path, keys), listen, admin_listen, None).await
+}
+
+/// Runs both planes with `loader`. `ready` (the demo) hears the bound public address once serving.
+pub(crate) async fn serve_with(
+    loader: Loader,
+    listen: Option<std::net::SocketAddr>,
+    admin_listen: Option<std::net::SocketAddr>,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> anyhow::Result<ExitCode> {
+    let registry = Registry::new();
+    let readiness = Arc::new(Readiness::default());
+    let (reloader, snapshots) = match Reloader::start(loader, readiness.clone(), &registry) {
+        Ok(pair) => pair,
+        Err(e) => {
+            idguard_config::reload::log_config_error(&e);
+            anyhow::bail!("the configuration is not valid; nothing was started");
+        }
+    };
+    let settings = snapshots.borrow().settings.clone();
+    let tls = match &settings.tls {
+        Some(files) => Some(idguard_proxy::load_tls(files)?),
+        None => None,
+    };
+    let public_addr = listen.unwrap_or(settings.public_addr);
+    let admin_addr = admin_listen.unwrap_or(settings.admin_addr);
+    let public = TcpListener::bind(public_addr)
+        .await
+        .with_context(|| format!("binding {public_addr}"))?;
+    let admin = TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("binding {admin_addr}"))?;
+    let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
+    tracing::info!(public = %public_addr, admin = %admin_addr, tls = tls.is_some(), "listening");
+
+    let proxy = idguard_proxy::Proxy::new(snapshots, &registry)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reload = Arc::new(Notify::new());
+    tokio::spawn(signals(stop_tx, reload.clone(), readiness.clone()));
+    tokio::spawn(reloader.run(reload, stopped(stop_rx.clone())));
+    let admin_state = idguard_admin::AdminState {
+        registry,
+        readiness,
+    };
+    let admin_task = tokio::spawn(idguard_admin::run(
+        admin,
+        admin_state,
+        stopped(stop_rx.clone()),
+    ));
+    if let Some(ready) = ready {
+        let _ = ready.send(public_addr);
+    }
+    proxy.run(public, tls, stopped(stop_rx)).await;
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+#[cfg(unix)]
+async fn signals(stop: watch::Sender<bool>, reload: Arc<Notify>, readiness: Arc<Readiness>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                reload.notify_one();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    // Readiness drops first so load balancers stop sending, then listeners close and requests drain.
+    readiness.set_draining();
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop.send(true);
+}

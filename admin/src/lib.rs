@@ -1,1 +1,76 @@
-//! placeholder
+//! idguard's control plane. For now it serves the admin listener's operational endpoints; the admin API and
+//! the identity service join it later.
+//!
+//! # Layout
+//! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`.
+//! - [`run`]: serve an already-bound listener until the shutdown future completes.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use idguard_config::Readiness;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The registry every plane registered its metrics in.
+    pub registry: Registry,
+    /// The shared readiness flags.
+    pub readiness: Arc<Readiness>,
+}
+
+/// The admin listener's routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Serves the admin routes on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn run(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    let mut buf = Vec::new();
+    match TextEncoder::new().encode(&state.registry.gather(), &mut buf) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+            buf,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("metrics encoding failed: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    match state.readiness.check() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", reason.as_str()),
+        ),
+    }
+}

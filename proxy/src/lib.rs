@@ -1,1 +1,140 @@
-//! placeholder
+//! idguard's data plane: the reverse proxy agents call instead of their LLM or external API.
+//!
+//! A request is routed by prefix to a node, its agent token verified, the agent→node edge checked against the
+//! topology, every credential the caller sent removed, the stored one injected, and the exchange streamed to
+//! the upstream and back. See `docs/request-lifecycle.md`.
+//!
+//! # Layout
+//! - [`server`]: accept loop over an already-bound listener; TLS; graceful drain.
+//! - [`stack`]: the one function that orders the layers.
+//! - [`middleware`]: the layers, one concern each ([`middleware::observe`], [`middleware::limits`],
+//!   [`middleware::route`], [`middleware::verify_token`], [`middleware::authorize`], [`middleware::strip`],
+//!   [`middleware::inject`]).
+//! - [`forward`]: the innermost service: build the upstream URI, send, clean the response.
+//! - [`routes`]: the per-snapshot routing table, credentials prepared as sensitive header values.
+//! - [`verify`] and [`keys`]: token verification, its cache, and the issuers' keys.
+//! - [`path`]: strict path checking.
+//! - [`upstream`]: the pooled rustls client.
+//! - [`state`], [`ctx`]: shared and per-request state.
+//! - [`body`], [`error`], [`metrics`]: body types, the error type and its HTTP mapping, Prometheus metrics.
+
+pub mod body;
+pub mod ctx;
+pub mod error;
+pub mod forward;
+pub mod keys;
+pub mod metrics;
+pub mod middleware;
+pub mod path;
+pub mod routes;
+pub mod server;
+pub mod stack;
+pub mod state;
+pub mod upstream;
+pub mod verify;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use idguard_config::SnapshotRx;
+use prometheus::Registry;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+
+pub use error::ProxyError;
+pub use server::load_tls;
+
+use crate::keys::KeyStore;
+use crate::metrics::ProxyMetrics;
+use crate::routes::Routes;
+use crate::state::Shared;
+use crate::upstream::UpstreamClient;
+use crate::verify::{DEFAULT_CACHE_ENTRIES, Verifier};
+
+/// Starting the proxy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Client(#[from] upstream::ClientError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A ready-to-run data plane.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    snapshots: SnapshotRx,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// Builds the proxy from the snapshot currently published on `snapshots`, registering its metrics.
+    ///
+    /// # Errors
+    /// [`StartError`] when the upstream client or the metrics cannot be set up.
+    pub fn new(snapshots: SnapshotRx, registry: &Registry) -> Result<Self, StartError> {
+        let snapshot = snapshots.borrow().clone();
+        let client = UpstreamClient::new(&snapshot.settings.upstream)?;
+        let keys = Arc::new(KeyStore::new(Arc::new(client.clone())));
+        keys.set_issuers(&snapshot.issuers);
+        let verifier = Arc::new(Verifier::new(keys, DEFAULT_CACHE_ENTRIES));
+        let metrics = Arc::new(ProxyMetrics::new(registry)?);
+        let shared = Arc::new(Shared::new(
+            Routes::build(snapshot),
+            verifier,
+            metrics,
+            client,
+        ));
+        Ok(Self { shared, snapshots })
+    }
+
+    /// Serves `listener` (TLS when `tls` is set) until `shutdown` completes, then drains in-flight requests.
+    /// Applies every snapshot published meanwhile without touching open connections.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let Proxy {
+            shared,
+            mut snapshots,
+        } = self;
+        // Fetch URL-based keys before the first request, briefly: a slow JWKS endpoint must not block start-up.
+        let keys = shared.verifier.keys().clone();
+        let _ = tokio::time::timeout(Duration::from_secs(5), refresh_due(&keys)).await;
+
+        let swapper = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                while snapshots.changed().await.is_ok() {
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    let generation = snapshot.generation;
+                    shared.verifier.keys().set_issuers(&snapshot.issuers);
+                    shared.routes.store(Arc::new(Routes::build(snapshot)));
+                    refresh_due(shared.verifier.keys()).await;
+                    tracing::debug!(generation, "routing table swapped");
+                }
+            })
+        };
+        let refresher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                refresh_due(&keys).await;
+            }
+        });
+        server::serve(listener, tls, shared, shutdown).await;
+        swapper.abort();
+        refresher.abort();
+    }
+}
+
+async fn refresh_due(keys: &Arc<KeyStore>) {
+    for issuer in keys.due_for_refresh() {
+        keys.refresh(&issuer).await;
+    }
+}

@@ -1,0 +1,2 @@
+//! Placeholder until the benchmark issue lands its micro-benchmarks here.
+fn main() {}

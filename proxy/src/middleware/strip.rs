@@ -1,0 +1,175 @@
+//! `StripCallerCredentials`: remove everything the caller sent that could carry a credential, claim an
+//! identity, or steer the hop: every token slot, cookies, hop-by-hop headers and every header the caller's
+//! `Connection` names, forwarding and client-certificate headers, `x-idguard-*`, `Host`, and credential query
+//! parameters. Runs after verification (which read the token) and before injection (which adds ours), so the
+//! upstream sees exactly one credential: the stored one.
+
+use http::header::{HeaderMap, HeaderName};
+
+use crate::ctx::Ctx;
+use crate::error::ProxyError;
+use crate::middleware::{Req, RequestStep};
+use crate::routes::Injection;
+
+/// Headers removed from every request before injection.
+pub const STRIPPED_HEADERS: &[&str] = &[
+    // credential slots
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+    "proxy-authorization",
+    // hop-by-hop (RFC 9110 §7.6.1)
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    // forwarding and identity claims: only the proxy sets these
+    "host",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-real-ip",
+    "x-agent-id",
+    "x-forwarded-client-cert",
+    "client-cert",
+    "client-cert-chain",
+    "x-ssl-client-cert",
+    "x-request-id",
+];
+
+/// Query parameters that carry credentials and are removed.
+pub const STRIPPED_QUERY_PARAMS: &[&str] = &["key", "access_token", "api_key", "apikey"];
+
+/// Removes the caller's credentials and hop headers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StripCallerCredentials;
+
+impl RequestStep for StripCallerCredentials {
+    fn apply(&self, req: &mut Req, ctx: &mut Ctx) -> Result<(), ProxyError> {
+        let headers = req.headers_mut();
+        strip_headers(headers);
+        let Some(route) = ctx.route.as_mut() else {
+            return Err(ProxyError::Internal);
+        };
+        // A custom injection header is a credential slot too, whatever its name.
+        let custom_query = match &route.node.inject {
+            Some(Injection::Header { name, .. }) => {
+                headers.remove(name);
+                None
+            }
+            Some(Injection::Query { name, .. }) => Some(name.as_str()),
+            None => None,
+        };
+        if let Some(query) = route.query.take() {
+            route.query = strip_query(&query, custom_query);
+        }
+        Ok(())
+    }
+}
+
+/// Removes [`STRIPPED_HEADERS`], every header named in `Connection`, and `x-idguard-*`.
+pub fn strip_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in STRIPPED_HEADERS {
+        headers.remove(*name);
+    }
+    let ours: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-idguard-"))
+        .cloned()
+        .collect();
+    for name in ours {
+        headers.remove(name);
+    }
+}
+
+/// Drops credential parameters (and `extra`) from a raw query, comparing percent-decoded names without regard
+/// to case. `None` when nothing is left.
+pub fn strip_query(query: &str, extra: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = decode_name(pair.split('=').next().unwrap_or(pair));
+            !STRIPPED_QUERY_PARAMS
+                .iter()
+                .any(|p| name.eq_ignore_ascii_case(p))
+                && !extra.is_some_and(|e| name.eq_ignore_ascii_case(e))
+        })
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(kept.join("&"))
+    }
+}
+
+/// Percent- and plus-decodes a query parameter name, lossily (for comparison only).
+pub fn decode_name(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h << 4) | l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_credentials_are_removed_even_encoded() {
+        assert_eq!(strip_query("key=abc&x=1", None).as_deref(), Some("x=1"));
+        assert_eq!(strip_query("%6Bey=abc&x=1", None).as_deref(), Some("x=1"));
+        assert_eq!(strip_query("KEY=abc", None), None);
+        assert_eq!(
+            strip_query("a=1&token=z", Some("token")).as_deref(),
+            Some("a=1")
+        );
+        assert_eq!(strip_query("a=1&&b=2", None).as_deref(), Some("a=1&b=2"));
+        assert_eq!(decode_name("a%2"), "a%2");
+    }
+}

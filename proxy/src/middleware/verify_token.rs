@@ -1,0 +1,196 @@
+//! `VerifyAgentToken`: find the caller's token in whichever slot its SDK fills (`Authorization: Bearer`,
+//! `x-api-key`, `api-key`, `x-goog-api-key`), refuse ambiguity (two tokens, a token in the query), verify it,
+//! and require its agent to exist in the topology and be enabled. A cache hit or a full verification completes
+//! synchronously; only an unknown `kid`, which may need a key refetch, takes the boxed slow path.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::Either;
+use http::HeaderMap;
+use tower::{Layer, Service};
+
+use crate::ctx::Ctx;
+use crate::error::{ProxyError, RequestReason, TokenReason};
+use crate::metrics::ProxyMetrics;
+use crate::middleware::strip::decode_name;
+use crate::middleware::{Req, Resp};
+use crate::verify::{Attempt, Identity, Verifier};
+
+/// Header slots a token may arrive in, besides `Authorization: Bearer`.
+pub const KEY_SLOTS: &[&str] = &["x-api-key", "api-key", "x-goog-api-key"];
+/// Longest token considered at all.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Builds [`VerifyAgentToken`].
+#[derive(Clone)]
+pub struct VerifyAgentTokenLayer {
+    verifier: Arc<Verifier>,
+    metrics: Arc<ProxyMetrics>,
+}
+
+impl VerifyAgentTokenLayer {
+    /// Verifies with `verifier`, counting refusals in `metrics`.
+    pub fn new(verifier: Arc<Verifier>, metrics: Arc<ProxyMetrics>) -> Self {
+        Self { verifier, metrics }
+    }
+}
+
+impl<S> Layer<S> for VerifyAgentTokenLayer {
+    type Service = VerifyAgentToken<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        VerifyAgentToken {
+            verifier: self.verifier.clone(),
+            metrics: self.metrics.clone(),
+            inner,
+        }
+    }
+}
+
+/// Verifies the agent's token.
+#[derive(Clone)]
+pub struct VerifyAgentToken<S> {
+    verifier: Arc<Verifier>,
+    metrics: Arc<ProxyMetrics>,
+    inner: S,
+}
+
+impl<S> Service<Req> for VerifyAgentToken<S>
+where
+    S: Service<Req, Response = Resp, Error = ProxyError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Resp;
+    type Error = ProxyError;
+    type Future = Either<
+        Ready<Result<Resp, ProxyError>>,
+        Either<S::Future, BoxFuture<Result<Resp, ProxyError>>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let token = match extract_token(req.headers(), req.uri().query()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.metrics.decision(false, e.reason());
+                return Either::Left(ready(Err(e)));
+            }
+        };
+        match self.verifier.attempt(&token) {
+            Attempt::Verified(identity) => match admit(&mut req, identity) {
+                Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
+                Err(e) => {
+                    self.metrics.decision(false, e.reason());
+                    Either::Left(ready(Err(e)))
+                }
+            },
+            Attempt::Rejected(reason) => {
+                self.metrics.decision(false, reason.as_str());
+                Either::Left(ready(Err(ProxyError::InvalidToken(reason))))
+            }
+            Attempt::UnknownKid => {
+                let verifier = self.verifier.clone();
+                let metrics = self.metrics.clone();
+                let mut inner = self.inner.clone();
+                Either::Right(Either::Right(Box::pin(async move {
+                    let outcome = match verifier.verify(&token).await {
+                        Ok(identity) => admit(&mut req, identity),
+                        Err(reason) => Err(ProxyError::InvalidToken(reason)),
+                    };
+                    if let Err(e) = outcome {
+                        metrics.decision(false, e.reason());
+                        return Err(e);
+                    }
+                    inner.call(req).await
+                })))
+            }
+        }
+    }
+}
+
+/// Checks the verified agent against the request's snapshot and records it in the context.
+fn admit(req: &mut Req, identity: Arc<Identity>) -> Result<(), ProxyError> {
+    let ctx = req
+        .extensions_mut()
+        .get_mut::<Ctx>()
+        .ok_or(ProxyError::Internal)?;
+    let Some((id, agent)) = ctx.routes.snapshot.agents.get_key_value(&*identity.agent) else {
+        return Err(ProxyError::InvalidToken(TokenReason::UnknownAgent));
+    };
+    if !agent.enabled {
+        return Err(ProxyError::InvalidToken(TokenReason::AgentDisabled));
+    }
+    let _ = ctx.log.agent.set(id.clone());
+    ctx.identity = Some(identity);
+    Ok(())
+}
+
+/// Finds exactly one token. Two `Authorization` headers, different tokens in different slots, or a token in
+/// the query string are refused as ambiguous (RFC 6750 §2: one method per request).
+///
+/// # Errors
+/// [`ProxyError::MissingToken`], [`ProxyError::InvalidToken`] for a malformed credential, or
+/// [`ProxyError::InvalidRequest`].
+pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Result<String, ProxyError> {
+    if let Some(q) = query
+        && q.split('&').any(|pair| {
+            decode_name(pair.split('=').next().unwrap_or(pair)).eq_ignore_ascii_case("access_token")
+        })
+    {
+        return Err(ProxyError::InvalidRequest(RequestReason::TokenInQuery));
+    }
+    let mut found: Vec<&str> = Vec::with_capacity(1);
+    let mut auth = headers.get_all(http::header::AUTHORIZATION).iter();
+    if let Some(value) = auth.next() {
+        if auth.next().is_some() {
+            return Err(ProxyError::InvalidRequest(RequestReason::AmbiguousToken));
+        }
+        let text = value
+            .to_str()
+            .map_err(|_| ProxyError::InvalidToken(TokenReason::Malformed))?;
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ProxyError::MissingToken);
+        }
+        let token = rest.trim();
+        if token.is_empty() {
+            return Err(ProxyError::MissingToken);
+        }
+        found.push(token);
+    }
+    for slot in KEY_SLOTS {
+        let mut values = headers.get_all(*slot).iter();
+        if let Some(value) = values.next() {
+            if values.next().is_some() {
+                return Err(ProxyError::InvalidRequest(RequestReason::AmbiguousToken));
+            }
+            let token = value
+                .to_str()
+                .map_err(|_| ProxyError::InvalidToken(TokenReason::Malformed))?
+                .trim();
+            if !token.is_empty() {
+                found.push(token);
+            }
+        }
+    }
+    // The same token in two slots is tolerated (some SDKs fill both); two different ones are not.
+    if found.windows(2).any(|w| w[0] != w[1]) {
+        return Err(ProxyError::InvalidRequest(RequestReason::AmbiguousToken));
+    }
+    let token = found.first().copied().ok_or(ProxyError::MissingToken)?;
+    if token.len() > MAX_TOKEN_LEN
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ProxyError::InvalidToken(TokenReason::Malformed));
+    }
+    Ok(token.to_owned())
+}

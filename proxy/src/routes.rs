@@ -1,0 +1,242 @@
+//! The proxy's view of one snapshot: everything the hot path needs, computed once when the snapshot arrives.
+//! Node lookup by route name, the agent→node edge with its required scopes, the upstream scheme and authority
+//! already parsed, and the credential already turned into the exact header value (marked sensitive) or query
+//! pair that is injected. Requests never parse configuration.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use http::Method;
+use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use idguard_config::Snapshot;
+use idguard_config::snapshot::{InjectStyle, NodeKind};
+
+/// The routing table of one snapshot.
+pub struct Routes {
+    /// The snapshot it was built from.
+    pub snapshot: Arc<Snapshot>,
+    llm: HashMap<Arc<str>, Arc<NodeRoute>>,
+    external: HashMap<Arc<str>, Arc<NodeRoute>>,
+}
+
+/// One node, ready to serve.
+pub struct NodeRoute {
+    /// Route name (a configured id: safe as a metric label).
+    pub id: Arc<str>,
+    /// LLM or external.
+    pub kind: NodeKind,
+    /// Upstream scheme.
+    pub scheme: Scheme,
+    /// Upstream authority.
+    pub authority: Authority,
+    /// Upstream base path, no trailing slash.
+    pub base_path: String,
+    /// What to inject, or `None` when the credential is unavailable (→ 502).
+    pub inject: Option<Injection>,
+    /// Agents allowed to call this node, with the scopes each must hold.
+    pub edges: HashMap<Arc<str>, EdgeRoute>,
+    /// Allowed methods.
+    pub methods: Vec<Method>,
+    /// Send `x-idguard-agent` upstream.
+    pub forward_identity: bool,
+}
+
+/// An outbound authorization as the hot path checks it.
+pub struct EdgeRoute {
+    /// Scopes the token must carry.
+    pub required_scopes: Vec<Arc<str>>,
+}
+
+/// The prepared credential of a node.
+pub enum Injection {
+    /// Set `name: value`, plus `extra` headers when the caller sent none (e.g. `anthropic-version`).
+    Header {
+        /// Header to set.
+        name: HeaderName,
+        /// Its value, marked sensitive.
+        value: SecretHeaderValue,
+        /// Defaults added only when absent.
+        extra: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// Append `name=value` (value percent-encoded) to the query.
+    Query {
+        /// Parameter name.
+        name: String,
+        /// `name=encoded-value`, ready to append.
+        pair: SecretString,
+    },
+}
+
+/// A header value holding a secret: marked sensitive (so hyper's HPACK never indexes it and loggers hide it),
+/// and printed as `[redacted]`.
+pub struct SecretHeaderValue(HeaderValue);
+
+impl SecretHeaderValue {
+    /// The value, for the injection step only.
+    pub fn expose(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretHeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A query pair holding a secret; printed as `[redacted]`.
+pub struct SecretString(zeroize::Zeroizing<String>);
+
+impl SecretString {
+    /// The value, for the injection step only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+// === impl Routes ===
+
+impl Routes {
+    /// Builds the table for `snapshot`. Never fails: a node whose credential cannot be prepared gets
+    /// `inject: None` and answers 502 `credential_unavailable`, while every other node keeps working.
+    pub fn build(snapshot: Arc<Snapshot>) -> Self {
+        let mut llm = HashMap::new();
+        let mut external = HashMap::new();
+        for node in snapshot.nodes.values() {
+            let (Ok(scheme), Ok(authority)) = (
+                node.upstream.scheme.parse::<Scheme>(),
+                node.upstream.authority.parse::<Authority>(),
+            ) else {
+                tracing::error!(node = %node.id, "upstream URL does not parse; node disabled");
+                continue;
+            };
+            let inject = snapshot
+                .credentials
+                .get(&node.credential)
+                .and_then(|c| c.value.as_ref().ok())
+                .and_then(|secret| prepare(&node.style, secret.expose()));
+            let edges = snapshot
+                .edges
+                .get(&node.id)
+                .map(|by_agent| {
+                    by_agent
+                        .iter()
+                        .map(|(agent, e)| {
+                            (
+                                agent.clone(),
+                                EdgeRoute {
+                                    required_scopes: e.required_scopes.clone(),
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let route = Arc::new(NodeRoute {
+                id: node.id.clone(),
+                kind: node.kind,
+                scheme,
+                authority,
+                base_path: node.upstream.base_path.clone(),
+                inject,
+                edges,
+                methods: node
+                    .methods
+                    .iter()
+                    .filter_map(|m| m.parse::<Method>().ok())
+                    .collect(),
+                forward_identity: node.forward_identity,
+            });
+            match node.kind {
+                NodeKind::Llm => llm.insert(node.id.clone(), route),
+                NodeKind::External => external.insert(node.id.clone(), route),
+            };
+        }
+        Self {
+            snapshot,
+            llm,
+            external,
+        }
+    }
+
+    /// The node routed at `/{prefix}/{id}/`.
+    pub fn node(&self, kind: NodeKind, id: &str) -> Option<&Arc<NodeRoute>> {
+        match kind {
+            NodeKind::Llm => self.llm.get(id),
+            NodeKind::External => self.external.get(id),
+        }
+    }
+}
+
+fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
+    let header = |name: &'static str, value: String| -> Option<Injection> {
+        let mut v = HeaderValue::from_str(&value).ok()?;
+        v.set_sensitive(true);
+        Some(Injection::Header {
+            name: HeaderName::from_static(name),
+            value: SecretHeaderValue(v),
+            extra: vec![],
+        })
+    };
+    let prepared = match style {
+        InjectStyle::Bearer => header("authorization", format!("Bearer {key}")),
+        InjectStyle::Azure => header("api-key", key.to_owned()),
+        InjectStyle::Gemini => header("x-goog-api-key", key.to_owned()),
+        InjectStyle::Anthropic => header("x-api-key", key.to_owned()).map(|inj| match inj {
+            Injection::Header { name, value, .. } => Injection::Header {
+                name,
+                value,
+                extra: vec![(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static("2023-06-01"),
+                )],
+            },
+            other => other,
+        }),
+        InjectStyle::Header { name, prefix } => {
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            let mut v = HeaderValue::from_str(&format!("{prefix}{key}")).ok()?;
+            v.set_sensitive(true);
+            Some(Injection::Header {
+                name,
+                value: SecretHeaderValue(v),
+                extra: vec![],
+            })
+        }
+        InjectStyle::Query { name } => Some(Injection::Query {
+            name: name.clone(),
+            pair: SecretString(zeroize::Zeroizing::new(format!(
+                "{name}={}",
+                encode_query(key)
+            ))),
+        }),
+    };
+    if prepared.is_none() {
+        // The value has bytes a header cannot carry (a newline, say): the node answers 502 until it is fixed.
+        tracing::error!(
+            reason = "credential_unusable",
+            "a credential value cannot be sent in its injection style"
+        );
+    }
+    prepared
+}
+
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! The pooled upstream client: hyper-util's legacy client over rustls (webpki roots plus an optional extra CA
+//! file), HTTP/1.1 and HTTP/2 by ALPN, `TCP_NODELAY`, a connect timeout, and idle-connection expiry. The same
+//! connector fetches JWKS URLs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use idguard_config::snapshot::UpstreamSettings;
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::body::LimitedBody;
+use crate::keys::{FetchFuture, JwksFetch};
+
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// Time allowed for a JWKS fetch.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Connector = HttpsConnector<HttpConnector>;
+
+/// Building the client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The extra CA file could not be read or parsed.
+    #[error("upstream.extra_ca_file {path}: {message}")]
+    ExtraCa {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("upstream TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The upstream client (cheap to clone: the pool is shared).
+#[derive(Clone)]
+pub struct UpstreamClient {
+    /// Forwards requests with streamed bodies.
+    pub http: Client<Connector, LimitedBody>,
+    jwks: Client<Connector, Empty<Bytes>>,
+}
+
+// === impl UpstreamClient ===
+
+impl UpstreamClient {
+    /// Builds the client from the snapshot's upstream settings.
+    ///
+    /// # Errors
+    /// [`ClientError`] when the extra CA file is unusable.
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, ClientError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &settings.extra_ca_file {
+            add_pem_roots(&mut roots, path)?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .pool_timer(TokioTimer::new());
+        // Redirects are never followed: the legacy client has no redirect support at all, by design.
+        Ok(Self {
+            http: builder.build(connector.clone()),
+            jwks: builder.build(connector),
+        })
+    }
+}
+
+fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), ClientError> {
+    let err = |message: String| ClientError::ExtraCa {
+        path: path.display().to_string(),
+        message,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no certificate found".into()));
+    }
+    for cert in certs {
+        roots.add(cert).map_err(|e| err(e.to_string()))?;
+    }
+    Ok(())
+}
+
+impl JwksFetch for UpstreamClient {
+    fn fetch(&self, url: &str) -> FetchFuture {
+        let client = self.jwks.clone();
+        let uri = url.parse::<Uri>();
+        Box::pin(async move {
+            let uri = uri.map_err(|e| e.to_string())?;
+            let req = Request::get(uri)
+                .header(http::header::ACCEPT, "application/json")
+                .body(Empty::new())
+                .map_err(|e| e.to_string())?;
+            let fetch = async {
+                let resp = client
+                    .request(req)
+                    .await
+                    .map_err(|e| format!("request failed: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("status {}", resp.status()));
+                }
+                let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| format!("body: {e}"))?
+                    .to_bytes();
+                String::from_utf8(body.to_vec()).map_err(|_| "body is not UTF-8".to_owned())
+            };
+            tokio::time::timeout(JWKS_TIMEOUT, fetch)
+                .await
+                .map_err(|_| "timed out".to_owned())?
+        })
+    }
+}

@@ -1,0 +1,319 @@
+//! Access-token verification with a cache of verified tokens.
+//!
+//! A first sight of a token parses its header strictly (duplicate keys and `crit` refused), picks the key by
+//! `kid`, requires the header `alg` to equal the key's algorithm, verifies the signature and the `iss`, `aud`,
+//! `exp`, `nbf` rules with jsonwebtoken, then applies the rules jsonwebtoken leaves to us: a single audience,
+//! the `typ` media type, typed claims, a well-formed agent id. The outcome is cached under the token's SHA-256
+//! until `exp` + leeway, so a repeat sight costs one hash and one map lookup. Cache entries are tied to the key
+//! store's epoch: a key rotation or snapshot swap voids them.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dashmap::DashMap;
+use jsonwebtoken::errors::ErrorKind;
+use serde::Deserialize;
+
+use crate::error::TokenReason;
+use crate::keys::{KeyStore, VerifyKey};
+
+/// Most cached verified tokens; past it, expired entries are swept and new ones not cached until there is room.
+pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
+
+/// Who a verified token speaks for.
+#[derive(Debug)]
+pub struct Identity {
+    /// The agent (`client_id`, else `sub`).
+    pub agent: Box<str>,
+    /// Granted scopes, in token order.
+    pub scopes: Box<[Box<str>]>,
+    /// `exp`.
+    pub exp: u64,
+}
+
+impl Identity {
+    /// Whether the token carries `scope` exactly.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| &**s == scope)
+    }
+}
+
+struct Cached {
+    identity: Arc<Identity>,
+    valid_until: u64,
+    epoch: u64,
+}
+
+/// Verifies tokens against a [`KeyStore`], caching successes.
+pub struct Verifier {
+    keys: Arc<KeyStore>,
+    cache: DashMap<[u8; 32], Cached>,
+    max_entries: usize,
+}
+
+#[derive(Deserialize)]
+struct StrictHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    #[allow(dead_code)] // present and typed is what matters; jsonwebtoken compares it
+    iss: String,
+    aud: Audience,
+    #[allow(dead_code)]
+    exp: u64,
+    #[serde(default)]
+    #[allow(dead_code)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<Vec<String>>,
+}
+
+/// The result of the synchronous part of verification.
+pub enum Attempt {
+    /// Verified (from cache or now).
+    Verified(Arc<Identity>),
+    /// Refused.
+    Rejected(TokenReason),
+    /// No key has this `kid`: the caller may refresh keys and try once more.
+    UnknownKid,
+}
+
+// === impl Verifier ===
+
+impl Verifier {
+    /// A verifier over `keys` caching at most `max_entries` tokens.
+    pub fn new(keys: Arc<KeyStore>, max_entries: usize) -> Self {
+        Self {
+            keys,
+            cache: DashMap::new(),
+            max_entries,
+        }
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// Verifies `token` without awaiting: a cache hit, a full verification, or [`Attempt::UnknownKid`].
+    pub fn attempt(&self, token: &str) -> Attempt {
+        let now = now();
+        let digest = sha256(token.as_bytes());
+        let epoch = self.keys.epoch();
+        if let Some(hit) = self.cache.get(&digest)
+            && hit.epoch == epoch
+            && now <= hit.valid_until
+        {
+            return Attempt::Verified(hit.identity.clone());
+        }
+        match self.verify_uncached(token) {
+            Ok((identity, leeway)) => {
+                let identity = Arc::new(identity);
+                self.remember(
+                    digest,
+                    identity.clone(),
+                    identity.exp.saturating_add(leeway),
+                    epoch,
+                    now,
+                );
+                Attempt::Verified(identity)
+            }
+            Err(None) => Attempt::UnknownKid,
+            Err(Some(reason)) => Attempt::Rejected(reason),
+        }
+    }
+
+    /// Verifies `token`, refreshing the issuers' keys (rate-limited) once if its `kid` is unknown.
+    ///
+    /// # Errors
+    /// The reason the token was refused.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, TokenReason> {
+        match self.attempt(token) {
+            Attempt::Verified(id) => Ok(id),
+            Attempt::Rejected(r) => Err(r),
+            Attempt::UnknownKid => {
+                if self.keys.refresh_on_unknown_kid().await {
+                    match self.attempt(token) {
+                        Attempt::Verified(id) => Ok(id),
+                        Attempt::Rejected(r) => Err(r),
+                        Attempt::UnknownKid => Err(TokenReason::UnknownKey),
+                    }
+                } else {
+                    Err(TokenReason::UnknownKey)
+                }
+            }
+        }
+    }
+
+    fn remember(
+        &self,
+        digest: [u8; 32],
+        identity: Arc<Identity>,
+        valid_until: u64,
+        epoch: u64,
+        now: u64,
+    ) {
+        if self.cache.len() >= self.max_entries {
+            self.cache
+                .retain(|_, c| c.epoch == epoch && c.valid_until >= now);
+            if self.cache.len() >= self.max_entries {
+                return;
+            }
+        }
+        self.cache.insert(
+            digest,
+            Cached {
+                identity,
+                valid_until,
+                epoch,
+            },
+        );
+    }
+
+    /// Full verification. `Err(None)` means "no key with this kid".
+    fn verify_uncached(&self, token: &str) -> Result<(Identity, u64), Option<TokenReason>> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Some(TokenReason::Malformed));
+        };
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| Some(TokenReason::Malformed))?;
+        let header: StrictHeader =
+            serde_json::from_slice(&header_bytes).map_err(|_| Some(TokenReason::Malformed))?;
+        if header.crit.is_some() {
+            return Err(Some(TokenReason::UnsupportedCrit));
+        }
+        let candidates = self.keys.candidates(header.kid.as_deref());
+        if candidates.is_empty() {
+            return Err(None);
+        }
+        let mut last = TokenReason::AlgNotAllowed;
+        for key in candidates.iter().filter(|k| alg_name(k) == header.alg) {
+            match check_with(key, token, header.typ.as_deref()) {
+                Ok(identity) => return Ok((identity, key.issuer.leeway_seconds)),
+                Err(reason) => last = reason,
+            }
+        }
+        Err(Some(last))
+    }
+}
+
+fn check_with(key: &VerifyKey, token: &str, typ: Option<&str>) -> Result<Identity, TokenReason> {
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::InvalidSignature => TokenReason::BadSignature,
+                ErrorKind::ExpiredSignature => TokenReason::Expired,
+                ErrorKind::ImmatureSignature => TokenReason::NotYetValid,
+                ErrorKind::InvalidIssuer => TokenReason::BadIssuer,
+                ErrorKind::InvalidAudience => TokenReason::BadAudience,
+                ErrorKind::MissingRequiredClaim(_) => TokenReason::MissingClaim,
+                ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidAlgorithmName
+                | ErrorKind::MissingAlgorithm => TokenReason::AlgNotAllowed,
+                ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenReason::BadClaims,
+                _ => TokenReason::Malformed,
+            }
+        })?;
+    // Signature and standard claims hold; now the rules jsonwebtoken does not enforce.
+    let typ = typ
+        .map(idguard_config::validate::normalize_typ)
+        .ok_or(TokenReason::BadTyp)?;
+    if !key.issuer.accepted_typ.iter().any(|t| *t == typ) {
+        return Err(TokenReason::BadTyp);
+    }
+    let claims = data.claims;
+    // Single-audience policy: a token that also names another audience could be replayed there (RFC 9700 §4.10.2).
+    let audience_ok = match &claims.aud {
+        Audience::One(a) => *a == key.issuer.audience,
+        Audience::Many(list) => !list.is_empty() && list.iter().all(|a| *a == key.issuer.audience),
+    };
+    if !audience_ok {
+        return Err(TokenReason::BadAudience);
+    }
+    let agent = claims
+        .client_id
+        .or(claims.sub)
+        .ok_or(TokenReason::MissingClaim)?;
+    if agent.is_empty()
+        || agent.len() > 128
+        || !agent
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    {
+        return Err(TokenReason::BadClaims);
+    }
+    let scopes: Box<[Box<str>]> = match (claims.scope, claims.scp) {
+        // Space is the only delimiter (RFC 6749 §3.3): a tab or a unicode space is part of a scope, not a gap.
+        (Some(s), _) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(Box::from)
+            .collect(),
+        (None, Some(list)) => list.into_iter().map(String::into_boxed_str).collect(),
+        (None, None) => Box::new([]),
+    };
+    Ok(Identity {
+        agent: agent.into_boxed_str(),
+        scopes,
+        exp: claims.exp,
+    })
+}
+
+fn alg_name(key: &VerifyKey) -> &'static str {
+    use jsonwebtoken::Algorithm as A;
+    match key.alg {
+        A::HS256 => "HS256",
+        A::HS384 => "HS384",
+        A::HS512 => "HS512",
+        A::ES256 => "ES256",
+        A::ES384 => "ES384",
+        A::RS256 => "RS256",
+        A::RS384 => "RS384",
+        A::RS512 => "RS512",
+        A::PS256 => "PS256",
+        A::PS384 => "PS384",
+        A::PS512 => "PS512",
+        A::EdDSA => "EdDSA",
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,70 @@
+//! The command line. Every flag that names a file or address can also come from the environment where noted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// idguard: a credential-brokering reverse proxy for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "idguard", version, about)]
+pub(crate) struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, env = "IDGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the proxy and the admin listener.
+    Serve {
+        /// The routing file (TOML).
+        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        config: PathBuf,
+        /// Public listener address, overriding `listeners.public` (use port 0 for any free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Admin listener address, overriding `listeners.admin`.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Validate a routing file: print every error with its location; exit 1 if there is any.
+    Check {
+        /// The routing file (TOML).
+        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Seal a credential value read from standard input (never from the command line) for the routing file.
+    Seal {
+        /// The credential id the value is for; it is bound into the sealed value.
+        #[arg(long, required_unless_present = "new_key")]
+        id: Option<String>,
+        /// Instead, print a fresh random master key (`1:BASE64`) for IDGUARD_MASTER_KEY or a key file.
+        #[arg(long)]
+        new_key: bool,
+    },
+    /// Run a self-contained demo: a mock LLM, a demo agent and its token, and the proxy between them.
+    Demo {
+        /// Public listener address for the demo proxy.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Send one request through the proxy, print what happened, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print the version.
+    Version,
+}
