@@ -1,0 +1,3 @@
+//! Behaviour tests, by area.
+
+mod injection;

@@ -1,0 +1,8 @@
+//! Test support: signing keys and tokens, recording mock upstreams, the in-process harness, HTTP clients.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+pub mod client;
+pub mod harness;
+pub mod keys;
+pub mod mock;
+pub mod tls;

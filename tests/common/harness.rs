@@ -1,0 +1,223 @@
+//! The in-process harness: write a routing file into a temp dir, start the real proxy and admin servers on
+//! 127.0.0.1:0 exactly as `idguard serve` wires them, and stop them on drop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use idguard_config::{Loader, MasterKeys, Readiness, Reloader};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use super::keys::{AUDIENCE, ISSUER, SigningKey, jwks, rand_hex};
+
+pub struct Keys {
+    pub es256: SigningKey,
+    pub rs256: SigningKey,
+    pub eddsa: SigningKey,
+    /// A key the proxy does not trust (same kid as es256).
+    pub rogue: SigningKey,
+}
+
+/// The issuer keys, generated once per test process (RSA generation is the slow part).
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        es256: SigningKey::es256("es-1"),
+        rs256: SigningKey::rs256("rs-1"),
+        eddsa: SigningKey::eddsa("ed-1"),
+        rogue: SigningKey::es256("es-1"),
+    })
+}
+
+/// A routing file under construction.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub master: String,
+    pub issuer_extra: String,
+    pub fragments: Vec<String>,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys();
+        std::fs::write(dir.path().join("jwks.json"), jwks(&[&k.es256, &k.rs256, &k.eddsa])).unwrap();
+        Self { dir, master: MasterKeys::generate_encoded().to_string(), issuer_extra: String::new(), fragments: vec![] }
+    }
+
+    /// The usual topology: `agent-1` → `openai` (bearer, at `mock`), `agent-2` with no edge.
+    pub fn standard(mock: &super::mock::Mock, secret: &str) -> Self {
+        let mut s = Self::new();
+        s.agent("agent-1").agent("agent-2");
+        s.credential("cred-openai", "llm", secret);
+        s.node("llm", "openai", &format!("http://{}/v1", mock.addr), "style = \"bearer\"", "cred-openai");
+        s.edge("agent-1", "openai", &[]);
+        s
+    }
+
+    pub fn master_keys(&self) -> MasterKeys {
+        MasterKeys::parse(&self.master).unwrap()
+    }
+
+    pub fn agent(&mut self, id: &str) -> &mut Self {
+        self.fragments.push(format!("[[agents]]\nid = \"{id}\"\n"));
+        self
+    }
+
+    pub fn disabled_agent(&mut self, id: &str) -> &mut Self {
+        self.fragments.push(format!("[[agents]]\nid = \"{id}\"\nenabled = false\n"));
+        self
+    }
+
+    pub fn credential(&mut self, id: &str, kind: &str, secret: &str) -> &mut Self {
+        let sealed = self.master_keys().seal(id, secret.as_bytes()).unwrap();
+        self.fragments.push(format!("[[credentials]]\nid = \"{id}\"\nkind = \"{kind}\"\nsealed = \"{sealed}\"\n"));
+        self
+    }
+
+    pub fn node(&mut self, kind: &str, id: &str, upstream: &str, style: &str, credential: &str) -> &mut Self {
+        self.fragments.push(format!(
+            "[[{kind}]]\nid = \"{id}\"\nupstream = \"{upstream}\"\n{style}\ncredential = \"{credential}\"\n"
+        ));
+        self
+    }
+
+    pub fn edge(&mut self, agent: &str, node: &str, scopes: &[&str]) -> &mut Self {
+        let scopes: Vec<String> = scopes.iter().map(|s| format!("{s:?}")).collect();
+        self.fragments.push(format!(
+            "[[outbound]]\nagent = \"{agent}\"\nnode = \"{node}\"\nscopes = [{}]\n",
+            scopes.join(", ")
+        ));
+        self
+    }
+
+    pub fn raw(&mut self, toml: &str) -> &mut Self {
+        self.fragments.push(toml.to_owned());
+        self
+    }
+
+    pub fn toml(&self) -> String {
+        let mut out = format!(
+            "[reload]\nwatch_interval_ms = 0\n\n[upstream]\nresponse_header_timeout_ms = 3000\nconnect_timeout_ms = 1000\n\n\
+             [[issuers]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"jwks.json\"\n{}\n",
+            self.issuer_extra
+        );
+        for f in &self.fragments {
+            out.push('\n');
+            out.push_str(f);
+        }
+        out
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("idguard.toml")
+    }
+
+    pub async fn start(self) -> Harness {
+        self.start_with_tls(None).await
+    }
+
+    pub async fn start_with_tls(self, tls: Option<Arc<rustls::ServerConfig>>) -> Harness {
+        std::fs::write(self.config_path(), self.toml()).unwrap();
+        let loader = Loader::new(self.config_path(), Some(Arc::new(self.master_keys())));
+        let registry = Registry::new();
+        let readiness = Arc::new(Readiness::default());
+        let (reloader, snapshots) = Reloader::start(loader, readiness.clone(), &registry).expect("config loads");
+        let proxy = idguard_proxy::Proxy::new(snapshots, &registry).unwrap();
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let reload = Arc::new(Notify::new());
+        tokio::spawn(reloader.run(reload.clone(), stopped()));
+        tokio::spawn(idguard_admin::run(admin, idguard_admin::AdminState { registry, readiness }, stopped()));
+        tokio::spawn(proxy.run(public, tls, stopped()));
+        Harness { addr, admin: admin_addr, setup: self, reload, stop }
+    }
+}
+
+pub struct Harness {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub setup: Setup,
+    reload: Arc<Notify>,
+    stop: watch::Sender<bool>,
+}
+
+impl Harness {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, _, body) =
+            super::client::get(&format!("http://{}/metrics", self.admin), &[]).await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    pub async fn generation(&self) -> u64 {
+        metric_value(&self.metrics().await, "idguard_config_generation") as u64
+    }
+
+    /// Writes `toml` as the routing file, triggers a reload, and waits until it has been applied (Ok with the
+    /// new generation) or refused (Err).
+    pub async fn reload_with(&self, toml: &str) -> Result<u64, ()> {
+        let before = self.generation().await;
+        let failures_before = failures(&self.metrics().await);
+        std::fs::write(self.setup.config_path(), toml).unwrap();
+        self.reload.notify_one();
+        for _ in 0..200 {
+            let m = self.metrics().await;
+            let generation = metric_value(&m, "idguard_config_generation") as u64;
+            if generation > before {
+                // Give the proxy's swapper a moment to rebuild its table from the published snapshot.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Ok(generation);
+            }
+            if failures(&m) > failures_before {
+                return Err(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("reload neither applied nor failed within 2 s");
+    }
+}
+
+fn failures(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("idguard_config_reloads_total{result=\"failure\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+pub fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A fresh canary secret: recognizable, unique, and with a random part whose substrings tests search for.
+pub fn canary(tag: &str) -> String {
+    format!("CANARY-{tag}-{}", rand_hex(8))
+}
