@@ -186,12 +186,15 @@ async fn sse_events_arrive_one_by_one_as_the_upstream_sends_them() {
         .header("authorization", bearer(&token))
         .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"stream\":true}")))
         .unwrap();
-    let resp = crate::common::client::client().request(req).await.unwrap();
+    // Headers and the first event must both arrive while the upstream is still holding back the rest.
+    let resp = tokio::time::timeout(Duration::from_secs(5), crate::common::client::client().request(req))
+        .await
+        .expect("response headers before the stream ends")
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     assert!(resp.headers().get("set-cookie").is_none(), "upstream cookies are not passed back");
     let mut body = resp.into_body();
-    // The first event must arrive while the upstream is still holding back the rest.
     let first = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("first event in time");
     let first = first.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"data: event-1\n\n");
