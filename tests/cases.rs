@@ -1,3 +1,4 @@
 //! Behaviour tests, by area.
 
 mod injection;
+mod tokens;
