@@ -1,4 +1,6 @@
 //! Behaviour tests, by area.
 
 mod injection;
+mod paths;
 mod tokens;
+mod upstream;
