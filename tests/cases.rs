@@ -1,6 +1,8 @@
 //! Behaviour tests, by area.
 
 mod injection;
+mod observability;
 mod paths;
+mod reload;
 mod tokens;
 mod upstream;

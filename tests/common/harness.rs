@@ -37,6 +37,8 @@ pub struct Setup {
     pub dir: tempfile::TempDir,
     pub master: String,
     pub issuer_extra: String,
+    /// `reload.watch_interval_ms` (0: reload only when a test triggers it).
+    pub watch_ms: u64,
     /// Extra lines for the `[upstream]` table.
     pub upstream_extra: String,
     pub fragments: Vec<String>,
@@ -47,7 +49,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let k = keys();
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&k.es256, &k.rs256, &k.eddsa])).unwrap();
-        Self { dir, master: MasterKeys::generate_encoded().to_string(), issuer_extra: String::new(), upstream_extra: String::new(), fragments: vec![] }
+        Self { dir, master: MasterKeys::generate_encoded().to_string(), issuer_extra: String::new(), watch_ms: 0, upstream_extra: String::new(), fragments: vec![] }
     }
 
     /// The usual topology: `agent-1` → `openai` (bearer, at `mock`), `agent-2` with no edge.
@@ -103,9 +105,9 @@ impl Setup {
 
     pub fn toml(&self) -> String {
         let mut out = format!(
-            "[reload]\nwatch_interval_ms = 0\n\n[upstream]\nresponse_header_timeout_ms = 3000\nconnect_timeout_ms = 1000\n{}\n\
+            "[reload]\nwatch_interval_ms = {}\n\n[upstream]\nresponse_header_timeout_ms = 3000\nconnect_timeout_ms = 1000\n{}\n\
              [[issuers]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"jwks.json\"\n{}\n",
-            self.upstream_extra, self.issuer_extra
+            self.watch_ms, self.upstream_extra, self.issuer_extra
         );
         for f in &self.fragments {
             out.push('\n');
