@@ -111,7 +111,8 @@ node = "demo"
             answer = post(&url, &token, body) => answer?,
         };
         println!("{answer}");
-        let saw = serde_json::from_str::<serde_json::Value>(&answer)
+        let json = answer.split_once('\n').map_or("", |(_, body)| body);
+        let saw = serde_json::from_str::<serde_json::Value>(json)
             .ok()
             .and_then(|v| v["idguard_demo"]["upstream_received_stored_key"].as_bool())
             .unwrap_or(false);

@@ -1,5 +1,6 @@
 //! Behaviour tests, by area.
 
+mod cli;
 mod injection;
 mod observability;
 mod paths;

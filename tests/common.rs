@@ -5,4 +5,5 @@ pub mod client;
 pub mod harness;
 pub mod keys;
 pub mod mock;
+pub mod process;
 pub mod tls;
