@@ -2,6 +2,7 @@
 
 mod cli;
 mod injection;
+mod leaks;
 mod observability;
 mod paths;
 mod reload;
