@@ -4,7 +4,6 @@
 mod cli;
 mod demo;
 
-use std::future::Future;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
@@ -211,10 +210,8 @@ pub(crate) async fn serve_with(
     Ok(ExitCode::SUCCESS)
 }
 
-fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 #[cfg(unix)]

@@ -245,7 +245,7 @@ fn check_with(key: &VerifyKey, token: &str, typ: Option<&str>) -> Result<Identit
     let typ = typ
         .map(idguard_config::validate::normalize_typ)
         .ok_or(TokenReason::BadTyp)?;
-    if !key.issuer.accepted_typ.iter().any(|t| *t == typ) {
+    if !key.issuer.accepted_typ.contains(&typ) {
         return Err(TokenReason::BadTyp);
     }
     let claims = data.claims;

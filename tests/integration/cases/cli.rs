@@ -12,7 +12,11 @@ use crate::common::process::{Served, run};
 fn check_accepts_a_good_file_and_the_example() {
     let s = Setup::new();
     std::fs::write(s.config_path(), s.toml()).unwrap();
-    let (code, out, _) = run(&["check", "--config", s.config_path().to_str().unwrap()], &[], "");
+    let (code, out, _) = run(
+        &["check", "--config", s.config_path().to_str().unwrap()],
+        &[],
+        "",
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ok (1 issuers"), "{out}");
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/idguard.example.toml");
@@ -28,7 +32,11 @@ fn check_prints_every_error_with_its_location() {
         s.toml()
     );
     std::fs::write(s.config_path(), &text).unwrap();
-    let (code, out, _) = run(&["check", "--config", s.config_path().to_str().unwrap()], &[], "");
+    let (code, out, _) = run(
+        &["check", "--config", s.config_path().to_str().unwrap()],
+        &[],
+        "",
+    );
     assert_eq!(code, 1);
     for want in [
         "agents[0].id: \"bad agent\" is not a valid id",
@@ -41,10 +49,24 @@ fn check_prints_every_error_with_its_location() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
-    assert!(out.contains(&format!("line {}: llm[0].upstream", line_of("upstream = \"ftp"))), "{out}");
+    assert!(
+        out.contains(&format!(
+            "line {}: llm[0].upstream",
+            line_of("upstream = \"ftp")
+        )),
+        "{out}"
+    );
     // Unknown fields and type errors are located by the parser.
-    std::fs::write(s.config_path(), format!("{}\n[[agents]]\nid = \"a\"\nenabeld = true\n", s.toml())).unwrap();
-    let (code, out, _) = run(&["check", "--config", s.config_path().to_str().unwrap()], &[], "");
+    std::fs::write(
+        s.config_path(),
+        format!("{}\n[[agents]]\nid = \"a\"\nenabeld = true\n", s.toml()),
+    )
+    .unwrap();
+    let (code, out, _) = run(
+        &["check", "--config", s.config_path().to_str().unwrap()],
+        &[],
+        "",
+    );
     assert_eq!(code, 1);
     assert!(out.contains("enabeld") && out.contains("line"), "{out}");
 }
@@ -55,7 +77,11 @@ fn seal_reads_stdin_and_check_opens_the_result() {
     assert_eq!(code, 0);
     let key = key.trim().to_owned();
     let secret = canary("seal");
-    let (code, sealed, err) = run(&["seal", "--id", "cred-1"], &[("IDGUARD_MASTER_KEY", &key)], &format!("{secret}\n"));
+    let (code, sealed, err) = run(
+        &["seal", "--id", "cred-1"],
+        &[("IDGUARD_MASTER_KEY", &key)],
+        &format!("{secret}\n"),
+    );
     assert_eq!(code, 0, "{err}");
     let sealed = sealed.trim();
     assert!(sealed.starts_with("idg1.") && !sealed.contains(&secret));
@@ -65,20 +91,41 @@ fn seal_reads_stdin_and_check_opens_the_result() {
     let (code, _, err) = run(&["seal", "--id", "cred-1"], &[], "x");
     assert_eq!(code, 2);
     assert!(err.contains("IDGUARD_MASTER_KEY"), "{err}");
-    let (code, _, err) = run(&["seal", "--id", "cred-1"], &[("IDGUARD_MASTER_KEY", &key)], "");
+    let (code, _, err) = run(
+        &["seal", "--id", "cred-1"],
+        &[("IDGUARD_MASTER_KEY", &key)],
+        "",
+    );
     assert_eq!(code, 2);
     assert!(err.contains("standard input was empty"), "{err}");
     // A sealed value in a file: check opens it with the key, and refuses it for another credential id.
     let mut s = Setup::new();
-    s.raw(&format!("[[credentials]]\nid = \"cred-1\"\nkind = \"llm\"\nsealed = \"{sealed}\"\n"));
+    s.raw(&format!(
+        "[[credentials]]\nid = \"cred-1\"\nkind = \"llm\"\nsealed = \"{sealed}\"\n"
+    ));
     std::fs::write(s.config_path(), s.toml()).unwrap();
     let path = s.config_path();
-    let (code, out, _) = run(&["check", "--config", path.to_str().unwrap()], &[("IDGUARD_MASTER_KEY", &key)], "");
+    let (code, out, _) = run(
+        &["check", "--config", path.to_str().unwrap()],
+        &[("IDGUARD_MASTER_KEY", &key)],
+        "",
+    );
     assert_eq!(code, 0, "{out}");
-    std::fs::write(&path, s.toml().replace("id = \"cred-1\"", "id = \"cred-2\"")).unwrap();
-    let (code, out, _) = run(&["check", "--config", path.to_str().unwrap()], &[("IDGUARD_MASTER_KEY", &key)], "");
+    std::fs::write(
+        &path,
+        s.toml().replace("id = \"cred-1\"", "id = \"cred-2\""),
+    )
+    .unwrap();
+    let (code, out, _) = run(
+        &["check", "--config", path.to_str().unwrap()],
+        &[("IDGUARD_MASTER_KEY", &key)],
+        "",
+    );
     assert_eq!(code, 1);
-    assert!(out.contains("credentials[id=cred-2]: cannot be opened"), "{out}");
+    assert!(
+        out.contains("credentials[id=cred-2]: cannot be opened"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -99,8 +146,14 @@ fn demo_shows_the_upstream_got_the_stored_key() {
     let (code, out, err) = run(&["demo", "--listen", "127.0.0.1:0", "--once"], &[], "");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("curl -s http://127.0.0.1:"), "{out}");
-    assert!(out.contains("\"upstream_received_stored_key\":true"), "{out}");
-    assert!(out.contains("\"agent_token_reached_upstream\":false"), "{out}");
+    assert!(
+        out.contains("\"upstream_received_stored_key\":true"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"agent_token_reached_upstream\":false"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -111,8 +164,18 @@ async fn serve_reloads_on_sighup_reports_readiness_and_drains_on_sigterm() {
     let served = Served::start(&s.config_path(), &[("IDGUARD_MASTER_KEY", &s.master)]);
     let token = keys().es256.token(&claims("agent-2", ""));
     let url = format!("http://{}/llm/openai/x", served.public);
-    assert_eq!(get(&url, &[("authorization", &bearer(&token))]).await.0, 403);
-    std::fs::write(s.config_path(), format!("{}\n[[outbound]]\nagent = \"agent-2\"\nnode = \"openai\"\n", s.toml())).unwrap();
+    assert_eq!(
+        get(&url, &[("authorization", &bearer(&token))]).await.0,
+        403
+    );
+    std::fs::write(
+        s.config_path(),
+        format!(
+            "{}\n[[outbound]]\nagent = \"agent-2\"\nnode = \"openai\"\n",
+            s.toml()
+        ),
+    )
+    .unwrap();
     served.signal("HUP");
     let metrics = format!("http://{}/metrics", served.admin);
     for _ in 0..100 {
@@ -122,8 +185,14 @@ async fn serve_reloads_on_sighup_reports_readiness_and_drains_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(get(&url, &[("authorization", &bearer(&token))]).await.0, 200);
-    assert_eq!(get(&format!("http://{}/readyz", served.admin), &[]).await.0, 200);
+    assert_eq!(
+        get(&url, &[("authorization", &bearer(&token))]).await.0,
+        200
+    );
+    assert_eq!(
+        get(&format!("http://{}/readyz", served.admin), &[]).await.0,
+        200
+    );
     let out = served.stop();
     assert!(out.contains("SIGHUP: reloading"), "{out}");
     assert!(out.contains("shutting down"), "{out}");
@@ -139,14 +208,29 @@ async fn without_the_master_key_serve_is_not_ready_and_proxies_no_credential() {
     let (status, _, body) = get(&format!("http://{}/readyz", served.admin), &[]).await;
     assert_eq!((status, body.as_str()), (503, "not ready: sealed\n"));
     let token = keys().es256.token(&claims("agent-1", ""));
-    let (status, _, body) = get(&format!("http://{}/llm/openai/x", served.public), &[("authorization", &bearer(&token))]).await;
+    let (status, _, body) = get(
+        &format!("http://{}/llm/openai/x", served.public),
+        &[("authorization", &bearer(&token))],
+    )
+    .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(mock.count(), 0);
     let wrong = idguard_config::MasterKeys::generate_encoded();
     drop(served);
     let served = Served::start(&s.config_path(), &[("IDGUARD_MASTER_KEY", wrong.as_str())]);
-    assert_eq!(get(&format!("http://{}/llm/openai/x", served.public), &[("authorization", &bearer(&token))]).await.0, 502);
+    assert_eq!(
+        get(
+            &format!("http://{}/llm/openai/x", served.public),
+            &[("authorization", &bearer(&token))]
+        )
+        .await
+        .0,
+        502
+    );
     let out = served.output();
-    assert!(!out.contains(wrong.split(':').nth(1).unwrap()), "key material in a message");
+    assert!(
+        !out.contains(wrong.split(':').nth(1).unwrap()),
+        "key material in a message"
+    );
     assert!(out.contains("credential_unavailable"), "{out}");
 }

@@ -11,8 +11,14 @@ use crate::common::tls::TestCa;
 
 async fn call(h: &Harness, headers: &[(&str, &str)]) -> (u16, Value, Option<String>) {
     let (status, hdrs, body) = get(&h.url("/llm/openai/models"), headers).await;
-    let www = hdrs.get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null), www)
+    let www = hdrs
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+        www,
+    )
 }
 
 async fn with_token(h: &Harness, token: &str) -> u16 {
@@ -36,7 +42,12 @@ async fn es256_rs256_and_eddsa_tokens_are_accepted() {
         let token = key.token(&claims("agent-1", ""));
         assert_eq!(with_token(&h, &token).await, 200, "{}", key.alg_name());
         // A second sight is served from the verified-token cache and must agree.
-        assert_eq!(with_token(&h, &token).await, 200, "{} repeat", key.alg_name());
+        assert_eq!(
+            with_token(&h, &token).await,
+            200,
+            "{} repeat",
+            key.alg_name()
+        );
     }
     assert_eq!(mock.count(), 6);
 }
@@ -45,14 +56,22 @@ async fn es256_rs256_and_eddsa_tokens_are_accepted() {
 async fn b01_missing_or_misplaced_tokens() {
     let (mock, h) = standard().await;
     let token = es().token(&claims("agent-1", ""));
-    for headers in [vec![], vec![("authorization", "Bearer ")], vec![("authorization", "Basic dXNlcjpwYXNz")]] {
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer ")],
+        vec![("authorization", "Basic dXNlcjpwYXNz")],
+    ] {
         let (status, body, www) = call(&h, &headers).await;
         assert_eq!(status, 401, "{headers:?}");
         assert!(www.unwrap().starts_with("Bearer"), "{headers:?}");
         assert_eq!(body["error"]["type"], "authentication_error");
     }
     // A token in the query string, alone or beside a header token.
-    let (status, _, _) = get(&h.url(&format!("/llm/openai/models?access_token={token}")), &[]).await;
+    let (status, _, _) = get(
+        &h.url(&format!("/llm/openai/models?access_token={token}")),
+        &[],
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, _, _) = get(
         &h.url(&format!("/llm/openai/models?access_token={token}")),
@@ -62,10 +81,23 @@ async fn b01_missing_or_misplaced_tokens() {
     assert_eq!(status, 400);
     // Two Authorization headers; two different tokens in two slots.
     let other = es().token(&claims("agent-1", "x"));
-    let (status, body, _) =
-        call(&h, &[("authorization", &bearer(&token)), ("authorization", &bearer(&token))]).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")));
-    let (status, _, _) = call(&h, &[("authorization", &bearer(&token)), ("x-api-key", &other)]).await;
+    let (status, body, _) = call(
+        &h,
+        &[
+            ("authorization", &bearer(&token)),
+            ("authorization", &bearer(&token)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _, _) = call(
+        &h,
+        &[("authorization", &bearer(&token)), ("x-api-key", &other)],
+    )
+    .await;
     assert_eq!(status, 400);
     // Every slot an SDK uses is accepted on its own.
     for slot in ["x-api-key", "api-key", "x-goog-api-key"] {
@@ -82,27 +114,61 @@ async fn b02_signature_attacks() {
     let mut flipped = token.clone().into_bytes();
     let last = flipped.len() - 3;
     flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
-    assert_eq!(with_token(&h, &String::from_utf8(flipped).unwrap()).await, 401);
+    assert_eq!(
+        with_token(&h, &String::from_utf8(flipped).unwrap()).await,
+        401
+    );
     let parts: Vec<&str> = token.split('.').collect();
-    let mut payload: Value =
-        serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1]).unwrap())
-            .unwrap();
+    let mut payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])
+            .unwrap(),
+    )
+    .unwrap();
     payload["client_id"] = json!("agent-2");
-    assert_eq!(with_token(&h, &format!("{}.{}.{}", parts[0], b64(payload.to_string().as_bytes()), parts[2])).await, 401);
+    assert_eq!(
+        with_token(
+            &h,
+            &format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(payload.to_string().as_bytes()),
+                parts[2]
+            )
+        )
+        .await,
+        401
+    );
     // alg: none.
     let header = json!({"alg": "none", "typ": "at+jwt", "kid": "es-1"}).to_string();
-    let unsigned = format!("{}.{}.", b64(header.as_bytes()), b64(claims("agent-1", "").to_string().as_bytes()));
+    let unsigned = format!(
+        "{}.{}.",
+        b64(header.as_bytes()),
+        b64(claims("agent-1", "").to_string().as_bytes())
+    );
     assert_eq!(with_token(&h, &unsigned).await, 401);
     // HS256 keyed with the issuer's public key (as JWK JSON and as the raw x coordinate).
-    for secret in [es().jwk.to_string(), es().jwk["x"].as_str().unwrap().to_owned()] {
+    for secret in [
+        es().jwk.to_string(),
+        es().jwk["x"].as_str().unwrap().to_owned(),
+    ] {
         let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "es-1"}).to_string();
-        let msg = format!("{}.{}", b64(header.as_bytes()), b64(claims("agent-1", "").to_string().as_bytes()));
+        let msg = format!(
+            "{}.{}",
+            b64(header.as_bytes()),
+            b64(claims("agent-1", "").to_string().as_bytes())
+        );
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
         let tag = aws_lc_rs::hmac::sign(&key, msg.as_bytes());
-        assert_eq!(with_token(&h, &format!("{msg}.{}", b64(tag.as_ref()))).await, 401);
+        assert_eq!(
+            with_token(&h, &format!("{msg}.{}", b64(tag.as_ref()))).await,
+            401
+        );
     }
     // Right kid, wrong key.
-    assert_eq!(with_token(&h, &keys().rogue.token(&claims("agent-1", ""))).await, 401);
+    assert_eq!(
+        with_token(&h, &keys().rogue.token(&claims("agent-1", ""))).await,
+        401
+    );
     assert_eq!(mock.count(), 0);
 }
 
@@ -122,7 +188,10 @@ async fn b03_b04_b05_time_and_required_claims() {
     let base = claims("agent-1", "");
     let now = now() as i64;
     let refused: Vec<(&str, Value)> = vec![
-        ("expired beyond leeway", with(base.clone(), "exp", json!(now - 120))),
+        (
+            "expired beyond leeway",
+            with(base.clone(), "exp", json!(now - 120)),
+        ),
         ("exp 0", with(base.clone(), "exp", json!(0))),
         ("exp 1", with(base.clone(), "exp", json!(1))),
         ("exp negative", with(base.clone(), "exp", json!(-5))),
@@ -132,32 +201,79 @@ async fn b03_b04_b05_time_and_required_claims() {
         ("exp array", with(base.clone(), "exp", json!([now + 600]))),
         ("exp missing", without(base.clone(), "exp")),
         ("nbf future", with(base.clone(), "nbf", json!(now + 300))),
-        ("nbf string", with(base.clone(), "nbf", json!(format!("{}", now - 10)))),
+        (
+            "nbf string",
+            with(base.clone(), "nbf", json!(format!("{}", now - 10))),
+        ),
         ("aud missing", without(base.clone(), "aud")),
         ("iss missing", without(base.clone(), "iss")),
-        ("iss other", with(base.clone(), "iss", json!("https://evil.test"))),
-        ("no agent", without(without(base.clone(), "sub"), "client_id")),
-        ("agent with CRLF", with(with(base.clone(), "client_id", json!("agent-1\r\nX-Api-Key: x")), "sub", json!("x"))),
+        (
+            "iss other",
+            with(base.clone(), "iss", json!("https://evil.test")),
+        ),
+        (
+            "no agent",
+            without(without(base.clone(), "sub"), "client_id"),
+        ),
+        (
+            "agent with CRLF",
+            with(
+                with(base.clone(), "client_id", json!("agent-1\r\nX-Api-Key: x")),
+                "sub",
+                json!("x"),
+            ),
+        ),
     ];
     for (name, c) in refused {
         let (status, body, www) = call(&h, &[("authorization", &bearer(&es().token(&c)))]).await;
         assert_eq!(status, 401, "{name}");
-        assert_eq!(www.as_deref(), Some(r#"Bearer realm="idguard", error="invalid_token""#), "{name}");
+        assert_eq!(
+            www.as_deref(),
+            Some(r#"Bearer realm="idguard", error="invalid_token""#),
+            "{name}"
+        );
         assert_eq!(body["error"]["code"], "invalid_token", "{name}");
     }
     assert_eq!(mock.count(), 0);
     // Within the leeway is still good.
-    assert_eq!(with_token(&h, &es().token(&with(base.clone(), "exp", json!(now - 10)))).await, 200);
-    assert_eq!(with_token(&h, &es().token(&with(base, "nbf", json!(now + 10)))).await, 200);
+    assert_eq!(
+        with_token(&h, &es().token(&with(base.clone(), "exp", json!(now - 10)))).await,
+        200
+    );
+    assert_eq!(
+        with_token(&h, &es().token(&with(base, "nbf", json!(now + 10)))).await,
+        200
+    );
 }
 
 #[tokio::test]
 async fn b06_single_audience_policy() {
     let (_mock, h) = standard().await;
     let base = claims("agent-1", "");
-    assert_eq!(with_token(&h, &es().token(&with(base.clone(), "aud", json!("another-agent")))).await, 401);
-    assert_eq!(with_token(&h, &es().token(&with(base.clone(), "aud", json!([AUDIENCE, "another-agent"])))).await, 401);
-    assert_eq!(with_token(&h, &es().token(&with(base, "aud", json!([AUDIENCE])))).await, 200);
+    assert_eq!(
+        with_token(
+            &h,
+            &es().token(&with(base.clone(), "aud", json!("another-agent")))
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        with_token(
+            &h,
+            &es().token(&with(
+                base.clone(),
+                "aud",
+                json!([AUDIENCE, "another-agent"])
+            ))
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        with_token(&h, &es().token(&with(base, "aud", json!([AUDIENCE])))).await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -171,10 +287,20 @@ async fn b07_typ_is_compared_as_a_media_type() {
         }
         es().sign_raw(&header.to_string(), &payload)
     };
-    for bad in [Some("JWT"), None, Some("client-authentication+jwt"), Some("at+jwt+x")] {
+    for bad in [
+        Some("JWT"),
+        None,
+        Some("client-authentication+jwt"),
+        Some("at+jwt+x"),
+    ] {
         assert_eq!(with_token(&h, &token(bad)).await, 401, "{bad:?}");
     }
-    for good in ["at+jwt", "application/at+jwt", "AT+JWT", "Application/At+Jwt"] {
+    for good in [
+        "at+jwt",
+        "application/at+jwt",
+        "AT+JWT",
+        "Application/At+Jwt",
+    ] {
         assert_eq!(with_token(&h, &token(Some(good))).await, 200, "{good}");
     }
 }
@@ -182,23 +308,40 @@ async fn b07_typ_is_compared_as_a_media_type() {
 #[tokio::test]
 async fn b08_c01_a_valid_token_without_an_edge_is_forbidden_before_any_upstream_call() {
     let (mock, h) = standard().await;
-    let (status, body, www) = call(&h, &[("authorization", &bearer(&es().token(&claims("agent-2", "llm.use"))))]).await;
+    let (status, body, www) = call(
+        &h,
+        &[(
+            "authorization",
+            &bearer(&es().token(&claims("agent-2", "llm.use"))),
+        )],
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "no_edge");
     assert!(www.unwrap().contains("insufficient_scope"));
     assert_eq!(mock.count(), 0);
     let metrics = h.metrics().await;
-    assert!(metrics.contains(r#"idguard_authz_decisions_total{decision="deny",reason="no_edge"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"idguard_authz_decisions_total{decision="deny",reason="no_edge"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_and_disabled_agents_are_refused() {
     let mock = Mock::start().await;
     let mut s = Setup::standard(&mock, &canary("k"));
-    s.disabled_agent("agent-off").edge("agent-off", "openai", &[]);
+    s.disabled_agent("agent-off")
+        .edge("agent-off", "openai", &[]);
     let h = s.start().await;
-    assert_eq!(with_token(&h, &es().token(&claims("agent-off", ""))).await, 401);
-    assert_eq!(with_token(&h, &es().token(&claims("nobody", ""))).await, 401);
+    assert_eq!(
+        with_token(&h, &es().token(&claims("agent-off", ""))).await,
+        401
+    );
+    assert_eq!(
+        with_token(&h, &es().token(&claims("nobody", ""))).await,
+        401
+    );
     assert_eq!(mock.count(), 0);
 }
 
@@ -206,8 +349,17 @@ async fn unknown_and_disabled_agents_are_refused() {
 async fn b10_hostile_token_structure() {
     let (mock, h) = standard().await;
     // A 64 KiB token is refused by the header limit before any parsing.
-    let huge = format!("{}.{}.{}", "a".repeat(100), "b".repeat(64 * 1024), "c".repeat(100));
-    let (status, _, _) = get(&h.url("/llm/openai/models"), &[("authorization", &bearer(&huge))]).await;
+    let huge = format!(
+        "{}.{}.{}",
+        "a".repeat(100),
+        "b".repeat(64 * 1024),
+        "c".repeat(100)
+    );
+    let (status, _, _) = get(
+        &h.url("/llm/openai/models"),
+        &[("authorization", &bearer(&huge))],
+    )
+    .await;
     assert_eq!(status, 431);
     // Claims nested 10 000 deep, within the size limit: a clean 401, no stack overflow.
     let nested = format!(
@@ -225,17 +377,49 @@ async fn b10_hostile_token_structure() {
     );
     assert_eq!(with_token(&h, &es().sign_raw(&header, &dup)).await, 401);
     let dup_header = r#"{"alg":"ES256","alg":"none","typ":"at+jwt","kid":"es-1"}"#;
-    assert_eq!(with_token(&h, &es().sign_raw(dup_header, &claims("agent-1", "").to_string())).await, 401);
+    assert_eq!(
+        with_token(
+            &h,
+            &es().sign_raw(dup_header, &claims("agent-1", "").to_string())
+        )
+        .await,
+        401
+    );
     // An unknown crit extension.
-    let crit = json!({"alg": "ES256", "typ": "at+jwt", "kid": "es-1", "crit": ["urn:x"], "urn:x": 1}).to_string();
-    assert_eq!(with_token(&h, &es().sign_raw(&crit, &claims("agent-1", "").to_string())).await, 401);
+    let crit =
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "es-1", "crit": ["urn:x"], "urn:x": 1})
+            .to_string();
+    assert_eq!(
+        with_token(
+            &h,
+            &es().sign_raw(&crit, &claims("agent-1", "").to_string())
+        )
+        .await,
+        401
+    );
     // Header-driven key selection is never followed (jku/x5u/jwk point at nothing we fetch).
     let attacker = Mock::start().await;
     let jku = json!({"alg": "ES256", "typ": "at+jwt", "kid": "attacker", "jku": format!("http://{}/jwks", attacker.addr),
                      "x5u": format!("http://{}/x5u", attacker.addr), "jwk": keys().rogue.jwk});
-    assert_eq!(with_token(&h, &keys().rogue.sign_raw(&jku.to_string(), &claims("agent-1", "").to_string())).await, 401);
+    assert_eq!(
+        with_token(
+            &h,
+            &keys()
+                .rogue
+                .sign_raw(&jku.to_string(), &claims("agent-1", "").to_string())
+        )
+        .await,
+        401
+    );
     // Garbage in every position.
-    for junk in ["abc", "a.b", "a.b.c.d", "....", "eyJ.eyJ.sig", "%%%.%%%.%%%"] {
+    for junk in [
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "....",
+        "eyJ.eyJ.sig",
+        "%%%.%%%.%%%",
+    ] {
         assert_eq!(with_token(&h, junk).await, 401, "{junk}");
     }
     assert_eq!(attacker.count() + mock.count(), 0);
@@ -246,23 +430,59 @@ async fn c02_scopes_are_matched_exactly() {
     let mock = Mock::start().await;
     let mut s = Setup::new();
     s.agent("agent-1").credential("c", "llm", &canary("k"));
-    s.node("llm", "openai", &format!("http://{}/v1", mock.addr), "style = \"bearer\"", "c");
+    s.node(
+        "llm",
+        "openai",
+        &format!("http://{}/v1", mock.addr),
+        "style = \"bearer\"",
+        "c",
+    );
     s.edge("agent-1", "openai", &["llm.chat", "llm.read"]);
     let h = s.start().await;
-    let (status, body, www) = call(&h, &[("authorization", &bearer(&es().token(&claims("agent-1", "llm.read"))))]).await;
+    let (status, body, www) = call(
+        &h,
+        &[(
+            "authorization",
+            &bearer(&es().token(&claims("agent-1", "llm.read"))),
+        )],
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "insufficient_scope");
-    assert_eq!(www.unwrap(), r#"Bearer realm="idguard", error="insufficient_scope", scope="llm.chat""#);
+    assert_eq!(
+        www.unwrap(),
+        r#"Bearer realm="idguard", error="insufficient_scope", scope="llm.chat""#
+    );
     for scope in [json!(["llm.chat", "llm.read"]), json!(42)] {
         let c = with(claims("agent-1", ""), "scope", scope.clone());
         assert_eq!(with_token(&h, &es().token(&c)).await, 401, "scope {scope}");
     }
-    for literal in ["llm:* llm.read", "llm.chat\tllm.read", "llm.chat\u{00a0}llm.read", "LLM.CHAT llm.read"] {
-        assert_eq!(with_token(&h, &es().token(&claims("agent-1", literal))).await, 403, "{literal:?}");
+    for literal in [
+        "llm:* llm.read",
+        "llm.chat\tllm.read",
+        "llm.chat\u{00a0}llm.read",
+        "LLM.CHAT llm.read",
+    ] {
+        assert_eq!(
+            with_token(&h, &es().token(&claims("agent-1", literal))).await,
+            403,
+            "{literal:?}"
+        );
     }
     assert_eq!(mock.count(), 0);
-    assert_eq!(with_token(&h, &es().token(&claims("agent-1", "llm.read other llm.chat"))).await, 200);
-    let scp = with(without(claims("agent-1", ""), "scope"), "scp", json!(["llm.chat", "llm.read"]));
+    assert_eq!(
+        with_token(
+            &h,
+            &es().token(&claims("agent-1", "llm.read other llm.chat"))
+        )
+        .await,
+        200
+    );
+    let scp = with(
+        without(claims("agent-1", ""), "scope"),
+        "scp",
+        json!(["llm.chat", "llm.read"]),
+    );
     assert_eq!(with_token(&h, &es().token(&scp)).await, 200);
 }
 
@@ -272,7 +492,10 @@ async fn b09_unknown_kids_cost_at_most_one_jwks_fetch() {
     let ca = TestCa::new();
     let url_key = SigningKey::es256("url-1");
     let jwks = Mock::start_tls(ca.server(&["localhost"]).server_config(&[b"http/1.1"])).await;
-    jwks.set(Behavior::Status(200, crate::common::keys::jwks(&[&url_key])));
+    jwks.set(Behavior::Status(
+        200,
+        crate::common::keys::jwks(&[&url_key]),
+    ));
     let mock = Mock::start().await;
     let mut s = Setup::standard(&mock, &canary("k"));
     let ca_path = ca.write_ca(s.dir.path());
@@ -283,7 +506,11 @@ async fn b09_unknown_kids_cost_at_most_one_jwks_fetch() {
     ));
     let h = s.start().await;
     // The proxy fetches URL keys before it starts accepting, so the first request already verifies.
-    let url_claims = with(claims("agent-1", ""), "iss", json!("https://url-issuer.test"));
+    let url_claims = with(
+        claims("agent-1", ""),
+        "iss",
+        json!("https://url-issuer.test"),
+    );
     assert_eq!(with_token(&h, &url_key.token(&url_claims)).await, 200);
     let fetched_at_start = jwks.count();
     assert_eq!(fetched_at_start, 1, "keys are fetched once at start");
@@ -291,6 +518,10 @@ async fn b09_unknown_kids_cost_at_most_one_jwks_fetch() {
         let stranger = SigningKey::es256(&format!("kid-{}", rand_hex(6)));
         assert_eq!(with_token(&h, &stranger.token(&url_claims)).await, 401);
     }
-    assert!(jwks.count() <= fetched_at_start + 1, "{} JWKS fetches for 300 unknown kids", jwks.count());
+    assert!(
+        jwks.count() <= fetched_at_start + 1,
+        "{} JWKS fetches for 300 unknown kids",
+        jwks.count()
+    );
     assert!(jwks.recorded().iter().all(|r| r.uri == "/jwks"));
 }

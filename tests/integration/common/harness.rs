@@ -48,8 +48,19 @@ impl Setup {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let k = keys();
-        std::fs::write(dir.path().join("jwks.json"), jwks(&[&k.es256, &k.rs256, &k.eddsa])).unwrap();
-        Self { dir, master: MasterKeys::generate_encoded().to_string(), issuer_extra: String::new(), watch_ms: 0, upstream_extra: String::new(), fragments: vec![] }
+        std::fs::write(
+            dir.path().join("jwks.json"),
+            jwks(&[&k.es256, &k.rs256, &k.eddsa]),
+        )
+        .unwrap();
+        Self {
+            dir,
+            master: MasterKeys::generate_encoded().to_string(),
+            issuer_extra: String::new(),
+            watch_ms: 0,
+            upstream_extra: String::new(),
+            fragments: vec![],
+        }
     }
 
     /// The usual topology: `agent-1` → `openai` (bearer, at `mock`), `agent-2` with no edge.
@@ -57,7 +68,13 @@ impl Setup {
         let mut s = Self::new();
         s.agent("agent-1").agent("agent-2");
         s.credential("cred-openai", "llm", secret);
-        s.node("llm", "openai", &format!("http://{}/v1", mock.addr), "style = \"bearer\"", "cred-openai");
+        s.node(
+            "llm",
+            "openai",
+            &format!("http://{}/v1", mock.addr),
+            "style = \"bearer\"",
+            "cred-openai",
+        );
         s.edge("agent-1", "openai", &[]);
         s
     }
@@ -72,17 +89,27 @@ impl Setup {
     }
 
     pub fn disabled_agent(&mut self, id: &str) -> &mut Self {
-        self.fragments.push(format!("[[agents]]\nid = \"{id}\"\nenabled = false\n"));
+        self.fragments
+            .push(format!("[[agents]]\nid = \"{id}\"\nenabled = false\n"));
         self
     }
 
     pub fn credential(&mut self, id: &str, kind: &str, secret: &str) -> &mut Self {
         let sealed = self.master_keys().seal(id, secret.as_bytes()).unwrap();
-        self.fragments.push(format!("[[credentials]]\nid = \"{id}\"\nkind = \"{kind}\"\nsealed = \"{sealed}\"\n"));
+        self.fragments.push(format!(
+            "[[credentials]]\nid = \"{id}\"\nkind = \"{kind}\"\nsealed = \"{sealed}\"\n"
+        ));
         self
     }
 
-    pub fn node(&mut self, kind: &str, id: &str, upstream: &str, style: &str, credential: &str) -> &mut Self {
+    pub fn node(
+        &mut self,
+        kind: &str,
+        id: &str,
+        upstream: &str,
+        style: &str,
+        credential: &str,
+    ) -> &mut Self {
         self.fragments.push(format!(
             "[[{kind}]]\nid = \"{id}\"\nupstream = \"{upstream}\"\n{style}\ncredential = \"{credential}\"\n"
         ));
@@ -129,7 +156,8 @@ impl Setup {
         let loader = Loader::new(self.config_path(), Some(Arc::new(self.master_keys())));
         let registry = Registry::new();
         let readiness = Arc::new(Readiness::default());
-        let (reloader, snapshots) = Reloader::start(loader, readiness.clone(), &registry).expect("config loads");
+        let (reloader, snapshots) =
+            Reloader::start(loader, readiness.clone(), &registry).expect("config loads");
         let proxy = idguard_proxy::Proxy::new(snapshots, &registry).unwrap();
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -143,9 +171,22 @@ impl Setup {
         };
         let reload = Arc::new(Notify::new());
         tokio::spawn(reloader.run(reload.clone(), stopped()));
-        tokio::spawn(idguard_admin::run(admin, idguard_admin::AdminState { registry, readiness }, stopped()));
+        tokio::spawn(idguard_admin::run(
+            admin,
+            idguard_admin::AdminState {
+                registry,
+                readiness,
+            },
+            stopped(),
+        ));
         tokio::spawn(proxy.run(public, tls, stopped()));
-        Harness { addr, admin: admin_addr, setup: self, reload, stop }
+        Harness {
+            addr,
+            admin: admin_addr,
+            setup: self,
+            reload,
+            stop,
+        }
     }
 }
 

@@ -17,7 +17,10 @@ pub fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Fu
 }
 
 pub async fn send(req: Request<Full<Bytes>>) -> Answer {
-    let resp = tokio::time::timeout(Duration::from_secs(10), client().request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), client().request(req))
+        .await
+        .unwrap()
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -55,5 +58,9 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
 
 /// The status code of a raw HTTP/1.1 response.
 pub fn raw_status(response: &str) -> u16 {
-    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

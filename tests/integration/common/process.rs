@@ -23,21 +23,33 @@ impl Served {
     /// Starts `idguard serve --config <config>` on ephemeral ports with JSON logs and the given environment.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin());
-        cmd.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .env_remove("IDGUARD_MASTER_KEY")
-            .env_remove("IDGUARD_MASTER_KEY_FILE")
-            .env_remove("IDGUARD_LOG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(config)
+        .env_remove("IDGUARD_MASTER_KEY")
+        .env_remove("IDGUARD_MASTER_KEY_FILE")
+        .env_remove("IDGUARD_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
         let output = Arc::new(Mutex::new(String::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let output = output.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -52,22 +64,37 @@ impl Served {
             let found = output.lock().unwrap().lines().find_map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).ok()?;
                 (v["message"] == "listening").then(|| {
-                    (v["public"].as_str().unwrap().parse().unwrap(), v["admin"].as_str().unwrap().parse().unwrap())
+                    (
+                        v["public"].as_str().unwrap().parse().unwrap(),
+                        v["admin"].as_str().unwrap().parse().unwrap(),
+                    )
                 })
             });
             if let Some((public, admin)) = found {
-                return Self { child, output, public, admin };
+                return Self {
+                    child,
+                    output,
+                    public,
+                    admin,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("idguard exited with {status}:\n{}", output.lock().unwrap());
             }
-            assert!(Instant::now() < deadline, "idguard did not start:\n{}", output.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "idguard did not start:\n{}",
+                output.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -112,7 +139,12 @@ pub fn run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, St
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),

@@ -27,14 +27,24 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header_values(name).first().copied()
     }
     /// Everything recorded, as one string, for canary searches.
     pub fn dump(&self) -> String {
-        format!("{} {}\n{:?}\n{}", self.method, self.uri, self.headers, String::from_utf8_lossy(&self.body))
+        format!(
+            "{} {}\n{:?}\n{}",
+            self.method,
+            self.uri,
+            self.headers,
+            String::from_utf8_lossy(&self.body)
+        )
     }
 }
 
@@ -86,7 +96,8 @@ impl Mock {
                         let m = m.clone();
                         async move { Ok::<_, Infallible>(m.answer(req).await) }
                     });
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match acceptor {
                         None => {
                             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
@@ -116,7 +127,12 @@ impl Mock {
     }
 
     pub fn last(&self) -> Recorded {
-        self.requests.lock().unwrap().last().cloned().expect("the mock received no request")
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the mock received no request")
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<MockBody> {
@@ -124,9 +140,18 @@ impl Mock {
         let headers = parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .unwrap_or_default();
         self.requests.lock().unwrap().push(Recorded {
             method: parts.method.to_string(),
             uri: parts.uri.to_string(),
@@ -135,11 +160,15 @@ impl Mock {
         });
         let behavior = self.behavior.lock().unwrap().clone();
         match behavior {
-            Behavior::Ok => json(200, r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[]}"#),
+            Behavior::Ok => json(
+                200,
+                r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[]}"#,
+            ),
             Behavior::Status(status, body) => json(status, &body),
             Behavior::Redirect(location) => {
                 let mut r = json(302, "{}");
-                r.headers_mut().insert("location", location.parse().unwrap());
+                r.headers_mut()
+                    .insert("location", location.parse().unwrap());
                 r
             }
             Behavior::Delay(d) => {
@@ -156,8 +185,10 @@ impl Mock {
                     }
                 });
                 let mut r = Response::new(MockBody::Stream(rx));
-                r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
-                r.headers_mut().insert("set-cookie", "session=upstream".parse().unwrap());
+                r.headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
+                r.headers_mut()
+                    .insert("set-cookie", "session=upstream".parse().unwrap());
                 r
             }
         }
@@ -167,7 +198,8 @@ impl Mock {
 fn json(status: u16, body: &str) -> Response<MockBody> {
     let mut r = Response::new(MockBody::Full(Some(Bytes::from(body.to_owned()))));
     *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     r
 }
 
@@ -179,7 +211,10 @@ pub enum MockBody {
 impl Body for MockBody {
     type Data = Bytes;
     type Error = Infallible;
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),

@@ -42,7 +42,10 @@ async fn h01_every_prefix_escape_is_refused_and_nothing_reaches_an_upstream() {
     for path in escapes {
         let resp = raw(h.addr, &raw_get(path, &token, "")).await;
         assert_eq!(raw_status(&resp), 400, "{path}: {resp}");
-        assert!(resp.contains("\"code\":\"invalid_request\""), "{path}: {resp}");
+        assert!(
+            resp.contains("\"code\":\"invalid_request\""),
+            "{path}: {resp}"
+        );
     }
     assert_eq!(mock.count(), 0, "{:?}", mock.recorded());
 }
@@ -54,8 +57,14 @@ async fn h02_the_upstream_authority_never_changes() {
     let evil = attacker.addr.to_string();
     for (path, want) in [
         (format!("/llm/openai/@{evil}/x"), format!("/v1/@{evil}/x")),
-        ("/llm/openai/.evil.example".to_owned(), "/v1/.evil.example".to_owned()),
-        (format!("/llm/openai/x?next=http://{evil}/"), format!("/v1/x?next=http://{evil}/")),
+        (
+            "/llm/openai/.evil.example".to_owned(),
+            "/v1/.evil.example".to_owned(),
+        ),
+        (
+            format!("/llm/openai/x?next=http://{evil}/"),
+            format!("/v1/x?next=http://{evil}/"),
+        ),
     ] {
         let resp = raw(h.addr, &raw_get(&path, &token, "")).await;
         assert_eq!(raw_status(&resp), 200, "{path}");
@@ -63,14 +72,34 @@ async fn h02_the_upstream_authority_never_changes() {
         assert_eq!(r.uri, want);
         assert_eq!(r.header("host"), Some(mock.addr.to_string().as_str()));
     }
-    let status = raw_status(&raw(h.addr, &raw_get(&format!("/llm/openai//{evil}/x"), &token, "")).await);
+    let status = raw_status(
+        &raw(
+            h.addr,
+            &raw_get(&format!("/llm/openai//{evil}/x"), &token, ""),
+        )
+        .await,
+    );
     assert_eq!(status, 400);
     // A fragment is not part of the request target: it is dropped, and the request stays on the right host.
-    let status = raw_status(&raw(h.addr, &raw_get(&format!("/llm/openai/x#@{evil}"), &token, "")).await);
+    let status = raw_status(
+        &raw(
+            h.addr,
+            &raw_get(&format!("/llm/openai/x#@{evil}"), &token, ""),
+        )
+        .await,
+    );
     assert_eq!(status, 200);
     assert_eq!(mock.last().uri, "/v1/x");
     // Host and X-Forwarded-Host never steer routing.
-    let resp = raw(h.addr, &raw_get("/llm/openai/y", &token, &format!("X-Forwarded-Host: {evil}\r\n"))).await;
+    let resp = raw(
+        h.addr,
+        &raw_get(
+            "/llm/openai/y",
+            &token,
+            &format!("X-Forwarded-Host: {evil}\r\n"),
+        ),
+    )
+    .await;
     assert_eq!(raw_status(&resp), 200);
     assert_eq!(attacker.count(), 0);
 }
@@ -78,26 +107,57 @@ async fn h02_the_upstream_authority_never_changes() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_the_base_path_is_kept() {
     let (mock, h, token) = standard().await;
-    for path in ["/", "/llm/", "/llm/nope/x", "/ext/openai/x", "/admin/v1/agents", "/metrics"] {
+    for path in [
+        "/",
+        "/llm/",
+        "/llm/nope/x",
+        "/ext/openai/x",
+        "/admin/v1/agents",
+        "/metrics",
+    ] {
         let (status, _, body) = get(&h.url(path), &[("authorization", &bearer(&token))]).await;
         assert_eq!(status, 404, "{path}");
         assert!(body.contains("unknown_route"), "{path}: {body}");
     }
-    assert_eq!(get(&h.url("/llm/openai"), &[("authorization", &bearer(&token))]).await.0, 200);
+    assert_eq!(
+        get(&h.url("/llm/openai"), &[("authorization", &bearer(&token))])
+            .await
+            .0,
+        200
+    );
     assert_eq!(mock.last().uri, "/v1");
-    assert_eq!(get(&h.url("/llm/openai/models/"), &[("authorization", &bearer(&token))]).await.0, 200);
+    assert_eq!(
+        get(
+            &h.url("/llm/openai/models/"),
+            &[("authorization", &bearer(&token))]
+        )
+        .await
+        .0,
+        200
+    );
     assert_eq!(mock.last().uri, "/v1/models/");
 }
 
 #[tokio::test]
 async fn g03_g04_header_names_and_values_are_checked() {
     let (mock, h, token) = standard().await;
-    for extra in ["X_Api_Key: x\r\n", "x_forwarded_for: 1.2.3.4\r\n", "X-Note: caf\u{e9}\r\n", "X-Bell: a\x07b\r\n"] {
+    for extra in [
+        "X_Api_Key: x\r\n",
+        "x_forwarded_for: 1.2.3.4\r\n",
+        "X-Note: caf\u{e9}\r\n",
+        "X-Bell: a\x07b\r\n",
+    ] {
         let status = raw_status(&raw(h.addr, &raw_get("/llm/openai/x", &token, extra)).await);
         assert_eq!(status, 400, "{extra:?}");
     }
     // CR/LF inside a value never gets that far: hyper refuses the framing.
-    let status = raw_status(&raw(h.addr, &raw_get("/llm/openai/x", &token, "X-A: a\rX-Api-Key: b\r\n")).await);
+    let status = raw_status(
+        &raw(
+            h.addr,
+            &raw_get("/llm/openai/x", &token, "X-A: a\rX-Api-Key: b\r\n"),
+        )
+        .await,
+    );
     assert_eq!(status, 400);
     assert_eq!(mock.count(), 0);
 }
@@ -111,10 +171,16 @@ async fn limits_answer_414_431_and_413() {
     assert_eq!(get(&h.url(&long), &[("authorization", &auth)]).await.0, 414);
     // 120 headers.
     let many: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
-    assert_eq!(raw_status(&raw(h.addr, &raw_get("/llm/openai/x", &token, &many)).await), 431);
+    assert_eq!(
+        raw_status(&raw(h.addr, &raw_get("/llm/openai/x", &token, &many)).await),
+        431
+    );
     // 64 KiB of headers.
     let big = format!("X-Big: {}\r\n", "b".repeat(64 * 1024));
-    assert_eq!(raw_status(&raw(h.addr, &raw_get("/llm/openai/x", &token, &big)).await), 431);
+    assert_eq!(
+        raw_status(&raw(h.addr, &raw_get("/llm/openai/x", &token, &big)).await),
+        431
+    );
     // A declared body over the limit is refused before it is read.
     let req = format!(
         "POST /llm/openai/x HTTP/1.1\r\nHost: p\r\nAuthorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -142,7 +208,12 @@ async fn an_undeclared_body_crossing_the_limit_is_cut_with_413() {
     let resp = raw(h.addr, req.as_bytes()).await;
     assert_eq!(raw_status(&resp), 413, "{resp}");
     // Within the limit, chunked bodies pass.
-    let (status, _, _) = post(&h.url("/llm/openai/x"), &[("authorization", &bearer(&token))], &"y".repeat(900)).await;
+    let (status, _, _) = post(
+        &h.url("/llm/openai/x"),
+        &[("authorization", &bearer(&token))],
+        &"y".repeat(900),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -151,14 +222,39 @@ async fn trace_connect_and_unlisted_methods_are_405() {
     let mock = Mock::start().await;
     let mut s = Setup::new();
     s.agent("agent-1").credential("c", "llm", &canary("k"));
-    s.node("llm", "openai", &format!("http://{}", mock.addr), "style = \"bearer\"\nmethods = [\"POST\"]", "c");
+    s.node(
+        "llm",
+        "openai",
+        &format!("http://{}", mock.addr),
+        "style = \"bearer\"\nmethods = [\"POST\"]",
+        "c",
+    );
     s.edge("agent-1", "openai", &[]);
     let h = s.start().await;
     let token = keys().es256.token(&claims("agent-1", ""));
     for method in ["TRACE", "GET", "DELETE"] {
-        let req = format!("{method} /llm/openai/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
-        assert_eq!(raw_status(&raw(h.addr, req.as_bytes()).await), 405, "{method}");
+        let req = format!(
+            "{method} /llm/openai/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(
+            raw_status(&raw(h.addr, req.as_bytes()).await),
+            405,
+            "{method}"
+        );
     }
-    assert_eq!(mock.count(), 0, "a TRACE reaching an upstream would echo the injected key");
-    assert_eq!(post(&h.url("/llm/openai/x"), &[("authorization", &bearer(&token))], "{}").await.0, 200);
+    assert_eq!(
+        mock.count(),
+        0,
+        "a TRACE reaching an upstream would echo the injected key"
+    );
+    assert_eq!(
+        post(
+            &h.url("/llm/openai/x"),
+            &[("authorization", &bearer(&token))],
+            "{}"
+        )
+        .await
+        .0,
+        200
+    );
 }

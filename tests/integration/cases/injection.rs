@@ -12,10 +12,20 @@ use crate::common::harness::{Setup, canary, keys};
 use crate::common::keys::claims;
 use crate::common::mock::{Behavior, Mock};
 
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"];
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+];
 
 fn credential_headers(r: &crate::common::mock::Recorded) -> Vec<(String, String)> {
-    r.headers.iter().filter(|(k, _)| CREDENTIAL_HEADERS.contains(&k.as_str())).cloned().collect()
+    r.headers
+        .iter()
+        .filter(|(k, _)| CREDENTIAL_HEADERS.contains(&k.as_str()))
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
@@ -29,14 +39,28 @@ async fn each_provider_style_injects_the_stored_key_its_own_way() {
         ("claude", "style = \"anthropic\"", "llm"),
         ("azure", "style = \"azure\"", "llm"),
         ("gemini", "style = \"gemini\"", "llm"),
-        ("custom", "style = \"header\"\nheader = \"X-Weather-Key\"\nprefix = \"Token \"", "external"),
-        ("byquery", "style = \"query\"\nquery = \"appid\"", "external"),
+        (
+            "custom",
+            "style = \"header\"\nheader = \"X-Weather-Key\"\nprefix = \"Token \"",
+            "external",
+        ),
+        (
+            "byquery",
+            "style = \"query\"\nquery = \"appid\"",
+            "external",
+        ),
     ];
     let mut secrets = Vec::new();
     for (id, style, kind) in cases {
         let secret = canary(id);
         s.credential(&format!("cred-{id}"), kind, &secret);
-        s.node(kind, id, &format!("http://{}/base", mock.addr), style, &format!("cred-{id}"));
+        s.node(
+            kind,
+            id,
+            &format!("http://{}/base", mock.addr),
+            style,
+            &format!("cred-{id}"),
+        );
         s.edge("agent-1", id, &[]);
         secrets.push(secret);
     }
@@ -51,11 +75,17 @@ async fn each_provider_style_injects_the_stored_key_its_own_way() {
         )
         .await;
         assert_eq!(status, 200, "{id}");
-        assert!(headers.get("x-request-id").is_some(), "{id}: request id returned");
+        assert!(
+            headers.get("x-request-id").is_some(),
+            "{id}: request id returned"
+        );
         let r = mock.last();
         let creds = credential_headers(&r);
         match *id {
-            "openai" | "dashscope" => assert_eq!(creds, vec![("authorization".into(), format!("Bearer {secret}"))]),
+            "openai" | "dashscope" => assert_eq!(
+                creds,
+                vec![("authorization".into(), format!("Bearer {secret}"))]
+            ),
             "claude" => {
                 assert_eq!(creds, vec![("x-api-key".into(), secret.clone())]);
                 assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
@@ -64,7 +94,10 @@ async fn each_provider_style_injects_the_stored_key_its_own_way() {
             "gemini" => assert_eq!(creds, vec![("x-goog-api-key".into(), secret.clone())]),
             "custom" => {
                 assert!(creds.is_empty(), "{creds:?}");
-                assert_eq!(r.header_values("x-weather-key"), vec![format!("Token {secret}").as_str()]);
+                assert_eq!(
+                    r.header_values("x-weather-key"),
+                    vec![format!("Token {secret}").as_str()]
+                );
             }
             "byquery" => {
                 assert!(creds.is_empty(), "{creds:?}");
@@ -75,8 +108,15 @@ async fn each_provider_style_injects_the_stored_key_its_own_way() {
         if *id != "byquery" {
             assert_eq!(r.uri, "/base/v1/things?x=1", "{id}");
         }
-        assert_eq!(r.header("host"), Some(mock.addr.to_string().as_str()), "{id}: Host is the upstream's");
-        assert!(!r.dump().contains(&token), "{id}: the agent token reached the upstream");
+        assert_eq!(
+            r.header("host"),
+            Some(mock.addr.to_string().as_str()),
+            "{id}: Host is the upstream's"
+        );
+        assert!(
+            !r.dump().contains(&token),
+            "{id}: the agent token reached the upstream"
+        );
     }
 }
 
@@ -85,16 +125,28 @@ async fn anthropic_version_sent_by_the_caller_is_kept() {
     let mock = Mock::start().await;
     let mut s = Setup::new();
     s.agent("agent-1").credential("c", "llm", &canary("claude"));
-    s.node("llm", "claude", &format!("http://{}", mock.addr), "style = \"anthropic\"", "c");
+    s.node(
+        "llm",
+        "claude",
+        &format!("http://{}", mock.addr),
+        "style = \"anthropic\"",
+        "c",
+    );
     s.edge("agent-1", "claude", &[]);
     let h = s.start().await;
     let token = keys().es256.token(&claims("agent-1", ""));
     // The Anthropic SDK sends its API key (here: the agent token) in x-api-key.
-    let (status, _, _) =
-        post(&h.url("/llm/claude/v1/messages"), &[("x-api-key", &token), ("anthropic-version", "2024-01-01")], "{}")
-            .await;
+    let (status, _, _) = post(
+        &h.url("/llm/claude/v1/messages"),
+        &[("x-api-key", &token), ("anthropic-version", "2024-01-01")],
+        "{}",
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(mock.last().header_values("anthropic-version"), vec!["2024-01-01"]);
+    assert_eq!(
+        mock.last().header_values("anthropic-version"),
+        vec!["2024-01-01"]
+    );
 }
 
 #[tokio::test]
@@ -118,7 +170,10 @@ async fn the_callers_own_credentials_never_reach_the_upstream() {
     .await;
     assert_eq!(status, 200);
     let r = mock.last();
-    assert_eq!(credential_headers(&r), vec![("authorization".into(), format!("Bearer {secret}"))]);
+    assert_eq!(
+        credential_headers(&r),
+        vec![("authorization".into(), format!("Bearer {secret}"))]
+    );
     assert_eq!(r.uri, "/v1/chat/completions?keep=1");
     let dump = r.dump();
     assert!(!dump.contains(&caller_key) && !dump.contains("leak1") && !dump.contains("leak2"));
@@ -132,14 +187,23 @@ async fn connection_named_and_forged_identity_headers_are_removed() {
     let secret = canary("stored");
     let mut s = Setup::standard(&mock, &secret);
     s.fragments.retain(|f| !f.starts_with("[[llm]]"));
-    s.node("llm", "openai", &format!("http://{}/v1", mock.addr), "style = \"bearer\"\nforward_identity = true", "cred-openai");
+    s.node(
+        "llm",
+        "openai",
+        &format!("http://{}/v1", mock.addr),
+        "style = \"bearer\"\nforward_identity = true",
+        "cred-openai",
+    );
     let h = s.start().await;
     let token = keys().es256.token(&claims("agent-1", ""));
     let (status, _, _) = post(
         &h.url("/llm/openai/x"),
         &[
             ("authorization", &bearer(&token)),
-            ("connection", "close, X-Api-Key, Authorization, X-Agent-Id, X-Custom-Hop"),
+            (
+                "connection",
+                "close, X-Api-Key, Authorization, X-Agent-Id, X-Custom-Hop",
+            ),
             ("x-custom-hop", "hop"),
             ("x-agent-id", "admin-agent"),
             ("x-idguard-agent", "admin-agent"),
@@ -155,13 +219,28 @@ async fn connection_named_and_forged_identity_headers_are_removed() {
     .await;
     assert_eq!(status, 200);
     let r = mock.last();
-    for gone in ["connection", "x-custom-hop", "x-agent-id", "x-forwarded-host", "forwarded", "x-real-ip", "x-forwarded-client-cert"] {
-        assert!(r.header(gone).is_none(), "{gone} should have been removed: {:?}", r.headers);
+    for gone in [
+        "connection",
+        "x-custom-hop",
+        "x-agent-id",
+        "x-forwarded-host",
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-client-cert",
+    ] {
+        assert!(
+            r.header(gone).is_none(),
+            "{gone} should have been removed: {:?}",
+            r.headers
+        );
     }
     assert_eq!(r.header_values("x-idguard-agent"), vec!["agent-1"]);
     assert_eq!(r.header_values("x-forwarded-for"), vec!["127.0.0.1"]);
     assert_ne!(r.header("x-request-id"), Some("forged-id"));
-    assert_eq!(credential_headers(&r), vec![("authorization".into(), format!("Bearer {secret}"))]);
+    assert_eq!(
+        credential_headers(&r),
+        vec![("authorization".into(), format!("Bearer {secret}"))]
+    );
 }
 
 #[tokio::test]
@@ -169,8 +248,11 @@ async fn identity_header_is_only_sent_where_configured() {
     let mock = Mock::start().await;
     let h = Setup::standard(&mock, &canary("k")).start().await;
     let token = keys().es256.token(&claims("agent-1", ""));
-    let (status, _, _) =
-        get(&h.url("/llm/openai/models"), &[("authorization", &bearer(&token)), ("x-idguard-agent", "x")]).await;
+    let (status, _, _) = get(
+        &h.url("/llm/openai/models"),
+        &[("authorization", &bearer(&token)), ("x-idguard-agent", "x")],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(mock.last().header("x-idguard-agent").is_none());
 }
@@ -179,23 +261,36 @@ async fn identity_header_is_only_sent_where_configured() {
 async fn sse_events_arrive_one_by_one_as_the_upstream_sends_them() {
     let mock = Mock::start().await;
     let release = Arc::new(Notify::new());
-    mock.set(Behavior::Sse { events: 5, release: release.clone() });
+    mock.set(Behavior::Sse {
+        events: 5,
+        release: release.clone(),
+    });
     let h = Setup::standard(&mock, &canary("k")).start().await;
     let token = keys().es256.token(&claims("agent-1", ""));
     let req = hyper::Request::post(h.url("/llm/openai/chat/completions"))
         .header("authorization", bearer(&token))
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"stream\":true}")))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"{\"stream\":true}",
+        )))
         .unwrap();
     // Headers and the first event must both arrive while the upstream is still holding back the rest.
-    let resp = tokio::time::timeout(Duration::from_secs(5), crate::common::client::client().request(req))
-        .await
-        .expect("response headers before the stream ends")
-        .unwrap();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::common::client::client().request(req),
+    )
+    .await
+    .expect("response headers before the stream ends")
+    .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    assert!(resp.headers().get("set-cookie").is_none(), "upstream cookies are not passed back");
+    assert!(
+        resp.headers().get("set-cookie").is_none(),
+        "upstream cookies are not passed back"
+    );
     let mut body = resp.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("first event in time");
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("first event in time");
     let first = first.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"data: event-1\n\n");
     release.notify_one();
@@ -211,8 +306,15 @@ async fn request_bodies_stream_through_unchanged() {
     let mock = Mock::start().await;
     let h = Setup::standard(&mock, &canary("k")).start().await;
     let token = keys().es256.token(&claims("agent-1", ""));
-    let body: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-    let (status, _, _) = post(&h.url("/llm/openai/files"), &[("authorization", &bearer(&token))], &body).await;
+    let body: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let (status, _, _) = post(
+        &h.url("/llm/openai/files"),
+        &[("authorization", &bearer(&token))],
+        &body,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(mock.last().body, body.as_bytes());
 }
