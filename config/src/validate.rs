@@ -764,3 +764,6 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
         base.join(p)
     }
 }
+
+#[cfg(test)]
+mod tests;

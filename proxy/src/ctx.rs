@@ -53,4 +53,6 @@ pub struct LogFields {
     pub agent: OnceLock<Arc<str>>,
     /// Why the request ended as it did, when not a plain success.
     pub reason: OnceLock<&'static str>,
+    /// The authorization decision, `allow` or `deny`, once one was made.
+    pub decision: OnceLock<&'static str>,
 }

@@ -240,3 +240,38 @@ fn encode_query(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_credentials_are_sensitive_and_never_print() {
+        let key = "sk-CANARY-0123456789";
+        for style in [
+            InjectStyle::Bearer,
+            InjectStyle::Anthropic,
+            InjectStyle::Azure,
+            InjectStyle::Gemini,
+            InjectStyle::Header {
+                name: "x-key".into(),
+                prefix: "Token ".into(),
+            },
+        ] {
+            let Some(Injection::Header { value, .. }) = prepare(&style, key) else {
+                panic!("{style:?} should prepare a header");
+            };
+            assert!(value.expose().is_sensitive(), "{style:?}");
+            assert_eq!(format!("{value:?}"), "[redacted]");
+        }
+        let Some(Injection::Query { pair, .. }) =
+            prepare(&InjectStyle::Query { name: "k".into() }, "a b&c")
+        else {
+            panic!("query style");
+        };
+        assert_eq!(pair.expose(), "k=a%20b%26c");
+        assert_eq!(format!("{pair:?}"), "[redacted]");
+        // A value a header cannot carry makes the node unavailable rather than panicking.
+        assert!(prepare(&InjectStyle::Bearer, "bad\nvalue").is_none());
+    }
+}

@@ -27,6 +27,7 @@ impl RequestStep for Authorize {
             return Err(ProxyError::Internal);
         };
         let Some(edge) = route.node.edges.get(&*identity.agent) else {
+            let _ = ctx.log.decision.set("deny");
             self.metrics.decision(false, "no_edge");
             return Err(ProxyError::NoEdge);
         };
@@ -37,9 +38,11 @@ impl RequestStep for Authorize {
             .map(|s| &**s)
             .collect();
         if !missing.is_empty() {
+            let _ = ctx.log.decision.set("deny");
             self.metrics.decision(false, "insufficient_scope");
             return Err(ProxyError::InsufficientScope(missing.join(" ")));
         }
+        let _ = ctx.log.decision.set("allow");
         self.metrics.decision(true, "edge");
         Ok(())
     }

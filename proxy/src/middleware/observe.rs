@@ -113,6 +113,7 @@ where
             let status = resp.status().as_u16();
             let node = log.node.get().map_or("_none", |n| &**n);
             let agent = log.agent.get().map_or("_none", |a| &**a);
+            let decision = log.decision.get().copied().unwrap_or("none");
             let elapsed = start.elapsed();
             shared
                 .metrics
@@ -131,6 +132,7 @@ where
                 path = %path,
                 node,
                 agent,
+                decision,
                 status,
                 reason,
                 generation,

@@ -78,23 +78,18 @@ where
     fn call(&mut self, mut req: Req) -> Self::Future {
         let token = match extract_token(req.headers(), req.uri().query()) {
             Ok(t) => t,
-            Err(e) => {
-                self.metrics.decision(false, e.reason());
-                return Either::Left(ready(Err(e)));
-            }
+            Err(e) => return Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
         };
         match self.verifier.attempt(&token) {
             Attempt::Verified(identity) => match admit(&mut req, identity) {
                 Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
-                Err(e) => {
-                    self.metrics.decision(false, e.reason());
-                    Either::Left(ready(Err(e)))
-                }
+                Err(e) => Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
             },
-            Attempt::Rejected(reason) => {
-                self.metrics.decision(false, reason.as_str());
-                Either::Left(ready(Err(ProxyError::InvalidToken(reason))))
-            }
+            Attempt::Rejected(reason) => Either::Left(ready(Err(deny(
+                &self.metrics,
+                &req,
+                ProxyError::InvalidToken(reason),
+            )))),
             Attempt::UnknownKid => {
                 let verifier = self.verifier.clone();
                 let metrics = self.metrics.clone();
@@ -105,14 +100,22 @@ where
                         Err(reason) => Err(ProxyError::InvalidToken(reason)),
                     };
                     if let Err(e) = outcome {
-                        metrics.decision(false, e.reason());
-                        return Err(e);
+                        return Err(deny(&metrics, &req, e));
                     }
                     inner.call(req).await
                 })))
             }
         }
     }
+}
+
+/// Records a refusal (metric and log decision) and hands the error back.
+fn deny(metrics: &ProxyMetrics, req: &Req, e: ProxyError) -> ProxyError {
+    metrics.decision(false, e.reason());
+    if let Some(ctx) = req.extensions().get::<Ctx>() {
+        let _ = ctx.log.decision.set("deny");
+    }
+    e
 }
 
 /// Checks the verified agent against the request's snapshot and records it in the context.

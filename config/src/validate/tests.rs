@@ -1,0 +1,284 @@
+//! Validation: every rule refuses with the path of its field; a good file becomes the expected snapshot.
+
+use super::*;
+use crate::raw::RawConfig;
+
+const KEY: &str = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+fn build(toml: &str) -> Result<Snapshot, Vec<String>> {
+    // A directory per call: tests run in parallel and must not rewrite each other's JWKS file mid-read.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("idguard-validate-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("jwks.json"),
+        r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
+    )
+    .unwrap();
+    let raw: RawConfig = toml::from_str(toml).map_err(|e| vec![e.to_string()])?;
+    let keys = MasterKeys::parse(KEY).unwrap();
+    let env = |name: &str| (name == "SET_VAR").then(|| "from-env".to_owned());
+    let ctx = BuildContext {
+        base_dir: dir,
+        master_keys: Some(&keys),
+        env: &env,
+        generation: 7,
+    };
+    validate(raw, &ctx).map_err(|e| {
+        e.0.iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect()
+    })
+}
+
+fn sealed(id: &str, value: &str) -> String {
+    MasterKeys::parse(KEY)
+        .unwrap()
+        .seal(id, value.as_bytes())
+        .unwrap()
+}
+
+/// A valid file whose `c1` value was sealed for `sealed_for`.
+fn file(sealed_for: &str) -> String {
+    format!(
+        r#"
+[[issuers]]
+issuer = "https://issuer"
+audience = "proxy"
+jwks_file = "jwks.json"
+
+[[agents]]
+id = "a1"
+
+[[credentials]]
+id = "c1"
+kind = "llm"
+sealed = "{}"
+
+[[credentials]]
+id = "c2"
+kind = "external"
+env = "SET_VAR"
+
+[[llm]]
+id = "openai"
+upstream = "https://api.openai.com/v1/"
+style = "bearer"
+credential = "c1"
+
+[[external]]
+id = "weather"
+upstream = "http://127.0.0.1:9000"
+style = "query"
+query = "appid"
+credential = "c2"
+
+[[outbound]]
+agent = "a1"
+node = "openai"
+scopes = ["llm.use", "llm.use"]
+"#,
+        sealed(sealed_for, "sk-1")
+    )
+}
+
+fn good() -> String {
+    file("c1")
+}
+
+#[test]
+fn a_good_file_builds_the_expected_snapshot() {
+    let s = build(&good()).unwrap();
+    assert_eq!(s.generation, 7);
+    assert_eq!(s.settings.public_addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(s.settings.admin_addr.to_string(), "127.0.0.1:9090");
+    let node = &s.nodes["openai"];
+    assert_eq!(node.upstream.base_path, "/v1");
+    assert_eq!(node.upstream.authority, "api.openai.com");
+    assert_eq!(s.credentials["c1"].value.as_ref().unwrap().expose(), "sk-1");
+    assert_eq!(
+        s.credentials["c2"].value.as_ref().unwrap().expose(),
+        "from-env"
+    );
+    assert_eq!(
+        s.edges["openai"]["a1"].required_scopes.len(),
+        1,
+        "duplicate scopes fold"
+    );
+    assert_eq!(s.issuers[0].accepted_typ, vec!["at+jwt"]);
+    assert_eq!(s.issuers[0].leeway_seconds, 30);
+    assert!(s.credential_problems().is_empty());
+}
+
+fn errors_of(toml: &str) -> Vec<String> {
+    build(toml)
+        .err()
+        .unwrap_or_else(|| panic!("expected errors for:\n{toml}"))
+}
+
+#[test]
+fn every_error_is_collected_with_its_path() {
+    let bad = good()
+        .replace("id = \"a1\"", "id = \"a 1\"")
+        .replace("https://api.openai.com/v1/", "http://api.openai.com/v1")
+        .replace("style = \"query\"", "style = \"qurey\"");
+    let errs = errors_of(&bad);
+    let want = [
+        "agents[0].id: \"a 1\" is not a valid id",
+        "llm[0].upstream: plain http is only allowed to loopback upstreams",
+        "external[0].style: must be one of",
+        "external[0].query: only applies to style = \"query\"",
+        "outbound[0].agent: no agent has id \"a1\"",
+    ];
+    for w in want {
+        assert!(
+            errs.iter().any(|e| e.starts_with(w)),
+            "missing {w:?} in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn individual_rules() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "kind = \"external\"",
+            "kind = \"other\"",
+            "credentials[1].kind: must be \"llm\" or \"external\"",
+        ),
+        (
+            "env = \"SET_VAR\"",
+            "env = \"SET VAR\"",
+            "credentials[1].env: must be an environment variable name",
+        ),
+        (
+            "credential = \"c1\"",
+            "credential = \"c2\"",
+            "llm[0].credential: credential \"c2\" has kind \"external\"",
+        ),
+        (
+            "credential = \"c1\"",
+            "credential = \"nope\"",
+            "llm[0].credential: no credential has id \"nope\"",
+        ),
+        (
+            "https://api.openai.com/v1/",
+            "https://user:pw@api.openai.com/",
+            "llm[0].upstream: must not carry user information",
+        ),
+        (
+            "https://api.openai.com/v1/",
+            "https://api.openai.com/v1?key=x",
+            "llm[0].upstream: must not carry a query",
+        ),
+        (
+            "https://api.openai.com/v1/",
+            "file:///etc/passwd",
+            "llm[0].upstream:",
+        ),
+        (
+            "https://api.openai.com/v1/",
+            "https://api.openai.com/a/../b",
+            "llm[0].upstream: the base path must be plain",
+        ),
+        (
+            "id = \"openai\"",
+            "id = \"..\"",
+            "llm[0].id: \"..\" is not a valid id",
+        ),
+        (
+            "id = \"weather\"",
+            "id = \"openai\"",
+            "external[0].id: node id \"openai\" is already used",
+        ),
+        (
+            "jwks_file = \"jwks.json\"",
+            "jwks_file = \"missing.json\"",
+            "issuers[0].jwks_file: cannot read",
+        ),
+        (
+            "jwks_file = \"jwks.json\"",
+            "jwks_url = \"http://insecure/jwks\"",
+            "issuers[0].jwks_url: must be an https:// URL",
+        ),
+        (
+            "audience = \"proxy\"",
+            "audience = \"proxy\"\nleeway_seconds = 61",
+            "issuers[0].leeway_seconds: must be at most 60",
+        ),
+        (
+            "scopes = [\"llm.use\", \"llm.use\"]",
+            "scopes = [\"has space\"]",
+            "outbound[0].scopes[0]: a scope is",
+        ),
+        (
+            "style = \"bearer\"",
+            "style = \"bearer\"\nmethods = [\"TRACE\"]",
+            "llm[0].methods[0]: TRACE and CONNECT are never proxied",
+        ),
+        (
+            "style = \"bearer\"",
+            "style = \"header\"",
+            "llm[0].header: is required when style = \"header\"",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let text = good().replacen(from, to, 1);
+        assert!(text.contains(to), "replacement {from:?} did not apply");
+        let errs = errors_of(&text);
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{to:?}: missing {want:?} in {errs:#?}"
+        );
+    }
+    // Both value sources, or neither.
+    let both = good().replace(
+        "env = \"SET_VAR\"",
+        "env = \"SET_VAR\"\nsealed = \"idg1.AAAA\"",
+    );
+    assert!(
+        errors_of(&both)
+            .iter()
+            .any(|e| e.starts_with("credentials[1]: set exactly one of sealed and env"))
+    );
+    // Duplicate edges and agents.
+    let dup = format!(
+        "{}\n[[outbound]]\nagent = \"a1\"\nnode = \"openai\"\n\n[[agents]]\nid = \"a1\"\n",
+        good()
+    );
+    let errs = errors_of(&dup);
+    assert!(errs.iter().any(|e| e.starts_with("outbound[1]: agent \"a1\" → node \"openai\" is declared twice")));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("agents[1].id: agent id \"a1\" is declared twice"))
+    );
+}
+
+#[test]
+fn unopenable_credentials_do_not_fail_the_file() {
+    // A value sealed for another credential id (moved between records) loads, but is reported unavailable.
+    let s = build(&file("c9")).unwrap();
+    let problems = s.credential_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "credentials[id=c1]");
+    assert!(
+        problems[0].message.contains("does not open"),
+        "{problems:?}"
+    );
+    let s = build(&good().replace("env = \"SET_VAR\"", "env = \"UNSET_VAR\"")).unwrap();
+    assert!(
+        s.credential_problems()[0]
+            .message
+            .contains("UNSET_VAR is not set")
+    );
+}
+
+#[test]
+fn locate_finds_lines_for_paths() {
+    let text = "[listeners]\npublic = \"x\"\n\n[[llm]]\nid = \"a\"\n\n[[llm]]\nid = \"b\"\nupstream = \"u\"\n";
+    assert_eq!(crate::reload::locate(text, "listeners.public"), Some(2));
+    assert_eq!(crate::reload::locate(text, "llm[1].upstream"), Some(9));
+    assert_eq!(crate::reload::locate(text, "llm[1]"), Some(7));
+    assert_eq!(crate::reload::locate(text, "llm[5].id"), None);
+}
