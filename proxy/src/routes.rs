@@ -102,6 +102,31 @@ impl fmt::Debug for SecretString {
     }
 }
 
+// === impl Injection ===
+
+impl Injection {
+    /// Puts the credential on a request: the header (replacing any), `extra` headers only where absent, or the
+    /// query pair appended. The one place a prepared secret is exposed.
+    pub fn apply(&self, headers: &mut http::HeaderMap, query: &mut Option<String>) {
+        match self {
+            Injection::Header { name, value, extra } => {
+                headers.insert(name.clone(), value.expose().clone());
+                for (name, value) in extra {
+                    if !headers.contains_key(name) {
+                        headers.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+            Injection::Query { pair, .. } => {
+                *query = Some(match query.take() {
+                    Some(q) => format!("{q}&{}", pair.expose()),
+                    None => pair.expose().to_owned(),
+                });
+            }
+        }
+    }
+}
+
 // === impl Routes ===
 
 impl Routes {
@@ -176,7 +201,8 @@ impl Routes {
     }
 }
 
-fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
+/// Prepares the injection of `key` in `style`; `None` when the key cannot be carried that way.
+pub fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
     let header = |name: &'static str, value: String| -> Option<Injection> {
         let mut v = HeaderValue::from_str(&value).ok()?;
         v.set_sensitive(true);

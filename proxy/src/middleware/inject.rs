@@ -8,7 +8,6 @@ use http::header::{HeaderName, HeaderValue};
 use crate::ctx::Ctx;
 use crate::error::ProxyError;
 use crate::middleware::{Req, RequestStep};
-use crate::routes::Injection;
 
 /// The header carrying the verified agent id to upstreams that ask for it.
 pub const AGENT_HEADER: &str = "x-idguard-agent";
@@ -23,23 +22,10 @@ impl RequestStep for InjectCredential {
             return Err(ProxyError::Internal);
         };
         let headers = req.headers_mut();
-        match &route.node.inject {
-            None => return Err(ProxyError::CredentialUnavailable),
-            Some(Injection::Header { name, value, extra }) => {
-                headers.insert(name.clone(), value.expose().clone());
-                for (name, value) in extra {
-                    if !headers.contains_key(name) {
-                        headers.insert(name.clone(), value.clone());
-                    }
-                }
-            }
-            Some(Injection::Query { pair, .. }) => {
-                route.query = Some(match route.query.take() {
-                    Some(q) => format!("{q}&{}", pair.expose()),
-                    None => pair.expose().to_owned(),
-                });
-            }
-        }
+        let Some(injection) = &route.node.inject else {
+            return Err(ProxyError::CredentialUnavailable);
+        };
+        injection.apply(headers, &mut route.query);
         if route.node.forward_identity
             && let Ok(v) = HeaderValue::from_str(&identity.agent)
         {
