@@ -40,6 +40,9 @@ pub(crate) enum Command {
         /// Admin listener address, overriding `listeners.admin`.
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
+        /// Runtime worker threads (default: one per core).
+        #[arg(long, env = "IDGUARD_WORKERS")]
+        workers: Option<usize>,
     },
     /// Validate a routing file: print every error with its location; exit 1 if there is any.
     Check {

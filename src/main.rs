@@ -46,16 +46,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             listen,
             admin_listen,
-        } => runtime()?.block_on(serve(&config, listen, admin_listen)),
-        Command::Demo { listen, once } => runtime()?.block_on(demo::run(listen, once)),
+            workers,
+        } => runtime(workers)?.block_on(serve(&config, listen, admin_listen)),
+        Command::Demo { listen, once } => runtime(None)?.block_on(demo::run(listen, once)),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        anyhow::ensure!(n > 0, "--workers must be at least 1");
+        builder.worker_threads(n);
+    }
+    builder.enable_all().build().context("starting the runtime")
 }
 
 fn init_tracing(format: LogFormat) {

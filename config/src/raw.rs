@@ -24,6 +24,9 @@ pub struct RawConfig {
     /// How the file is watched.
     #[serde(default)]
     pub reload: RawReload,
+    /// Token verification settings.
+    #[serde(default)]
+    pub tokens: RawTokens,
     /// Token issuers whose access tokens the proxy accepts.
     #[serde(default)]
     pub issuers: Vec<RawIssuer>,
@@ -102,6 +105,14 @@ pub struct RawUpstream {
 pub struct RawReload {
     /// How often the file is checked for changes, ms (default 1000; 0 turns watching off, SIGHUP still works).
     pub watch_interval_ms: Option<u64>,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// Most verified tokens cached (default 100000; 0 verifies every request in full). Read at start.
+    pub cache_entries: Option<usize>,
 }
 
 /// `[[issuers]]`: a token issuer the proxy trusts.

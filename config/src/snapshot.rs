@@ -44,6 +44,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     /// How often the file is polled for changes (`None`: not watched).
     pub watch_interval: Option<Duration>,
+    /// Most verified tokens cached (0: no cache). Read at start.
+    pub token_cache_entries: usize,
 }
 
 /// PEM files for the public listener's TLS.

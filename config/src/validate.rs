@@ -304,6 +304,14 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
         }
         ms => Some(Duration::from_millis(ms)),
     };
+    let token_cache_entries = bounded(
+        raw.tokens.cache_entries,
+        100_000,
+        0,
+        10_000_000,
+        "tokens.cache_entries",
+        errors,
+    );
     Some(Settings {
         public_addr: public_addr?,
         admin_addr: admin_addr?,
@@ -311,6 +319,7 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
         limits,
         upstream,
         watch_interval,
+        token_cache_entries,
     })
 }
 

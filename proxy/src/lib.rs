@@ -50,7 +50,7 @@ use crate::metrics::ProxyMetrics;
 use crate::routes::Routes;
 use crate::state::Shared;
 use crate::upstream::UpstreamClient;
-use crate::verify::{DEFAULT_CACHE_ENTRIES, Verifier};
+use crate::verify::Verifier;
 
 /// Starting the proxy failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,7 @@ impl Proxy {
         let client = UpstreamClient::new(&snapshot.settings.upstream)?;
         let keys = Arc::new(KeyStore::new(Arc::new(client.clone())));
         keys.set_issuers(&snapshot.issuers);
-        let verifier = Arc::new(Verifier::new(keys, DEFAULT_CACHE_ENTRIES));
+        let verifier = Arc::new(Verifier::new(keys, snapshot.settings.token_cache_entries));
         let metrics = Arc::new(ProxyMetrics::new(registry)?);
         let shared = Arc::new(Shared::new(
             Routes::build(snapshot),

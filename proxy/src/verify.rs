@@ -19,9 +19,6 @@ use serde::Deserialize;
 use crate::error::TokenReason;
 use crate::keys::{KeyStore, VerifyKey};
 
-/// Most cached verified tokens; past it, expired entries are swept and new ones not cached until there is room.
-pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
-
 /// Who a verified token speaks for.
 #[derive(Debug)]
 pub struct Identity {
