@@ -265,7 +265,7 @@ async fn sse_probe(url: &str, token: Option<String>, runs: usize) {
             while let Some(end) = buf.find("\n\n") {
                 let event: String = buf.drain(..end + 2).collect();
                 if let Some(sent) = event.split("\"sent_us\":").nth(1).and_then(|s| {
-                    s.trim_end_matches(|c| c == '}' || c == '\n')
+                    s.trim_end_matches(['}', '\n'])
                         .parse::<u128>()
                         .ok()
                 }) {
