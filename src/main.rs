@@ -53,11 +53,17 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        anyhow::ensure!(n > 0, "--workers must be at least 1");
-        builder.worker_threads(n);
-    }
+    let mut builder = match workers {
+        Some(0) => anyhow::bail!("--workers must be at least 1"),
+        // One worker: a current-thread runtime skips work stealing and cross-thread wake-ups entirely.
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all().build().context("starting the runtime")
 }
 

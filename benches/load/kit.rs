@@ -264,11 +264,11 @@ async fn sse_probe(url: &str, token: Option<String>, runs: usize) {
             buf.push_str(&String::from_utf8_lossy(&data));
             while let Some(end) = buf.find("\n\n") {
                 let event: String = buf.drain(..end + 2).collect();
-                if let Some(sent) = event.split("\"sent_us\":").nth(1).and_then(|s| {
-                    s.trim_end_matches(['}', '\n'])
-                        .parse::<u128>()
-                        .ok()
-                }) {
+                if let Some(sent) = event
+                    .split("\"sent_us\":")
+                    .nth(1)
+                    .and_then(|s| s.trim_end_matches(['}', '\n']).parse::<u128>().ok())
+                {
                     delays.push(arrived.saturating_sub(sent));
                 }
             }

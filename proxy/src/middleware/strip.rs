@@ -11,39 +11,40 @@ use crate::error::ProxyError;
 use crate::middleware::{Req, RequestStep};
 use crate::routes::Injection;
 
-/// Headers removed from every request before injection.
-pub const STRIPPED_HEADERS: &[&str] = &[
+/// Headers removed from every request before injection, parsed once (removing by `&str` would parse each name
+/// on every request).
+pub const STRIPPED_HEADERS: [HeaderName; 28] = [
     // credential slots
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "cookie",
-    "proxy-authorization",
+    HeaderName::from_static("authorization"),
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("cookie"),
+    HeaderName::from_static("proxy-authorization"),
     // hop-by-hop (RFC 9110 §7.6.1)
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
+    HeaderName::from_static("connection"),
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("te"),
+    HeaderName::from_static("trailer"),
+    HeaderName::from_static("transfer-encoding"),
+    HeaderName::from_static("upgrade"),
+    HeaderName::from_static("proxy-authenticate"),
     // forwarding and identity claims: only the proxy sets these
-    "host",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-prefix",
-    "x-forwarded-port",
-    "x-real-ip",
-    "x-agent-id",
-    "x-forwarded-client-cert",
-    "client-cert",
-    "client-cert-chain",
-    "x-ssl-client-cert",
-    "x-request-id",
+    HeaderName::from_static("host"),
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-agent-id"),
+    HeaderName::from_static("x-forwarded-client-cert"),
+    HeaderName::from_static("client-cert"),
+    HeaderName::from_static("client-cert-chain"),
+    HeaderName::from_static("x-ssl-client-cert"),
+    HeaderName::from_static("x-request-id"),
 ];
 
 /// Query parameters that carry credentials and are removed.
@@ -88,16 +89,19 @@ pub fn strip_headers(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in STRIPPED_HEADERS {
-        headers.remove(*name);
-    }
-    let ours: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-idguard-"))
-        .cloned()
-        .collect();
-    for name in ours {
+    for name in &STRIPPED_HEADERS {
         headers.remove(name);
+    }
+    // Rare: only allocate when a caller actually sent one of our header names.
+    if headers.keys().any(|k| k.as_str().starts_with("x-idguard-")) {
+        let ours: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-idguard-"))
+            .cloned()
+            .collect();
+        for name in ours {
+            headers.remove(name);
+        }
     }
 }
 
