@@ -1,7 +1,7 @@
 //! Upstream failures and responses: 502 unreachable, 504 timeout, credential unavailable for one node only,
 //! upstream 401/403 bodies replaced, redirects returned and never followed, real TLS to an upstream.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::client::{bearer, get};
 use crate::common::harness::{Setup, canary, keys};
@@ -48,20 +48,10 @@ async fn slow_upstream_is_504() {
     let mock = Mock::start().await;
     mock.set(Behavior::Delay(Duration::from_secs(5)));
     let mut s = Setup::standard(&mock, &canary("k"));
-    s.upstream_extra = "pool_idle_timeout_ms = 1000\n".into();
+    s.response_timeout_ms = 300;
     let h = s.start().await;
-    std::fs::write(
-        h.setup.config_path(),
-        h.setup.toml().replace(
-            "response_header_timeout_ms = 3000",
-            "response_header_timeout_ms = 300",
-        ),
-    )
-    .unwrap();
-    h.reload_with(&std::fs::read_to_string(h.setup.config_path()).unwrap())
-        .await
-        .unwrap();
     let token = keys().es256.token(&claims("agent-1", ""));
+    let started = Instant::now();
     let (status, _, body) = get(
         &h.url("/llm/openai/x"),
         &[("authorization", &bearer(&token))],
@@ -69,6 +59,63 @@ async fn slow_upstream_is_504() {
     .await;
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("upstream_timeout"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout did not cut the wait"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_accepts_fails_at_the_connect_timeout() {
+    // A listener whose accept queue is full drops further SYNs, so a connect hangs: a blackhole on 127.0.0.1.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let probe = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    assert!(
+        probe.is_err(),
+        "the accept queue did not fill; this machine cannot make a blackhole this way"
+    );
+    let mut s = Setup::new();
+    s.connect_timeout_ms = 300;
+    s.response_timeout_ms = 10_000;
+    s.agent("agent-1").credential("c", "llm", &canary("k"));
+    s.node(
+        "llm",
+        "hole",
+        &format!("http://{addr}"),
+        "style = \"bearer\"",
+        "c",
+    );
+    s.edge("agent-1", "hole", &[]);
+    let h = s.start().await;
+    let token = keys().es256.token(&claims("agent-1", ""));
+    let started = Instant::now();
+    let (status, _, body) = get(&h.url("/llm/hole/x"), &[("authorization", &bearer(&token))]).await;
+    let took = started.elapsed();
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_unreachable"));
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    drop((fillers, listener));
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ pub struct Setup {
     pub issuer_extra: String,
     /// `reload.watch_interval_ms` (0: reload only when a test triggers it).
     pub watch_ms: u64,
+    /// `upstream.connect_timeout_ms` and `upstream.response_header_timeout_ms`.
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
     /// Extra lines for the `[upstream]` table.
     pub upstream_extra: String,
     pub fragments: Vec<String>,
@@ -58,6 +61,8 @@ impl Setup {
             master: MasterKeys::generate_encoded().to_string(),
             issuer_extra: String::new(),
             watch_ms: 0,
+            connect_timeout_ms: 1000,
+            response_timeout_ms: 3000,
             upstream_extra: String::new(),
             fragments: vec![],
         }
@@ -132,9 +137,13 @@ impl Setup {
 
     pub fn toml(&self) -> String {
         let mut out = format!(
-            "[reload]\nwatch_interval_ms = {}\n\n[upstream]\nresponse_header_timeout_ms = 3000\nconnect_timeout_ms = 1000\n{}\n\
+            "[reload]\nwatch_interval_ms = {}\n\n[upstream]\nresponse_header_timeout_ms = {}\nconnect_timeout_ms = {}\n{}\n\
              [[issuers]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"jwks.json\"\n{}\n",
-            self.watch_ms, self.upstream_extra, self.issuer_extra
+            self.watch_ms,
+            self.response_timeout_ms,
+            self.connect_timeout_ms,
+            self.upstream_extra,
+            self.issuer_extra
         );
         for f in &self.fragments {
             out.push('\n');
