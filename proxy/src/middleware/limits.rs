@@ -105,7 +105,9 @@ fn check<B>(req: &Request<B>, limit: &idguard_config::snapshot::Limits) -> Resul
 /// Visible ASCII and tab only. A fold without early exit, so the compiler vectorizes it: the scan runs over
 /// every header byte of every request, the ~1 KB token included.
 fn is_clean_value(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t')))
+    bytes.iter().fold(true, |ok, &b| {
+        ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t'))
+    })
 }
 
 #[cfg(test)]

@@ -258,3 +258,42 @@ async fn trace_connect_and_unlisted_methods_are_405() {
         200
     );
 }
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_at_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("k"));
+    s.raw("[limits]\nheader_read_timeout_ms = 300\n");
+    let h = s.start().await;
+    let token = keys().es256.token(&claims("agent-1", ""));
+    // An idle keep-alive connection after one request.
+    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    conn.write_all(
+        format!("GET /llm/openai/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), conn.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "idle connection still open"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // A client that trickles its headers.
+    let mut slow = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    slow.write_all(b"GET /llm/openai/x HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), slow.read(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "slow-header connection still open after 3 s"
+    );
+    assert_eq!(mock.count(), 1);
+}
