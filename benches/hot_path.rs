@@ -91,6 +91,7 @@ fn big_routes() -> Routes {
         .map(|i| RawAgent {
             id: format!("agent-{i}"),
             name: None,
+            audience: None,
             enabled: None,
         })
         .collect();

@@ -43,6 +43,9 @@ pub(crate) enum Command {
         /// Runtime worker threads (default: one per core).
         #[arg(long, env = "IDGUARD_WORKERS")]
         workers: Option<usize>,
+        /// Where the admin API's store, audit log and admin token live (default: `idguard-data` beside the config).
+        #[arg(long, env = "IDGUARD_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
     },
     /// Validate a routing file: print every error with its location; exit 1 if there is any.
     Check {

@@ -88,7 +88,8 @@ node = "demo"
     let token = mint_token(pkcs8.as_ref())?;
     let loader = Loader::new(&config_path, Some(Arc::new(master)));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let server = crate::serve_with(loader, Some(listen), None, Some(ready_tx));
+    let data_dir = dir.join("data");
+    let server = crate::serve_with(loader, &data_dir, Some(listen), None, Some(ready_tx));
     tokio::pin!(server);
     let addr = tokio::select! {
         result = &mut server => return result,

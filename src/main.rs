@@ -47,7 +47,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             admin_listen,
             workers,
-        } => runtime(workers)?.block_on(serve(&config, listen, admin_listen)),
+            data_dir,
+        } => runtime(workers)?.block_on(serve(&config, listen, admin_listen, data_dir)),
         Command::Demo { listen, once } => runtime(None)?.block_on(demo::run(listen, once)),
     }
 }
@@ -157,23 +158,44 @@ pub(crate) async fn serve(
     path: &Path,
     listen: Option<std::net::SocketAddr>,
     admin_listen: Option<std::net::SocketAddr>,
+    data_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let keys = MasterKeys::from_env()
         .context("reading the master key")?
         .map(Arc::new);
-    serve_with(Loader::new(path, keys), listen, admin_listen, None).await
+    let data_dir =
+        data_dir.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("idguard-data"));
+    serve_with(
+        Loader::new(path, keys),
+        &data_dir,
+        listen,
+        admin_listen,
+        None,
+    )
+    .await
 }
 
 /// Runs both planes with `loader`. `ready` (the demo) hears the bound public address once serving.
 pub(crate) async fn serve_with(
     loader: Loader,
+    data_dir: &Path,
     listen: Option<std::net::SocketAddr>,
     admin_listen: Option<std::net::SocketAddr>,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<ExitCode> {
     let registry = Registry::new();
     let readiness = Arc::new(Readiness::default());
-    let (reloader, snapshots) = match Reloader::start(loader, readiness.clone(), &registry) {
+    let store: Arc<dyn idguard_config::store::Store> = Arc::new(
+        idguard_admin::store::EmbeddedStore::open(data_dir)
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    );
+    let token = idguard_admin::auth::AdminToken::load_or_create(data_dir)
+        .context("loading the admin token")?;
+    let fingerprint_key = idguard_admin::auth::load_or_create_key(data_dir, "fingerprint.key")
+        .context("loading the fingerprint key")?;
+    let loader = loader.with_store(store.clone());
+    let (reloader, snapshots) = match Reloader::start(loader.clone(), readiness.clone(), &registry)
+    {
         Ok(pair) => pair,
         Err(e) => {
             idguard_config::reload::log_config_error(&e);
@@ -196,14 +218,23 @@ pub(crate) async fn serve_with(
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     tracing::info!(public = %public_addr, admin = %admin_addr, tls = tls.is_some(), "listening");
 
+    let reload = Arc::new(Notify::new());
+    let api = idguard_admin::api::AdminApi::new(
+        store,
+        loader,
+        snapshots.clone(),
+        reload.clone(),
+        token,
+        fingerprint_key,
+    );
     let proxy = idguard_proxy::Proxy::new(snapshots, &registry)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let reload = Arc::new(Notify::new());
     tokio::spawn(signals(stop_tx, reload.clone(), readiness.clone()));
     tokio::spawn(reloader.run(reload, stopped(stop_rx.clone())));
     let admin_state = idguard_admin::AdminState {
         registry,
         readiness,
+        api: Some(api),
     };
     let admin_task = tokio::spawn(idguard_admin::run(
         admin,

@@ -1,12 +1,19 @@
-//! idguard's control plane. For now it serves the admin listener's operational endpoints; the admin API and
-//! the identity service join it later.
+//! idguard's control plane: the admin listener's operational endpoints and the admin API over a durable store.
+//! The identity service joins it later.
 //!
 //! # Layout
-//! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`.
+//! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1`.
+//! - [`api`]: the admin REST API and its write pipeline; [`auth`]: the admin token; [`error`]: `AdminError`.
+//! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`run`]: serve an already-bound listener until the shutdown future completes.
 
 use std::future::Future;
 use std::sync::Arc;
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod store;
 
 use axum::Router;
 use axum::extract::State;
@@ -24,15 +31,22 @@ pub struct AdminState {
     pub registry: Registry,
     /// The shared readiness flags.
     pub readiness: Arc<Readiness>,
+    /// The admin API, when a store is configured.
+    pub api: Option<api::AdminApi>,
 }
 
 /// The admin listener's routes.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let api = state.api.clone();
+    let ops = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match api {
+        Some(api) => ops.merge(api.router()),
+        None => ops,
+    }
 }
 
 /// Serves the admin routes on `listener` until `shutdown` completes.

@@ -25,6 +25,9 @@ pub enum ConfigError {
     /// The file parsed but is not a valid topology.
     #[error("{0}")]
     Invalid(ValidationErrors),
+    /// The store of API-managed objects could not be read.
+    #[error("the store cannot be read: {0}")]
+    Store(String),
 }
 
 /// One problem with a routing file, located by the dotted path of the field (`llm[0].upstream`) and, where it

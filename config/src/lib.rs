@@ -8,7 +8,8 @@
 //! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.
 //! - [`secret`]: [`Secret`], the only type a credential value lives in; it prints `[redacted]`.
 //! - [`seal`]: AES-256-GCM sealing of credential values under versioned master keys.
-//! - [`reload`]: load a file into a snapshot; watch it (and SIGHUP) and publish each good one.
+//! - [`reload`]: load a file (and the store) into a snapshot; watch it (and SIGHUP) and publish each good one.
+//! - [`store`]: the [`store::Store`] trait for API-managed objects, and their merge into the file's model.
 //! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
 //! - [`error`]: the crate's error types.
 
@@ -20,6 +21,7 @@ pub mod reload;
 pub mod seal;
 pub mod secret;
 pub mod snapshot;
+pub mod store;
 pub mod validate;
 
 pub use error::{ConfigError, SealError, ValidationError, ValidationErrors};

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole routing file.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +27,9 @@ pub struct RawConfig {
     /// Token verification settings.
     #[serde(default)]
     pub tokens: RawTokens,
+    /// The admin API's store and the console's quotas.
+    #[serde(default)]
+    pub store: RawStore,
     /// Token issuers whose access tokens the proxy accepts.
     #[serde(default)]
     pub issuers: Vec<RawIssuer>,
@@ -107,6 +110,16 @@ pub struct RawReload {
     pub watch_interval_ms: Option<u64>,
 }
 
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// M2M application licenses: every agent uses one (default 10).
+    pub m2m_licenses: Option<u64>,
+    /// Most stored credentials (default 100).
+    pub max_credentials: Option<u64>,
+}
+
 /// `[tokens]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,19 +149,25 @@ pub struct RawIssuer {
 }
 
 /// `[[agents]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
     /// Agent ID: the `client_id` (or `sub`) of its tokens.
     pub id: String,
     /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Audience identifier: the `aud` of client tokens for this agent (default `urn:idguard:agent:<id>`);
+    /// immutable once saved through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
     /// A disabled agent's tokens are refused (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
 /// `[[credentials]]`: a stored API key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredential {
     /// Credential id; also the associated data its sealed value is bound to.
@@ -166,7 +185,7 @@ pub struct RawCredential {
 }
 
 /// `[[llm]]` and `[[external]]`: an upstream the agent reaches through the proxy.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
     /// Route name: the node is served at `/llm/{id}/` or `/ext/{id}/`.
@@ -192,7 +211,7 @@ pub struct RawNode {
 }
 
 /// `[[outbound]]`: the agent may call the node, holding every scope listed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEdge {
     /// Agent id.

@@ -18,6 +18,7 @@ use crate::raw::RawConfig;
 use crate::readiness::Readiness;
 use crate::seal::MasterKeys;
 use crate::snapshot::Snapshot;
+use crate::store::{self, Store, StoredObject};
 use crate::validate::{BuildContext, validate};
 
 /// The receiving side of published snapshots.
@@ -27,11 +28,14 @@ pub type SnapshotTx = watch::Sender<Arc<Snapshot>>;
 
 type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
-/// Reads a routing file and builds snapshots from it.
+/// Reads a routing file (and, when it has one, the store of API-managed objects) and builds snapshots.
+/// Cheap to clone: the planes that build snapshots (the reloader, the admin API validating a change) share it.
+#[derive(Clone)]
 pub struct Loader {
     path: PathBuf,
     master_keys: Option<Arc<MasterKeys>>,
-    env: Box<EnvLookup>,
+    env: Arc<EnvLookup>,
+    store: Option<Arc<dyn Store>>,
 }
 
 // === impl Loader ===
@@ -43,7 +47,8 @@ impl Loader {
         Self {
             path: path.into(),
             master_keys,
-            env: Box::new(|name| std::env::var(name).ok()),
+            env: Arc::new(|name| std::env::var(name).ok()),
+            store: None,
         }
     }
 
@@ -52,8 +57,81 @@ impl Loader {
         mut self,
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.env = Box::new(env);
+        self.env = Arc::new(env);
         self
+    }
+
+    /// Adds the store whose objects join the file's in every snapshot.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The store, if any.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    /// The master keys, if any.
+    pub fn master_keys(&self) -> Option<&Arc<MasterKeys>> {
+        self.master_keys.as_ref()
+    }
+
+    /// Parses the file alone (the file-managed objects).
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Parse`].
+    pub fn file_raw(&self) -> Result<RawConfig, ConfigError> {
+        let text = self.read()?;
+        parse(&text, &self.path.display().to_string())
+    }
+
+    /// Builds a snapshot from the file plus exactly `objects` (instead of the store's): how the admin API checks
+    /// a change before committing it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with every problem found.
+    pub fn build_with(
+        &self,
+        objects: &[StoredObject],
+        generation: u64,
+    ) -> Result<Snapshot, ConfigError> {
+        let text = self.read()?;
+        self.build(&text, objects, generation)
+    }
+
+    fn read(&self) -> Result<String, ConfigError> {
+        std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read {
+            path: self.path.display().to_string(),
+            source,
+        })
+    }
+
+    fn build(
+        &self,
+        text: &str,
+        objects: &[StoredObject],
+        generation: u64,
+    ) -> Result<Snapshot, ConfigError> {
+        let mut raw = parse(text, &self.path.display().to_string())?;
+        store::merge(&mut raw, objects).map_err(ConfigError::Invalid)?;
+        let base_dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let ctx = BuildContext {
+            base_dir,
+            master_keys: self.master_keys.as_deref(),
+            env: &*self.env,
+            generation,
+        };
+        validate(raw, &ctx).map_err(|mut errs| {
+            for e in &mut errs.0 {
+                e.line = locate(text, &e.path);
+            }
+            ConfigError::Invalid(errs)
+        })
     }
 
     /// The file this loader reads.
@@ -67,30 +145,18 @@ impl Loader {
     /// # Errors
     /// [`ConfigError`] with every problem found.
     pub fn load(&self, generation: u64) -> Result<(Snapshot, u64), ConfigError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read {
-            path: self.path.display().to_string(),
-            source,
-        })?;
+        let text = self.read()?;
         let hash = hash_bytes(text.as_bytes());
-        let raw = parse(&text, &self.path.display().to_string())?;
-        let base_dir = self
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let ctx = BuildContext {
-            base_dir,
-            master_keys: self.master_keys.as_deref(),
-            env: &*self.env,
-            generation,
-        };
-        let snapshot = validate(raw, &ctx).map_err(|mut errs| {
-            for e in &mut errs.0 {
-                e.line = locate(&text, &e.path);
+        let objects = match &self.store {
+            Some(store) => {
+                store
+                    .load()
+                    .map_err(|e| ConfigError::Store(e.to_string()))?
+                    .1
             }
-            ConfigError::Invalid(errs)
-        })?;
-        Ok((snapshot, hash))
+            None => Vec::new(),
+        };
+        Ok((self.build(&text, &objects, generation)?, hash))
     }
 }
 

@@ -46,6 +46,10 @@ pub struct Settings {
     pub watch_interval: Option<Duration>,
     /// Most verified tokens cached (0: no cache). Read at start.
     pub token_cache_entries: usize,
+    /// M2M application licenses (each agent uses one).
+    pub m2m_licenses: u64,
+    /// Most stored credentials.
+    pub max_credentials: u64,
 }
 
 /// PEM files for the public listener's TLS.
@@ -118,6 +122,8 @@ pub struct Agent {
     pub id: Arc<str>,
     /// Display name.
     pub name: String,
+    /// Audience identifier (`aud` of client tokens for this agent).
+    pub audience: String,
     /// Whether its tokens are accepted.
     pub enabled: bool,
 }

@@ -71,13 +71,35 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
     }
 
     let mut agents = HashMap::new();
+    let mut audiences = HashSet::new();
     for (i, a) in raw.agents.iter().enumerate() {
         let path = format!("agents[{i}]");
         check_id(&a.id, &format!("{path}.id"), IdKind::Principal, &mut errors);
         let id: Arc<str> = Arc::from(a.id.as_str());
+        let audience = a
+            .audience
+            .clone()
+            .unwrap_or_else(|| format!("urn:idguard:agent:{}", a.id));
+        // A derived audience is as good as the id, which is checked above; only an explicit one is checked here.
+        if a.audience.is_some()
+            && (audience.is_empty()
+                || audience.len() > 512
+                || !audience.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            errors.push(
+                format!("{path}.audience"),
+                "must be 1-512 printable ASCII characters without spaces",
+            );
+        } else if !audiences.insert(audience.clone()) {
+            errors.push(
+                format!("{path}.audience"),
+                format!("audience {audience:?} is used by another agent"),
+            );
+        }
         let agent = Agent {
             id: id.clone(),
             name: a.name.clone().unwrap_or_else(|| a.id.clone()),
+            audience,
             enabled: a.enabled.unwrap_or(true),
         };
         if agents.insert(id, agent).is_some() {
@@ -312,6 +334,22 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
         "tokens.cache_entries",
         errors,
     );
+    let m2m_licenses = bounded(
+        raw.store.m2m_licenses,
+        10,
+        1,
+        1_000_000,
+        "store.m2m_licenses",
+        errors,
+    );
+    let max_credentials = bounded(
+        raw.store.max_credentials,
+        100,
+        1,
+        1_000_000,
+        "store.max_credentials",
+        errors,
+    );
     Some(Settings {
         public_addr: public_addr?,
         admin_addr: admin_addr?,
@@ -320,6 +358,8 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
         upstream,
         watch_interval,
         token_cache_entries,
+        m2m_licenses,
+        max_credentials,
     })
 }
 

@@ -32,6 +32,9 @@ pub fn keys() -> &'static Keys {
     })
 }
 
+/// The admin token of every in-process harness.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// A routing file under construction.
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -162,11 +165,24 @@ impl Setup {
 
     pub async fn start_with_tls(self, tls: Option<Arc<rustls::ServerConfig>>) -> Harness {
         std::fs::write(self.config_path(), self.toml()).unwrap();
-        let loader = Loader::new(self.config_path(), Some(Arc::new(self.master_keys())));
+        let store: Arc<dyn idguard_config::store::Store> = Arc::new(
+            idguard_admin::store::EmbeddedStore::open(&self.dir.path().join("data")).unwrap(),
+        );
+        let loader = Loader::new(self.config_path(), Some(Arc::new(self.master_keys())))
+            .with_store(store.clone());
         let registry = Registry::new();
         let readiness = Arc::new(Readiness::default());
         let (reloader, snapshots) =
-            Reloader::start(loader, readiness.clone(), &registry).expect("config loads");
+            Reloader::start(loader.clone(), readiness.clone(), &registry).expect("config loads");
+        let reload = Arc::new(Notify::new());
+        let api = idguard_admin::api::AdminApi::new(
+            store,
+            loader,
+            snapshots.clone(),
+            reload.clone(),
+            idguard_admin::auth::AdminToken::from_secret(ADMIN_TOKEN),
+            [7u8; 32],
+        );
         let proxy = idguard_proxy::Proxy::new(snapshots, &registry).unwrap();
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -178,16 +194,13 @@ impl Setup {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        let reload = Arc::new(Notify::new());
         tokio::spawn(reloader.run(reload.clone(), stopped()));
-        tokio::spawn(idguard_admin::run(
-            admin,
-            idguard_admin::AdminState {
-                registry,
-                readiness,
-            },
-            stopped(),
-        ));
+        let state = idguard_admin::AdminState {
+            registry,
+            readiness,
+            api: Some(api),
+        };
+        tokio::spawn(idguard_admin::run(admin, state, stopped()));
         tokio::spawn(proxy.run(public, tls, stopped()));
         Harness {
             addr,

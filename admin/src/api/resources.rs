@@ -1,0 +1,772 @@
+//! The `/admin/v1` handlers. Reads merge the routing file's objects (`managed_by: "file"`) with the store's
+//! (`managed_by: "api"`, with a `version` and an `ETag`). Writes build a [`Plan`] and hand it to
+//! [`AdminApi::apply`]. No response ever carries a credential value, sealed or not: credentials show a keyed
+//! fingerprint.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use idguard_config::raw::{RawAgent, RawCredential, RawEdge, RawNode};
+use idguard_config::store::{AuditRecord, Expect, IdempotentAnswer, Kind, StoredObject, Write};
+use rand::RngCore;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{AdminApi, Plan, if_match};
+use crate::error::AdminError;
+
+type Result<T> = std::result::Result<T, AdminError>;
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| AdminError::BadRequest(format!("invalid request body: {e}")))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    format!(
+        "{prefix}-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| AdminError::BadRequest(e.to_string()))
+}
+
+/// Audit bodies never hold a credential value, not even sealed.
+fn redact(kind: Kind, mut body: Value) -> Value {
+    if kind == Kind::Credential
+        && let Some(map) = body.as_object_mut()
+    {
+        if map.contains_key("sealed") {
+            map.insert("sealed".into(), json!("[redacted]"));
+        }
+        if map.contains_key("value") {
+            map.insert("value".into(), json!("[redacted]"));
+        }
+    }
+    body
+}
+
+fn audit(
+    action: &str,
+    kind: Kind,
+    id: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> AuditRecord {
+    AuditRecord {
+        at: now(),
+        actor: "admin".into(),
+        action: action.into(),
+        kind,
+        id: id.into(),
+        before: before.map(|b| redact(kind, b.clone())),
+        after: after.map(|a| redact(kind, a.clone())),
+    }
+}
+
+fn with_etag(status: StatusCode, body: Value, version: Option<u64>) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(v) = version
+        && let Ok(h) = HeaderValue::from_str(&format!("\"{v}\""))
+    {
+        resp.headers_mut().insert(axum::http::header::ETAG, h);
+    }
+    resp
+}
+
+fn find<'a>(stored: &'a [StoredObject], kind: Kind, id: &str) -> Option<&'a StoredObject> {
+    stored.iter().find(|o| o.kind == kind && o.id == id)
+}
+
+fn expect_for(headers: &HeaderMap, current: &StoredObject) -> Result<Expect> {
+    Ok(Expect::Version(
+        if_match(headers)?.unwrap_or(current.version),
+    ))
+}
+
+/// `Idempotency-Key` handling: the key, the request's keyed hash, and a replayed answer if there is one.
+fn idempotency(
+    api: &AdminApi,
+    headers: &HeaderMap,
+    route: &str,
+    body: &Bytes,
+) -> Result<(Option<String>, String, Option<Response>)> {
+    let hash = api.fingerprint(&format!("{route}\n{}", String::from_utf8_lossy(body)));
+    let Some(key) = headers.get("idempotency-key") else {
+        return Ok((None, hash, None));
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .ok_or_else(|| {
+            AdminError::BadRequest("Idempotency-Key must be 1-128 visible characters".into())
+        })?;
+    let store_key = format!("{route}\n{key}");
+    let replayed = api.replay(&store_key, &hash)?.map(|a| {
+        let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+        let body: Value = serde_json::from_str(&a.body).unwrap_or(Value::Null);
+        let version = body.get("version").and_then(Value::as_u64);
+        with_etag(status, body, version)
+    });
+    Ok((Some(store_key), hash, replayed))
+}
+
+fn remember(
+    key: Option<String>,
+    hash: String,
+    status: StatusCode,
+    body: &Value,
+) -> Option<(String, IdempotentAnswer)> {
+    key.map(|k| {
+        (
+            k,
+            IdempotentAnswer {
+                request_hash: hash,
+                status: status.as_u16(),
+                body: body.to_string(),
+            },
+        )
+    })
+}
+
+// === agents ===
+
+fn agent_view(a: &RawAgent, managed_by: &str, version: Option<u64>) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name.clone().unwrap_or_else(|| a.id.clone()),
+        "audience": a.audience.clone().unwrap_or_else(|| format!("urn:idguard:agent:{}", a.id)),
+        "enabled": a.enabled.unwrap_or(true),
+        "managed_by": managed_by,
+        "version": version,
+    })
+}
+
+fn stored_as<T: DeserializeOwned>(o: &StoredObject) -> Result<T> {
+    serde_json::from_value(o.body.clone()).map_err(|_| AdminError::StoreUnavailable)
+}
+
+fn file_raw(api: &AdminApi) -> Result<idguard_config::raw::RawConfig> {
+    api.inner
+        .loader
+        .file_raw()
+        .map_err(|_| AdminError::StoreUnavailable)
+}
+
+/// `GET /admin/v1/agents`
+pub async fn list_agents(State(api): State<AdminApi>) -> Result<Response> {
+    let mut out: Vec<Value> = file_raw(&api)?
+        .agents
+        .iter()
+        .map(|a| agent_view(a, "file", None))
+        .collect();
+    for o in api.stored()?.iter().filter(|o| o.kind == Kind::Agent) {
+        out.push(agent_view(&stored_as(o)?, "api", Some(o.version)));
+    }
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+/// `GET /admin/v1/agents/{id}`
+pub async fn get_agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    if let Some(a) = file_raw(&api)?.agents.iter().find(|a| a.id == id) {
+        return Ok(with_etag(StatusCode::OK, agent_view(a, "file", None), None));
+    }
+    let stored = api.stored()?;
+    let o = find(&stored, Kind::Agent, &id).ok_or(AdminError::NotFound {
+        kind: "agent",
+        id: id.clone(),
+    })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        agent_view(&stored_as(o)?, "api", Some(o.version)),
+        Some(o.version),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAgent {
+    name: Option<String>,
+    audience: Option<String>,
+    enabled: Option<bool>,
+}
+
+/// `POST /admin/v1/agents`: the Agent ID is generated; the audience is generated unless given, and immutable.
+pub async fn create_agent(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: CreateAgent = parse(&body)?;
+    let (key, hash, replayed) = idempotency(&api, &headers, "POST /admin/v1/agents", &body)?;
+    if let Some(r) = replayed {
+        return Ok(r);
+    }
+    let id = random_id("agent");
+    let raw = RawAgent {
+        audience: Some(
+            req.audience
+                .unwrap_or_else(|| format!("urn:idguard:agent:{id}")),
+        ),
+        id: id.clone(),
+        name: req.name,
+        enabled: req.enabled,
+    };
+    let value = to_value(&raw)?;
+    let view = agent_view(&raw, "api", Some(1));
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Agent,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit("create", Kind::Agent, &id, None, Some(&value))],
+        idempotency: remember(key, hash, StatusCode::CREATED, &view),
+    };
+    api.apply(plan).await?;
+    Ok(with_etag(StatusCode::CREATED, view, Some(1)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchAgent {
+    id: Option<String>,
+    name: Option<String>,
+    audience: Option<String>,
+    enabled: Option<bool>,
+}
+
+/// `PATCH /admin/v1/agents/{id}`: rename, enable/disable. `id` and `audience` are immutable (409).
+pub async fn patch_agent(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: PatchAgent = parse(&body)?;
+    if api.file_managed(Kind::Agent, &id)? {
+        return Err(AdminError::FileManaged { kind: "agent", id });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Agent, &id).ok_or(AdminError::NotFound {
+        kind: "agent",
+        id: id.clone(),
+    })?;
+    let mut raw: RawAgent = stored_as(current)?;
+    if req.id.as_ref().is_some_and(|new| *new != id) {
+        return Err(AdminError::Immutable("id"));
+    }
+    if req.audience.is_some() && req.audience != raw.audience {
+        return Err(AdminError::Immutable("audience"));
+    }
+    if let Some(name) = req.name {
+        raw.name = Some(name);
+    }
+    if let Some(enabled) = req.enabled {
+        raw.enabled = Some(enabled);
+    }
+    let value = to_value(&raw)?;
+    let expect = expect_for(&headers, current)?;
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Agent,
+            id: id.clone(),
+            expect,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit(
+            "update",
+            Kind::Agent,
+            &id,
+            Some(&current.body),
+            Some(&value),
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    let version = current.version + 1;
+    Ok(with_etag(
+        StatusCode::OK,
+        agent_view(&raw, "api", Some(version)),
+        Some(version),
+    ))
+}
+
+/// `DELETE /admin/v1/agents/{id}`: its outbound authorizations go with it.
+pub async fn delete_agent(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if api.file_managed(Kind::Agent, &id)? {
+        return Err(AdminError::FileManaged { kind: "agent", id });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Agent, &id).ok_or(AdminError::NotFound {
+        kind: "agent",
+        id: id.clone(),
+    })?;
+    let mut plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Agent,
+            id: id.clone(),
+            expect: expect_for(&headers, current)?,
+            body: None,
+        }],
+        audit: vec![audit("delete", Kind::Agent, &id, Some(&current.body), None)],
+        idempotency: None,
+    };
+    cascade_edges(&stored, &mut plan, |e| e.agent == id);
+    api.apply(plan).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn cascade_edges(stored: &[StoredObject], plan: &mut Plan, matches: impl Fn(&RawEdge) -> bool) {
+    for o in stored.iter().filter(|o| o.kind == Kind::Outbound) {
+        if let Ok(edge) = serde_json::from_value::<RawEdge>(o.body.clone())
+            && matches(&edge)
+        {
+            plan.writes.push(Write {
+                kind: Kind::Outbound,
+                id: o.id.clone(),
+                expect: Expect::Present,
+                body: None,
+            });
+            plan.audit
+                .push(audit("delete", Kind::Outbound, &o.id, Some(&o.body), None));
+        }
+    }
+}
+
+// === outbound authorizations ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutOutbound {
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+/// `PUT /admin/v1/agents/{id}/outbound/{node}`: grant (or change the scopes of) an outbound authorization.
+pub async fn put_outbound(
+    State(api): State<AdminApi>,
+    Path((agent, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: PutOutbound = parse(&body)?;
+    let id = format!("{agent}/{node}");
+    if api.file_managed(Kind::Outbound, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: "outbound",
+            id,
+        });
+    }
+    let stored = api.stored()?;
+    let raw = RawEdge {
+        agent,
+        node,
+        scopes: req.scopes,
+    };
+    let value = to_value(&raw)?;
+    let (expect, before, status, version) = match find(&stored, Kind::Outbound, &id) {
+        Some(c) => (
+            expect_for(&headers, c)?,
+            Some(&c.body),
+            StatusCode::OK,
+            c.version + 1,
+        ),
+        None => (Expect::Absent, None, StatusCode::CREATED, 1),
+    };
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Outbound,
+            id: id.clone(),
+            expect,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit(
+            if before.is_some() { "update" } else { "create" },
+            Kind::Outbound,
+            &id,
+            before,
+            Some(&value),
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    let view = json!({"agent": raw.agent, "node": raw.node, "scopes": raw.scopes, "managed_by": "api", "version": version});
+    Ok(with_etag(status, view, Some(version)))
+}
+
+/// `DELETE /admin/v1/agents/{id}/outbound/{node}`: withdraw the outbound authorization.
+pub async fn delete_outbound(
+    State(api): State<AdminApi>,
+    Path((agent, node)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let id = format!("{agent}/{node}");
+    if api.file_managed(Kind::Outbound, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: "outbound",
+            id,
+        });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Outbound, &id).ok_or(AdminError::NotFound {
+        kind: "outbound",
+        id: id.clone(),
+    })?;
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Outbound,
+            id: id.clone(),
+            expect: expect_for(&headers, current)?,
+            body: None,
+        }],
+        audit: vec![audit(
+            "delete",
+            Kind::Outbound,
+            &id,
+            Some(&current.body),
+            None,
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === credentials ===
+
+fn credential_view(
+    api: &AdminApi,
+    c: &RawCredential,
+    managed_by: &str,
+    version: Option<u64>,
+) -> Value {
+    // The fingerprint needs the value: open it here, hash it with the fingerprint key, drop it.
+    let fingerprint = c.sealed.as_ref().and_then(|sealed| {
+        let keys = api.inner.loader.master_keys()?;
+        keys.open(&c.id, sealed)
+            .ok()
+            .map(|secret| api.fingerprint(secret.expose()))
+    });
+    json!({
+        "id": c.id,
+        "name": c.name.clone().unwrap_or_else(|| c.id.clone()),
+        "api_key_id": c.api_key_id,
+        "kind": c.kind,
+        "source": if c.sealed.is_some() { "sealed" } else { "env" },
+        "fingerprint": fingerprint,
+        "managed_by": managed_by,
+        "version": version,
+    })
+}
+
+/// `GET /admin/v1/credentials`: metadata only.
+pub async fn list_credentials(State(api): State<AdminApi>) -> Result<Response> {
+    let mut out: Vec<Value> = file_raw(&api)?
+        .credentials
+        .iter()
+        .map(|c| credential_view(&api, c, "file", None))
+        .collect();
+    for o in api.stored()?.iter().filter(|o| o.kind == Kind::Credential) {
+        out.push(credential_view(
+            &api,
+            &stored_as(o)?,
+            "api",
+            Some(o.version),
+        ));
+    }
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+/// `GET /admin/v1/credentials/{id}`: metadata only.
+pub async fn get_credential(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    if let Some(c) = file_raw(&api)?.credentials.iter().find(|c| c.id == id) {
+        return Ok(with_etag(
+            StatusCode::OK,
+            credential_view(&api, c, "file", None),
+            None,
+        ));
+    }
+    let stored = api.stored()?;
+    let o = find(&stored, Kind::Credential, &id).ok_or(AdminError::NotFound {
+        kind: "credential",
+        id: id.clone(),
+    })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        credential_view(&api, &stored_as(o)?, "api", Some(o.version)),
+        Some(o.version),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCredential {
+    id: Option<String>,
+    name: Option<String>,
+    api_key_id: Option<String>,
+    kind: String,
+    value: String,
+}
+
+/// `POST /admin/v1/credentials`: the value is sealed at once and never returned, masked or not.
+pub async fn create_credential(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: CreateCredential = parse(&body)?;
+    let (key, hash, replayed) = idempotency(&api, &headers, "POST /admin/v1/credentials", &body)?;
+    if let Some(r) = replayed {
+        return Ok(r);
+    }
+    if req.value.is_empty() {
+        return Err(AdminError::BadRequest("value must not be empty".into()));
+    }
+    let id = req.id.unwrap_or_else(|| random_id("cred"));
+    if api.file_managed(Kind::Credential, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: "credential",
+            id,
+        });
+    }
+    if find(&api.stored()?, Kind::Credential, &id).is_some() {
+        return Err(AdminError::Exists {
+            kind: "credential",
+            id,
+        });
+    }
+    let raw = RawCredential {
+        sealed: Some(api.seal(&id, &req.value)?),
+        id: id.clone(),
+        name: req.name,
+        api_key_id: req.api_key_id,
+        kind: req.kind,
+        env: None,
+    };
+    let value = to_value(&raw)?;
+    let mut view = credential_view(&api, &raw, "api", Some(1));
+    view["fingerprint"] = json!(api.fingerprint(&req.value));
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Credential,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit("create", Kind::Credential, &id, None, Some(&value))],
+        idempotency: remember(key, hash, StatusCode::CREATED, &view),
+    };
+    api.apply(plan).await?;
+    Ok(with_etag(StatusCode::CREATED, view, Some(1)))
+}
+
+/// `DELETE /admin/v1/credentials/{id}`: refused (422) while a node uses it.
+pub async fn delete_credential(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_simple(&api, Kind::Credential, "credential", &id, &headers).await
+}
+
+async fn delete_simple(
+    api: &AdminApi,
+    kind: Kind,
+    name: &'static str,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    if api.file_managed(kind, id)? {
+        return Err(AdminError::FileManaged {
+            kind: name,
+            id: id.into(),
+        });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, kind, id).ok_or(AdminError::NotFound {
+        kind: name,
+        id: id.into(),
+    })?;
+    let mut plan = Plan {
+        writes: vec![Write {
+            kind,
+            id: id.into(),
+            expect: expect_for(headers, current)?,
+            body: None,
+        }],
+        audit: vec![audit("delete", kind, id, Some(&current.body), None)],
+        idempotency: None,
+    };
+    if matches!(kind, Kind::Llm | Kind::External) {
+        cascade_edges(&stored, &mut plan, |e| e.node == id);
+    }
+    api.apply(plan).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === nodes ===
+
+fn node_view(n: &RawNode, kind: Kind, managed_by: &str, version: Option<u64>) -> Value {
+    let mut v = serde_json::to_value(n).unwrap_or(Value::Null);
+    v["kind"] = json!(kind.as_str());
+    v["managed_by"] = json!(managed_by);
+    v["version"] = json!(version);
+    v
+}
+
+fn file_nodes(api: &AdminApi, kind: Kind) -> Result<Vec<RawNode>> {
+    let raw = file_raw(api)?;
+    Ok(if kind == Kind::Llm {
+        raw.llm
+    } else {
+        raw.external
+    })
+}
+
+async fn list_nodes(api: &AdminApi, kind: Kind) -> Result<Response> {
+    let mut out: Vec<Value> = file_nodes(api, kind)?
+        .iter()
+        .map(|n| node_view(n, kind, "file", None))
+        .collect();
+    for o in api.stored()?.iter().filter(|o| o.kind == kind) {
+        out.push(node_view(&stored_as(o)?, kind, "api", Some(o.version)));
+    }
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+async fn get_node(api: &AdminApi, kind: Kind, id: &str) -> Result<Response> {
+    if let Some(n) = file_nodes(api, kind)?.iter().find(|n| n.id == id) {
+        return Ok(with_etag(
+            StatusCode::OK,
+            node_view(n, kind, "file", None),
+            None,
+        ));
+    }
+    let stored = api.stored()?;
+    let o = find(&stored, kind, id).ok_or(AdminError::NotFound {
+        kind: kind.as_str(),
+        id: id.into(),
+    })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        node_view(&stored_as(o)?, kind, "api", Some(o.version)),
+        Some(o.version),
+    ))
+}
+
+async fn create_node(
+    api: &AdminApi,
+    kind: Kind,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response> {
+    let raw: RawNode = parse(body)?;
+    let route = format!("POST /admin/v1/{}", kind.as_str());
+    let (key, hash, replayed) = idempotency(api, headers, &route, body)?;
+    if let Some(r) = replayed {
+        return Ok(r);
+    }
+    let id = raw.id.clone();
+    if api.file_managed(Kind::Llm, &id)? || api.file_managed(Kind::External, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: kind.as_str(),
+            id,
+        });
+    }
+    let stored = api.stored()?;
+    if find(&stored, Kind::Llm, &id).is_some() || find(&stored, Kind::External, &id).is_some() {
+        return Err(AdminError::Exists {
+            kind: kind.as_str(),
+            id,
+        });
+    }
+    let value = to_value(&raw)?;
+    let view = node_view(&raw, kind, "api", Some(1));
+    let plan = Plan {
+        writes: vec![Write {
+            kind,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit("create", kind, &id, None, Some(&value))],
+        idempotency: remember(key, hash, StatusCode::CREATED, &view),
+    };
+    api.apply(plan).await?;
+    Ok(with_etag(StatusCode::CREATED, view, Some(1)))
+}
+
+/// `GET /admin/v1/llm`
+pub async fn list_llm(State(api): State<AdminApi>) -> Result<Response> {
+    list_nodes(&api, Kind::Llm).await
+}
+/// `GET /admin/v1/llm/{id}`
+pub async fn get_llm(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    get_node(&api, Kind::Llm, &id).await
+}
+/// `POST /admin/v1/llm`: the body is an `[[llm]]` entry as JSON.
+pub async fn create_llm(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    create_node(&api, Kind::Llm, &headers, &body).await
+}
+/// `DELETE /admin/v1/llm/{id}`: its outbound authorizations go with it.
+pub async fn delete_llm(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_simple(&api, Kind::Llm, "llm", &id, &headers).await
+}
+/// `GET /admin/v1/external`
+pub async fn list_external(State(api): State<AdminApi>) -> Result<Response> {
+    list_nodes(&api, Kind::External).await
+}
+/// `GET /admin/v1/external/{id}`
+pub async fn get_external(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    get_node(&api, Kind::External, &id).await
+}
+/// `POST /admin/v1/external`: the body is an `[[external]]` entry as JSON.
+pub async fn create_external(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    create_node(&api, Kind::External, &headers, &body).await
+}
+/// `DELETE /admin/v1/external/{id}`: its outbound authorizations go with it.
+pub async fn delete_external(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_simple(&api, Kind::External, "external", &id, &headers).await
+}

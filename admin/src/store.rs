@@ -1,0 +1,286 @@
+//! The embedded store: a redb database under the data directory, and an append-only audit log beside it.
+//!
+//! A commit is one redb write transaction: every precondition is checked inside it, the objects and the topology
+//! version change together, and the idempotency record rides along. Before the transaction commits, the audit
+//! records are appended to `audit.log` and fsynced; if that fails the transaction is dropped and nothing changes
+//! (the audit log is never behind the data). redb commits are durable when `commit` returns, so an acknowledged
+//! write survives `kill -9`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use idguard_config::store::{
+    AuditRecord, Expect, IdempotentAnswer, Kind, Store, StoreError, StoredObject, Write,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+const VERSION: &str = "topology_version";
+
+/// The default store: `topology.redb` and `audit.log` in the data directory.
+pub struct EmbeddedStore {
+    db: Database,
+    audit_path: PathBuf,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn key(kind: Kind, id: &str) -> String {
+    format!("{}/{id}", kind.as_str())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+// === impl EmbeddedStore ===
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`, creating the directory with mode 0700.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the directory or database cannot be opened.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        create_private_dir(dir).map_err(unavailable)?;
+        let db = Database::create(dir.join("topology.redb")).map_err(unavailable)?;
+        // Create the tables once so readers never meet a missing table.
+        let txn = db.begin_write().map_err(unavailable)?;
+        {
+            txn.open_table(OBJECTS).map_err(unavailable)?;
+            txn.open_table(META).map_err(unavailable)?;
+            txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(Self {
+            db,
+            audit_path: dir.join("audit.log"),
+        })
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let mut lines = String::new();
+        for r in records {
+            lines
+                .push_str(&serde_json::to_string(r).map_err(|e| StoreError::Audit(e.to_string()))?);
+            lines.push('\n');
+        }
+        // Opened per write on purpose: a sink that disappears or breaks fails the very next write.
+        let mut file =
+            open_append(&self.audit_path).map_err(|e| StoreError::Audit(e.to_string()))?;
+        file.write_all(lines.as_bytes())
+            .map_err(|e| StoreError::Audit(e.to_string()))?;
+        file.sync_data()
+            .map_err(|e| StoreError::Audit(e.to_string()))
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn version(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let meta = txn.open_table(META).map_err(unavailable)?;
+        Ok(meta
+            .get(VERSION)
+            .map_err(unavailable)?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    fn load(&self) -> Result<(u64, Vec<StoredObject>), StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let meta = txn.open_table(META).map_err(unavailable)?;
+        let version = meta
+            .get(VERSION)
+            .map_err(unavailable)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let table = txn.open_table(OBJECTS).map_err(unavailable)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(unavailable)? {
+            let (_, value) = entry.map_err(unavailable)?;
+            out.push(serde_json::from_slice(value.value()).map_err(unavailable)?);
+        }
+        Ok((version, out))
+    }
+
+    fn commit(
+        &self,
+        writes: &[Write],
+        audit: &[AuditRecord],
+        idempotency: Option<(&str, &IdempotentAnswer)>,
+    ) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        let version = {
+            let mut table = txn.open_table(OBJECTS).map_err(unavailable)?;
+            let now = now();
+            for w in writes {
+                let k = key(w.kind, &w.id);
+                let current: Option<StoredObject> =
+                    match table.get(k.as_str()).map_err(unavailable)? {
+                        Some(v) => Some(serde_json::from_slice(v.value()).map_err(unavailable)?),
+                        None => None,
+                    };
+                let ok = match (w.expect, &current) {
+                    (Expect::Any, _) => true,
+                    (Expect::Absent, c) => c.is_none(),
+                    (Expect::Present, c) => c.is_some(),
+                    (Expect::Version(v), Some(c)) => c.version == v,
+                    (Expect::Version(_), None) => false,
+                };
+                if !ok {
+                    return Err(StoreError::Precondition {
+                        kind: w.kind.as_str(),
+                        id: w.id.clone(),
+                    });
+                }
+                match &w.body {
+                    Some(body) => {
+                        let object = StoredObject {
+                            kind: w.kind,
+                            id: w.id.clone(),
+                            version: current.as_ref().map_or(1, |c| c.version + 1),
+                            created_at: current.as_ref().map_or(now, |c| c.created_at),
+                            updated_at: now,
+                            body: body.clone(),
+                        };
+                        let bytes = serde_json::to_vec(&object).map_err(unavailable)?;
+                        table
+                            .insert(k.as_str(), bytes.as_slice())
+                            .map_err(unavailable)?;
+                    }
+                    None => {
+                        table.remove(k.as_str()).map_err(unavailable)?;
+                    }
+                }
+            }
+            let mut meta = txn.open_table(META).map_err(unavailable)?;
+            let next = meta
+                .get(VERSION)
+                .map_err(unavailable)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            meta.insert(VERSION, next).map_err(unavailable)?;
+            if let Some((key, answer)) = idempotency {
+                let mut idem = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+                let bytes = serde_json::to_vec(answer).map_err(unavailable)?;
+                idem.insert(key, bytes.as_slice()).map_err(unavailable)?;
+            }
+            next
+        };
+        // The audit record is durable before the change is: on failure the transaction is dropped, unapplied.
+        self.append_audit(audit)?;
+        txn.commit().map_err(unavailable)?;
+        Ok(version)
+    }
+
+    fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+        match table.get(key).map_err(unavailable)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(v.value()).map_err(unavailable)?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 where it does not exist.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(id: &str) -> Write {
+        Write {
+            kind: Kind::Agent,
+            id: id.into(),
+            expect: Expect::Absent,
+            body: Some(serde_json::json!({"id": id})),
+        }
+    }
+
+    fn audit(id: &str) -> AuditRecord {
+        AuditRecord {
+            at: 0,
+            actor: "admin".into(),
+            action: "create".into(),
+            kind: Kind::Agent,
+            id: id.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    #[test]
+    fn commits_are_versioned_checked_and_audited() {
+        let dir = std::env::temp_dir().join(format!("idguard-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = EmbeddedStore::open(&dir).unwrap();
+        assert_eq!(store.version().unwrap(), 0);
+        assert_eq!(store.commit(&[obj("a")], &[audit("a")], None).unwrap(), 1);
+        // A second create of the same id fails its precondition and changes nothing.
+        let err = store
+            .commit(&[obj("b"), obj("a")], &[audit("b")], None)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Precondition { .. }));
+        let (version, objects) = store.load().unwrap();
+        assert_eq!((version, objects.len()), (1, 1));
+        // If-Match against the current version succeeds, a stale one fails.
+        let update = |v| Write {
+            kind: Kind::Agent,
+            id: "a".into(),
+            expect: Expect::Version(v),
+            body: Some(serde_json::json!({"id":"a","name":"x"})),
+        };
+        assert_eq!(store.commit(&[update(1)], &[audit("a")], None).unwrap(), 2);
+        assert!(store.commit(&[update(1)], &[audit("a")], None).is_err());
+        assert_eq!(store.load().unwrap().1[0].version, 2);
+        // With the audit sink broken, nothing is applied.
+        std::fs::remove_file(dir.join("audit.log")).unwrap();
+        std::fs::create_dir(dir.join("audit.log")).unwrap();
+        let err = store.commit(&[obj("c")], &[audit("c")], None).unwrap_err();
+        assert!(matches!(err, StoreError::Audit(_)));
+        assert_eq!(store.load().unwrap(), (2, store.load().unwrap().1));
+        assert_eq!(store.load().unwrap().1.len(), 1);
+        // Reopening sees everything acknowledged.
+        drop(store);
+        let store = EmbeddedStore::open(&dir).unwrap();
+        assert_eq!(store.version().unwrap(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,201 @@
+//! The durable half of the topology: objects created through the admin API, kept in a [`Store`] (the embedded
+//! database by default; Redis for several replicas later). Each object is stored as the same raw type the
+//! routing file uses, so the file and the API meet in one model: [`merge`] appends stored objects to the file's
+//! [`RawConfig`] and one `validate()` judges both. Objects declared in the file are file-managed; the API refuses
+//! to change them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ValidationError, ValidationErrors};
+use crate::raw::{RawAgent, RawConfig, RawCredential, RawEdge, RawNode};
+
+/// The kinds of object the API manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An agent (`[[agents]]`).
+    Agent,
+    /// A stored credential (`[[credentials]]`), sealed.
+    Credential,
+    /// An LLM node (`[[llm]]`).
+    Llm,
+    /// An external-service node (`[[external]]`).
+    External,
+    /// An outbound authorization (`[[outbound]]`), id `agent/node`.
+    Outbound,
+}
+
+impl Kind {
+    /// The name used in keys, audit records and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Agent => "agent",
+            Kind::Credential => "credential",
+            Kind::Llm => "llm",
+            Kind::External => "external",
+            Kind::Outbound => "outbound",
+        }
+    }
+}
+
+/// One stored object: its kind and id, a version that increases with every change, and its definition as the
+/// raw type's JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// Kind.
+    pub kind: Kind,
+    /// Id (for outbound edges, `agent/node`).
+    pub id: String,
+    /// Starts at 1; +1 per change. `If-Match` compares against it.
+    pub version: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+    /// The raw definition (`RawAgent`, `RawCredential`, `RawNode` or `RawEdge` as JSON).
+    pub body: serde_json::Value,
+}
+
+/// What a write expects of the object's current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever it is.
+    Any,
+    /// It must not exist (create).
+    Absent,
+    /// It must exist at this version (`If-Match`).
+    Version(u64),
+    /// It must exist.
+    Present,
+}
+
+/// One change in a commit: put `body`, or delete when `body` is `None`.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// Kind.
+    pub kind: Kind,
+    /// Id.
+    pub id: String,
+    /// Precondition.
+    pub expect: Expect,
+    /// New definition, or `None` to delete.
+    pub body: Option<serde_json::Value>,
+}
+
+/// An audit record, written before the change is acknowledged. Bodies carry no secret: the caller redacts them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Unix seconds.
+    pub at: u64,
+    /// Who (`admin`).
+    pub actor: String,
+    /// `create`, `update`, `delete`.
+    pub action: String,
+    /// Kind.
+    pub kind: Kind,
+    /// Id.
+    pub id: String,
+    /// The object before, redacted.
+    pub before: Option<serde_json::Value>,
+    /// The object after, redacted.
+    pub after: Option<serde_json::Value>,
+}
+
+/// A remembered answer to a request carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotentAnswer {
+    /// SHA-256 (hex) of the request that produced it; a different request under the same key is refused.
+    pub request_hash: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Response body.
+    pub body: String,
+}
+
+/// Store failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A precondition failed: the object changed (or appeared, or vanished) since the caller read it.
+    #[error(
+        "{kind} {id:?} is not in the expected state (stale version, or already exists, or missing)"
+    )]
+    Precondition {
+        /// Kind.
+        kind: &'static str,
+        /// Id.
+        id: String,
+    },
+    /// The audit log could not be written, so nothing was applied.
+    #[error("the audit log cannot be written: {0}")]
+    Audit(String),
+    /// The store itself failed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where API-managed objects live.
+pub trait Store: Send + Sync {
+    /// The topology version: +1 per commit, never decreasing.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn version(&self) -> Result<u64, StoreError>;
+
+    /// Every stored object, in (kind, id) order, with the version.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn load(&self) -> Result<(u64, Vec<StoredObject>), StoreError>;
+
+    /// Applies `writes` atomically after checking every precondition and writing `audit` durably; records
+    /// `idempotency` in the same transaction. Returns the new topology version.
+    ///
+    /// # Errors
+    /// [`StoreError::Precondition`] (nothing applied), [`StoreError::Audit`] (nothing applied), or
+    /// [`StoreError::Unavailable`].
+    fn commit(
+        &self,
+        writes: &[Write],
+        audit: &[AuditRecord],
+        idempotency: Option<(&str, &IdempotentAnswer)>,
+    ) -> Result<u64, StoreError>;
+
+    /// The answer remembered for an `Idempotency-Key`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError>;
+}
+
+/// Appends stored objects to `raw`. A body that does not fit its raw type is reported with the path
+/// `store.<kind>[<id>]`.
+///
+/// # Errors
+/// Every object that does not deserialize.
+pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), ValidationErrors> {
+    let mut errors = Vec::new();
+    for o in objects {
+        let body = o.body.clone();
+        let result = match o.kind {
+            Kind::Agent => serde_json::from_value::<RawAgent>(body).map(|v| raw.agents.push(v)),
+            Kind::Credential => {
+                serde_json::from_value::<RawCredential>(body).map(|v| raw.credentials.push(v))
+            }
+            Kind::Llm => serde_json::from_value::<RawNode>(body).map(|v| raw.llm.push(v)),
+            Kind::External => serde_json::from_value::<RawNode>(body).map(|v| raw.external.push(v)),
+            Kind::Outbound => serde_json::from_value::<RawEdge>(body).map(|v| raw.outbound.push(v)),
+        };
+        if let Err(e) = result {
+            errors.push(ValidationError {
+                path: format!("store.{}[{}]", o.kind.as_str(), o.id),
+                line: None,
+                message: format!("stored object does not fit its type: {e}"),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
