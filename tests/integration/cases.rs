@@ -1,5 +1,6 @@
 //! Behaviour tests, by area.
 
+mod admin;
 mod cli;
 mod injection;
 mod leaks;

@@ -1,0 +1,675 @@
+//! The admin API: every write validated as a whole topology, stored durably with an audit record first, and
+//! applied to the proxy live; file-managed objects refused; bad input refused with nothing stored.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::common::client::{bearer, get, send};
+use crate::common::harness::{ADMIN_TOKEN, Harness, Setup, canary, keys, metric_value};
+use crate::common::keys::claims;
+use crate::common::mock::Mock;
+
+async fn admin(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    extra: &[(&str, &str)],
+) -> (u16, hyper::HeaderMap, Value) {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", h.admin))
+        .header("authorization", bearer(ADMIN_TOKEN))
+        .header("content-type", "application/json");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (status, headers, text) = send(b.body(Full::new(Bytes::from(body))).unwrap()).await;
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).
+async fn eventually(h: &Harness, path: &str, token: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let status = get(&h.url(path), &[("authorization", &bearer(token))])
+            .await
+            .0;
+        if status == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still answers {status}, not {want}, 1 s after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_applies_live() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    // Register an agent: the Agent ID is generated, the audience derived from it.
+    let (status, headers, agent) = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "Support bot"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{agent}");
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("agent-"));
+    assert_eq!(agent["audience"], format!("urn:idguard:agent:{id}"));
+    assert_eq!(headers["etag"], "\"1\"");
+    // A stored key, a node using it, and the outbound authorization.
+    let secret = canary("api");
+    let (status, _, cred) = admin(
+        &h,
+        "POST",
+        "/admin/v1/credentials",
+        Some(json!({"id": "cred-api", "name": "OpenAI", "kind": "llm", "value": secret})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{cred}");
+    assert!(cred["fingerprint"].as_str().is_some_and(|f| f.len() == 16));
+    let node = json!({"id": "api-llm", "upstream": format!("http://{}/v2", mock.addr), "style": "bearer", "credential": "cred-api"});
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/llm", Some(node), &[]).await.0,
+        201
+    );
+    let token = keys().es256.token(&claims(&id, "llm.use"));
+    eventually(&h, "/llm/api-llm/models", &token, 403).await;
+    let (status, _, edge) = admin(
+        &h,
+        "PUT",
+        &format!("/admin/v1/agents/{id}/outbound/api-llm"),
+        Some(json!({"scopes": ["llm.use"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{edge}");
+    eventually(&h, "/llm/api-llm/models", &token, 200).await;
+    assert_eq!(
+        mock.last().header("authorization"),
+        Some(format!("Bearer {secret}").as_str())
+    );
+    assert_eq!(mock.last().uri, "/v2/models");
+
+    // Rename and disable with If-Match; the proxy refuses the disabled agent's token.
+    let (status, headers, renamed) = admin(
+        &h,
+        "PATCH",
+        &format!("/admin/v1/agents/{id}"),
+        Some(json!({"name": "Renamed", "enabled": false})),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["enabled"].as_bool()),
+        (Some("Renamed"), Some(false))
+    );
+    assert_eq!(headers["etag"], "\"2\"");
+    eventually(&h, "/llm/api-llm/models", &token, 401).await;
+    // A stale If-Match, and the immutable fields.
+    let (status, _, body) = admin(
+        &h,
+        "PATCH",
+        &format!("/admin/v1/agents/{id}"),
+        Some(json!({"enabled": true})),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (412, Some("precondition_failed"))
+    );
+    for (field, value) in [
+        ("audience", json!("urn:other")),
+        ("id", json!("agent-other")),
+    ] {
+        let (status, _, body) = admin(
+            &h,
+            "PATCH",
+            &format!("/admin/v1/agents/{id}"),
+            Some(json!({ field: value })),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("immutable_field")),
+            "{field}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field)
+        );
+    }
+    assert_eq!(
+        admin(
+            &h,
+            "PATCH",
+            &format!("/admin/v1/agents/{id}"),
+            Some(json!({"enabled": true})),
+            &[]
+        )
+        .await
+        .0,
+        200
+    );
+    eventually(&h, "/llm/api-llm/models", &token, 200).await;
+
+    // Withdraw the edge, then delete the agent: its edges go with it.
+    assert_eq!(
+        admin(
+            &h,
+            "DELETE",
+            &format!("/admin/v1/agents/{id}/outbound/api-llm"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    eventually(&h, "/llm/api-llm/models", &token, 403).await;
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            &format!("/admin/v1/agents/{id}/outbound/api-llm"),
+            Some(json!({})),
+            &[]
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        admin(&h, "DELETE", &format!("/admin/v1/agents/{id}"), None, &[])
+            .await
+            .0,
+        204
+    );
+    eventually(&h, "/llm/api-llm/models", &token, 401).await;
+    assert_eq!(
+        admin(&h, "GET", &format!("/admin/v1/agents/{id}"), None, &[])
+            .await
+            .0,
+        404
+    );
+    // A node in use by no edge can go; the credential then too.
+    assert_eq!(
+        admin(&h, "DELETE", "/admin/v1/llm/api-llm", None, &[])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        admin(&h, "DELETE", "/admin/v1/credentials/cred-api", None, &[])
+            .await
+            .0,
+        204
+    );
+    // The file's topology never stopped working.
+    let file_token = keys().es256.token(&claims("agent-1", ""));
+    assert_eq!(
+        get(
+            &h.url("/llm/openai/x"),
+            &[("authorization", &bearer(&file_token))]
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn file_managed_objects_are_listed_but_refused() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (status, _, list) = admin(&h, "GET", "/admin/v1/agents", None, &[]).await;
+    assert_eq!(status, 200);
+    let file_agent = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "agent-1")
+        .unwrap()
+        .clone();
+    assert_eq!(file_agent["managed_by"], "file");
+    for (method, path, body) in [
+        (
+            "PATCH",
+            "/admin/v1/agents/agent-1",
+            Some(json!({"name": "x"})),
+        ),
+        ("DELETE", "/admin/v1/agents/agent-1", None),
+        ("DELETE", "/admin/v1/llm/openai", None),
+        ("DELETE", "/admin/v1/credentials/cred-openai", None),
+        ("DELETE", "/admin/v1/agents/agent-1/outbound/openai", None),
+        (
+            "PUT",
+            "/admin/v1/agents/agent-1/outbound/openai",
+            Some(json!({"scopes": []})),
+        ),
+    ] {
+        let (status, _, body) = admin(&h, method, path, body, &[]).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("file_managed")),
+            "{method} {path}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("routing file")
+        );
+    }
+    let node = json!({"id": "openai", "upstream": "https://api.example.com", "style": "bearer", "credential": "cred-openai"});
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/llm", Some(node), &[]).await.0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let generation = h.generation().await;
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", "/admin/v1/agents", r#"{"name":"a","colour":"red"}"#.into(), 400, "unknown field `colour`"),
+        ("POST", "/admin/v1/agents", r#"{"name":42}"#.into(), 400, "invalid type"),
+        ("POST", "/admin/v1/agents", r#"{"name":"#.into(), 400, "invalid request body"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"llm"}"#.into(), 400, "missing field `value`"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"other","value":"x"}"#.into(), 422, "credentials[1].kind"),
+        ("PUT", "/admin/v1/agents/agent-2/outbound/nowhere", "{}".into(), 422, "no llm or external node has id"),
+        ("PUT", "/admin/v1/agents/ghost/outbound/openai", "{}".into(), 422, "no agent has id"),
+        (
+            "POST",
+            "/admin/v1/llm",
+            json!({"id": "x", "upstream": "http://169.254.169.254/", "style": "bearer", "credential": "cred-openai"}).to_string(),
+            422,
+            "plain http is only allowed to loopback",
+        ),
+        (
+            "POST",
+            "/admin/v1/llm",
+            json!({"id": "y", "upstream": "https://u:p@api.example.com/", "style": "bearer", "credential": "cred-openai"}).to_string(),
+            422,
+            "user information",
+        ),
+        ("POST", "/admin/v1/agents", format!(r#"{{"name":"{}"}}"#, "n".repeat(70 * 1024)), 413, ""),
+    ];
+    for (method, path, body, status, needle) in cases {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", h.admin))
+            .header("authorization", bearer(ADMIN_TOKEN))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.clone())))
+            .unwrap();
+        let (got, _, text) = send(req).await;
+        assert_eq!(
+            got,
+            status,
+            "{method} {path} {}: {text}",
+            &body[..body.len().min(80)]
+        );
+        assert!(
+            text.contains(needle),
+            "{method} {path}: {text} lacks {needle:?}"
+        );
+    }
+    let (_, _, list) = admin(&h, "GET", "/admin/v1/agents", None, &[]).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        2,
+        "nothing was added"
+    );
+    assert_eq!(
+        admin(&h, "GET", "/admin/v1/llm", None, &[]).await.2["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(h.generation().await, generation, "no reload happened");
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_the_admin_token() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let agent_token = keys().es256.token(&claims("agent-1", ""));
+    for auth in [
+        None,
+        Some(bearer("wrong")),
+        Some(bearer(&agent_token)),
+        Some(format!("Basic {ADMIN_TOKEN}")),
+    ] {
+        let mut headers = vec![];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let (status, hdrs, _) = get(&format!("http://{}/admin/v1/agents", h.admin), &headers).await;
+        assert_eq!(status, 401, "{auth:?}");
+        assert!(hdrs.get("www-authenticate").is_some());
+    }
+    // The admin API is not on the data plane at all.
+    assert_eq!(
+        get(
+            &h.url("/admin/v1/agents"),
+            &[("authorization", &bearer(ADMIN_TOKEN))]
+        )
+        .await
+        .0,
+        404
+    );
+    // Operational endpoints stay open on the admin listener.
+    assert_eq!(
+        get(&format!("http://{}/metrics", h.admin), &[]).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_gives_one_effect_and_the_same_answer() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let key = [("idempotency-key", "create-support-bot-1")];
+    let first = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "bot"})),
+        &key,
+    )
+    .await;
+    let second = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "bot"})),
+        &key,
+    )
+    .await;
+    assert_eq!(first.0, 201);
+    assert_eq!((first.0, &first.2), (second.0, &second.2));
+    let list = admin(&h, "GET", "/admin/v1/agents", None, &[]).await.2;
+    assert_eq!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["name"] == "bot")
+            .count(),
+        1
+    );
+    let (status, _, body) = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "other"})),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+}
+
+#[tokio::test]
+async fn license_and_credential_quotas_are_enforced() {
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.raw("[store]\nm2m_licenses = 3\nmax_credentials = 2\n");
+    let h = s.start().await;
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/agents", Some(json!({})), &[])
+            .await
+            .0,
+        201
+    );
+    let (status, _, body) = admin(&h, "POST", "/admin/v1/agents", Some(json!({})), &[]).await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        body["error"]["message"],
+        "M2M application license quota exhausted: 3 of 3 in use"
+    );
+    let cred = |id: &str| json!({"id": id, "kind": "external", "value": "v"});
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/credentials", Some(cred("c2")), &[])
+            .await
+            .0,
+        201
+    );
+    let (status, _, body) = admin(&h, "POST", "/admin/v1/credentials", Some(cred("c3")), &[]).await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (409, Some("stored credential limit reached: 2 of 2 stored"))
+    );
+}
+
+#[tokio::test]
+async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_written() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let secret = canary("audited");
+    let (status, _, _) = admin(
+        &h,
+        "POST",
+        "/admin/v1/credentials",
+        Some(json!({"id": "c-aud", "kind": "llm", "value": secret})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201);
+    let audit_path = h.setup.dir.path().join("data/audit.log");
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    let record: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            record["action"].as_str(),
+            record["kind"].as_str(),
+            record["id"].as_str()
+        ),
+        (Some("create"), Some("credential"), Some("c-aud"))
+    );
+    assert_eq!(record["after"]["sealed"], "[redacted]");
+    assert!(
+        !audit.contains(&secret) && !audit.contains("idg1."),
+        "a credential value reached the audit log"
+    );
+    // Break the audit sink: the write is refused and nothing changes.
+    std::fs::remove_file(&audit_path).unwrap();
+    std::fs::create_dir(&audit_path).unwrap();
+    let (status, headers, body) = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "unaudited"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("audit_unavailable"))
+    );
+    assert!(headers.get("retry-after").is_some());
+    let list = admin(&h, "GET", "/admin/v1/agents", None, &[]).await.2;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "unaudited")
+    );
+    // The data plane is unaffected.
+    let token = keys().es256.token(&claims("agent-1", ""));
+    assert_eq!(
+        get(
+            &h.url("/llm/openai/x"),
+            &[("authorization", &bearer(&token))]
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn credential_values_are_never_returned() {
+    // Corpus K02: metadata and a keyed fingerprint only; no plaintext, no ciphertext.
+    let mock = Mock::start().await;
+    let file_secret = canary("file");
+    let h = Setup::standard(&mock, &file_secret).start().await;
+    let secret = canary("api");
+    let (_, _, created) = admin(
+        &h,
+        "POST",
+        "/admin/v1/credentials",
+        Some(json!({"id": "c-x", "kind": "llm", "value": secret})),
+        &[],
+    )
+    .await;
+    let (_, _, listed) = admin(&h, "GET", "/admin/v1/credentials", None, &[]).await;
+    let (_, _, one) = admin(&h, "GET", "/admin/v1/credentials/c-x", None, &[]).await;
+    let (_, _, file_one) = admin(&h, "GET", "/admin/v1/credentials/cred-openai", None, &[]).await;
+    for body in [&created, &listed, &one, &file_one] {
+        let text = body.to_string();
+        for leak in [
+            secret.as_str(),
+            &secret[secret.len() - 8..],
+            file_secret.as_str(),
+            &file_secret[file_secret.len() - 8..],
+            "idg1.",
+        ] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+    }
+    assert_eq!(created["fingerprint"], one["fingerprint"]);
+    assert_eq!(file_one["managed_by"], "file");
+    assert!(file_one["fingerprint"].as_str().is_some());
+    let m = h.metrics().await;
+    assert!(!m.contains(&secret[secret.len() - 8..]));
+    assert!(metric_value(&m, "idguard_config_generation") >= 2.0);
+}
+
+#[tokio::test]
+async fn every_acknowledged_write_survives_kill_9() {
+    // Corpus N01: a stream of writes, SIGKILL in the middle, restart: every acknowledged write is there, at most
+    // the one in flight is extra, and nothing is partial.
+    use std::sync::{Arc, Mutex};
+
+    use crate::common::process::Served;
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.raw("[store]\nm2m_licenses = 100000\n");
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let env = [
+        ("IDGUARD_MASTER_KEY", s.master.as_str()),
+        ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let mut served = Served::start(&s.config_path(), &env);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (acked, url) = (
+            acked.clone(),
+            format!("http://{}/admin/v1/agents", served.admin),
+        );
+        tokio::spawn(async move {
+            for i in 0..100_000 {
+                let req = hyper::Request::post(&url)
+                    .header("authorization", bearer(ADMIN_TOKEN))
+                    .body(Full::new(Bytes::from(
+                        json!({"name": format!("bot-{i}")}).to_string(),
+                    )))
+                    .unwrap();
+                let Ok(Ok(resp)) = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    crate::common::client::client().request(req),
+                )
+                .await
+                else {
+                    return;
+                };
+                if resp.status() != 201 {
+                    return;
+                }
+                let body = http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                acked
+                    .lock()
+                    .unwrap()
+                    .push(v["id"].as_str().unwrap().to_owned());
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    served.child.kill().unwrap(); // SIGKILL
+    let _ = served.child.wait();
+    let _ = writer.await;
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 10,
+        "only {} writes acknowledged before the kill",
+        acked.len()
+    );
+    drop(served);
+
+    let served = Served::start(&s.config_path(), &env);
+    let (status, _, text) = get(
+        &format!("http://{}/admin/v1/agents", served.admin),
+        &[("authorization", &bearer(ADMIN_TOKEN))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let stored: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["managed_by"] == "api")
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    for id in &acked {
+        assert!(
+            stored.contains(&id.as_str()),
+            "acknowledged {id} lost after kill -9"
+        );
+    }
+    assert!(
+        stored.len() <= acked.len() + 1,
+        "{} stored, {} acknowledged",
+        stored.len(),
+        acked.len()
+    );
+    let audit = std::fs::read_to_string(s.dir.path().join("idguard-data/audit.log")).unwrap();
+    assert!(
+        audit.lines().count() >= acked.len(),
+        "every acknowledged write has its audit record"
+    );
+    drop(served);
+}
