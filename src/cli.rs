@@ -53,6 +53,19 @@ pub(crate) enum Command {
         #[arg(long, short, env = "IDGUARD_CONFIG")]
         config: PathBuf,
     },
+    /// Write the whole topology (the routing file plus everything created through the admin API) as one
+    /// routing file. Reads the data directory directly: run it with the server stopped, or on a copy.
+    Export {
+        /// The routing file (TOML).
+        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        config: PathBuf,
+        /// The data directory (default: `idguard-data` beside the config).
+        #[arg(long, env = "IDGUARD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Where to write it (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Seal a credential value read from standard input (never from the command line) for the routing file.
     Seal {
         /// The credential id the value is for; it is bound into the sealed value.

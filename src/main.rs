@@ -41,6 +41,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => check(&config),
+        Command::Export {
+            config,
+            data_dir,
+            output,
+        } => export(&config, data_dir, output.as_deref()),
         Command::Seal { id, new_key } => seal(id.as_deref(), new_key),
         Command::Serve {
             config,
@@ -128,6 +133,50 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn export(
+    path: &Path,
+    data_dir: Option<std::path::PathBuf>,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use idguard_config::store::Store as _;
+    let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
+    let raw = Loader::new(path, None).file_raw()?;
+    let objects = if data_dir.join("topology.redb").exists() {
+        idguard_admin::store::EmbeddedStore::open(&data_dir)
+            .with_context(|| {
+                format!(
+                    "opening the store in {} (is a server using it?)",
+                    data_dir.display()
+                )
+            })?
+            .load()?
+            .1
+    } else {
+        Vec::new()
+    };
+    let text = format!(
+        "# Written by `idguard export` from {} and the store in {} ({} API-managed objects).\n\n{}",
+        path.display(),
+        data_dir.display(),
+        objects.len(),
+        idguard_config::store::export(raw, &objects)?
+    );
+    match output {
+        Some(out) => {
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_data_dir(config: &Path) -> std::path::PathBuf {
+    config
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("idguard-data")
+}
+
 fn seal(id: Option<&str>, new_key: bool) -> anyhow::Result<ExitCode> {
     if new_key {
         println!("{}", MasterKeys::generate_encoded().as_str());
@@ -163,8 +212,7 @@ pub(crate) async fn serve(
     let keys = MasterKeys::from_env()
         .context("reading the master key")?
         .map(Arc::new);
-    let data_dir =
-        data_dir.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("idguard-data"));
+    let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
     serve_with(
         Loader::new(path, keys),
         &data_dir,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// The whole routing file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Listener addresses and TLS (static: read at start only).
@@ -51,19 +51,22 @@ pub struct RawConfig {
 }
 
 /// `[listeners]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawListeners {
     /// Public (data-plane) address, default `0.0.0.0:8080`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public: Option<String>,
     /// Admin address (metrics, health), default `127.0.0.1:9090`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
     /// TLS for the public listener; plain HTTP when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<RawTls>,
 }
 
 /// `[listeners.tls]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     /// PEM certificate chain, leaf first.
@@ -73,63 +76,76 @@ pub struct RawTls {
 }
 
 /// `[limits]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// Largest total size of request headers, bytes (default 32768).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_header_bytes: Option<usize>,
     /// Most request headers (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_headers: Option<usize>,
     /// Longest request target, bytes (default 8192).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_uri_bytes: Option<usize>,
     /// Largest request body, bytes (default 10 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
     /// How long a client may take to send its request headers, ms (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub header_read_timeout_ms: Option<u64>,
 }
 
 /// `[upstream]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     /// TCP connect timeout, ms (default 5000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
     /// Time from sending the request to the upstream's response headers, ms (default 300000: LLMs think).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_header_timeout_ms: Option<u64>,
     /// How long an idle pooled connection is kept, ms (default 90000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pool_idle_timeout_ms: Option<u64>,
     /// Extra PEM CA certificates trusted for upstream TLS, besides the webpki roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_ca_file: Option<PathBuf>,
 }
 
 /// `[reload]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReload {
     /// How often the file is checked for changes, ms (default 1000; 0 turns watching off, SIGHUP still works).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_interval_ms: Option<u64>,
 }
 
 /// `[store]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     /// M2M application licenses: every agent uses one (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub m2m_licenses: Option<u64>,
     /// Most stored credentials (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_credentials: Option<u64>,
 }
 
 /// `[tokens]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokens {
     /// Most verified tokens cached (default 100000; 0 verifies every request in full). Read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_entries: Option<usize>,
 }
 
 /// `[[issuers]]`: a token issuer the proxy trusts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuer {
     /// The exact `iss` value of its tokens.
@@ -137,14 +153,19 @@ pub struct RawIssuer {
     /// The `aud` value tokens for this proxy carry (exactly this, alone).
     pub audience: String,
     /// A JWKS file (JSON `{"keys": [...]}`); relative paths are relative to the routing file.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<PathBuf>,
     /// A JWKS URL (https only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
     /// Accepted `typ` header values, compared as media types (default `["at+jwt"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted_typ: Option<Vec<String>>,
     /// Clock leeway for `exp` and `nbf`, seconds (default 30, at most 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub leeway_seconds: Option<u64>,
     /// How often a JWKS URL is refetched even without an unknown `kid`, seconds (default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_refresh_seconds: Option<u64>,
 }
 
@@ -173,14 +194,18 @@ pub struct RawCredential {
     /// Credential id; also the associated data its sealed value is bound to.
     pub id: String,
     /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The API key's own identifier or description (not secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
     /// Business type: `llm` or `external`; must match the kind of every node that uses it.
     pub kind: String,
     /// The value sealed by `idguard seal` (`idg1.…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
     /// Or: the name of an environment variable holding the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
 }
 
@@ -191,22 +216,28 @@ pub struct RawNode {
     /// Route name: the node is served at `/llm/{id}/` or `/ext/{id}/`.
     pub id: String,
     /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Upstream base URL, e.g. `https://api.openai.com/v1`; requests never leave its path.
     pub upstream: String,
     /// Injection style: `bearer`, `anthropic`, `azure`, `gemini`, `header` or `query`.
     pub style: String,
     /// For `style = "header"`: the header to set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
     /// For `style = "header"` (optional): text put before the key, e.g. `"Token "`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// For `style = "query"`: the query parameter to set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     /// The credential id whose value is injected.
     pub credential: String,
     /// Send the verified agent id upstream in `x-idguard-agent` (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_identity: Option<bool>,
     /// Allowed methods (default: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
 }
 

@@ -199,3 +199,18 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
         Err(ValidationErrors(errors))
     }
 }
+
+/// The whole topology — the file's objects and the stored ones — as one routing file that `idguard check`
+/// accepts and `idguard serve` reproduces. Sealed values are kept as they are (they stay bound to their ids);
+/// relative paths stay as written, so write the export beside the original file.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when a stored object does not fit its type, or [`ConfigError::Parse`] when the
+/// result cannot be written as TOML.
+pub fn export(mut raw: RawConfig, objects: &[StoredObject]) -> Result<String, crate::ConfigError> {
+    merge(&mut raw, objects).map_err(crate::ConfigError::Invalid)?;
+    toml::to_string(&raw).map_err(|e| crate::ConfigError::Parse {
+        path: "export".into(),
+        message: e.to_string(),
+    })
+}

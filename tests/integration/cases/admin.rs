@@ -673,3 +673,109 @@ async fn every_acknowledged_write_survives_kill_9() {
     );
     drop(served);
 }
+
+#[tokio::test]
+async fn export_writes_a_file_that_check_accepts_and_serve_reproduces() {
+    use crate::common::process::{Served, run};
+    let mock = Mock::start().await;
+    let s = Setup::standard(&mock, &canary("file"));
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let env = [
+        ("IDGUARD_MASTER_KEY", s.master.as_str()),
+        ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let served = Served::start(&s.config_path(), &env);
+    let call = |method: &'static str, path: String, body: Value| {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", served.admin))
+            .header("authorization", bearer(ADMIN_TOKEN))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        send(req)
+    };
+    let (status, _, agent) = call(
+        "POST",
+        "/admin/v1/agents".into(),
+        json!({"name": "exported"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = serde_json::from_str::<Value>(&agent).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = canary("exported");
+    assert_eq!(
+        call(
+            "POST",
+            "/admin/v1/credentials".into(),
+            json!({"id": "c-exp", "kind": "llm", "value": secret})
+        )
+        .await
+        .0,
+        201
+    );
+    let node = json!({"id": "exp", "upstream": format!("http://{}/e", mock.addr), "style": "azure", "credential": "c-exp"});
+    assert_eq!(call("POST", "/admin/v1/llm".into(), node).await.0, 201);
+    assert_eq!(
+        call(
+            "PUT",
+            format!("/admin/v1/agents/{id}/outbound/exp"),
+            json!({"scopes": []})
+        )
+        .await
+        .0,
+        201
+    );
+    served.stop();
+
+    let exported = s.dir.path().join("exported.toml");
+    let config = s.config_path();
+    let (code, _, err) = run(
+        &[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            exported.to_str().unwrap(),
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        !text.contains(&secret),
+        "the export holds only the sealed value"
+    );
+    let (code, out, _) = run(
+        &["check", "--config", exported.to_str().unwrap()],
+        &[("IDGUARD_MASTER_KEY", &s.master)],
+        "",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("3 agents, 2 nodes, 2 credentials, 2 outbound authorizations"),
+        "{out}"
+    );
+
+    // Served from the export alone, with an empty store, the API-made agent still reaches its node.
+    let empty = s.dir.path().join("empty-data");
+    let served = Served::start(
+        &exported,
+        &[
+            ("IDGUARD_MASTER_KEY", s.master.as_str()),
+            ("IDGUARD_DATA_DIR", empty.to_str().unwrap()),
+        ],
+    );
+    let token = keys().es256.token(&claims(&id, ""));
+    let (status, _, _) = get(
+        &format!("http://{}/llm/exp/v1/x", served.public),
+        &[("authorization", &bearer(&token))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.last().header("api-key"), Some(secret.as_str()));
+    assert_eq!(mock.last().uri, "/e/v1/x");
+}
