@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1`.
 //! - [`api`]: the admin REST API and its write pipeline; [`auth`]: the admin token; [`error`]: `AdminError`.
+//! - [`ssrf`]: the stricter upstream rules for nodes created through the API.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`run`]: serve an already-bound listener until the shutdown future completes.
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ssrf;
 pub mod store;
 
 use axum::Router;

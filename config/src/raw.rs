@@ -30,6 +30,9 @@ pub struct RawConfig {
     /// The admin API's store and the console's quotas.
     #[serde(default)]
     pub store: RawStore,
+    /// Admin API policy.
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// Token issuers whose access tokens the proxy accepts.
     #[serde(default)]
     pub issuers: Vec<RawIssuer>,
@@ -133,6 +136,16 @@ pub struct RawStore {
     /// Most stored credentials (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_credentials: Option<u64>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Upstream hosts the admin API may point nodes at despite the SSRF rules (loopback, private ranges, plain
+    /// http). Empty by default; meant for tests and deliberate internal upstreams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_allow_hosts: Option<Vec<String>>,
 }
 
 /// `[tokens]`.

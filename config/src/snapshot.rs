@@ -50,6 +50,8 @@ pub struct Settings {
     pub m2m_licenses: u64,
     /// Most stored credentials.
     pub max_credentials: u64,
+    /// Hosts the admin API may use as upstreams despite its SSRF rules.
+    pub upstream_allow_hosts: Vec<String>,
 }
 
 /// PEM files for the public listener's TLS.

@@ -360,6 +360,7 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
         token_cache_entries,
         m2m_licenses,
         max_credentials,
+        upstream_allow_hosts: raw.admin.upstream_allow_hosts.clone().unwrap_or_default(),
     })
 }
 

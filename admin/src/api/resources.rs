@@ -692,6 +692,14 @@ async fn create_node(
     if let Some(r) = replayed {
         return Ok(r);
     }
+    let allow = &api.snapshot().settings.upstream_allow_hosts;
+    if let Err(message) = crate::ssrf::check_upstream(&raw.upstream, allow) {
+        return Err(AdminError::Invalid(vec![idguard_config::ValidationError {
+            path: format!("{}.upstream", kind.as_str()),
+            line: None,
+            message,
+        }]));
+    }
     let id = raw.id.clone();
     if api.file_managed(Kind::Llm, &id)? || api.file_managed(Kind::External, &id)? {
         return Err(AdminError::FileManaged {

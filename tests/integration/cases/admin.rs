@@ -307,14 +307,14 @@ async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
             "/admin/v1/llm",
             json!({"id": "x", "upstream": "http://169.254.169.254/", "style": "bearer", "credential": "cred-openai"}).to_string(),
             422,
-            "plain http is only allowed to loopback",
+            "must be https",
         ),
         (
             "POST",
             "/admin/v1/llm",
             json!({"id": "y", "upstream": "https://u:p@api.example.com/", "style": "bearer", "credential": "cred-openai"}).to_string(),
             422,
-            "user information",
+            "must not carry user information",
         ),
         ("POST", "/admin/v1/agents", format!(r#"{{"name":"{}"}}"#, "n".repeat(70 * 1024)), 413, ""),
     ];
@@ -778,4 +778,42 @@ async fn export_writes_a_file_that_check_accepts_and_serve_reproduces() {
     assert_eq!(status, 200);
     assert_eq!(mock.last().header("api-key"), Some(secret.as_str()));
     assert_eq!(mock.last().uri, "/e/v1/x");
+}
+
+#[tokio::test]
+async fn j01_api_upstreams_are_refused_when_they_point_inside() {
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.admin_allow.clear();
+    let h = s.start().await;
+    for upstream in [
+        "http://169.254.169.254/",
+        "https://100.100.100.200/",
+        "http://127.0.0.1:6379",
+        "https://127.0.0.1:6379",
+        "https://[::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://2130706433/",
+        "https://0x7f.1/",
+        "https://localhost./",
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "https://user:pw@api.example.com/",
+        "http://api.example.com/",
+    ] {
+        let node = json!({"id": "n", "upstream": upstream, "style": "bearer", "credential": "cred-openai"});
+        let (status, _, body) = admin(&h, "POST", "/admin/v1/llm", Some(node), &[]).await;
+        assert_eq!(status, 422, "{upstream}: {body}");
+        assert_eq!(
+            body["error"]["fields"][0]["path"], "llm.upstream",
+            "{upstream}"
+        );
+    }
+    let list = admin(&h, "GET", "/admin/v1/llm", None, &[]).await.2;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "nothing stored");
+    let ok = json!({"id": "n", "upstream": "https://api.example.com/v1", "style": "bearer", "credential": "cred-openai"});
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/llm", Some(ok), &[]).await.0,
+        201
+    );
 }

@@ -45,6 +45,8 @@ pub struct Setup {
     /// `upstream.connect_timeout_ms` and `upstream.response_header_timeout_ms`.
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
+    /// `[admin] upstream_allow_hosts` (the mocks live on 127.0.0.1).
+    pub admin_allow: Vec<String>,
     /// Extra lines for the `[upstream]` table.
     pub upstream_extra: String,
     pub fragments: Vec<String>,
@@ -66,6 +68,7 @@ impl Setup {
             watch_ms: 0,
             connect_timeout_ms: 1000,
             response_timeout_ms: 3000,
+            admin_allow: vec!["127.0.0.1".into()],
             upstream_extra: String::new(),
             fragments: vec![],
         }
@@ -148,6 +151,11 @@ impl Setup {
             self.upstream_extra,
             self.issuer_extra
         );
+        let allow: Vec<String> = self.admin_allow.iter().map(|h| format!("{h:?}")).collect();
+        out.push_str(&format!(
+            "\n[admin]\nupstream_allow_hosts = [{}]\n",
+            allow.join(", ")
+        ));
         for f in &self.fragments {
             out.push('\n');
             out.push_str(f);
