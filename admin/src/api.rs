@@ -101,6 +101,7 @@ impl AdminApi {
                 "/admin/v1/agents/{id}/outbound/{node}",
                 put(r::put_outbound).delete(r::delete_outbound),
             )
+            .route("/admin/v1/agents/{id}/topology", get(r::agent_topology))
             .route(
                 "/admin/v1/credentials",
                 get(r::list_credentials).post(r::create_credential),
@@ -124,6 +125,8 @@ impl AdminApi {
                 self.inner.token.clone(),
                 require_admin,
             ))
+            // The description of the API is not a secret; tools fetch it without the token.
+            .route("/admin/v1/openapi.json", get(r::openapi))
             .with_state(self.clone())
     }
 

@@ -778,3 +778,67 @@ pub async fn delete_external(
 ) -> Result<Response> {
     delete_simple(&api, Kind::External, "external", &id, &headers).await
 }
+
+// === topology view ===
+
+/// `GET /admin/v1/agents/{id}/topology`: the agent's diagram — the agent, the nodes it may call (with their
+/// credentials), and the edges between them, from the file and the store together.
+pub async fn agent_topology(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let stored = api.stored()?;
+    let snapshot = api.inner.loader.build_with(&stored, 0).map_err(|e| {
+        tracing::error!(reason = "config_unreadable", "{e}");
+        AdminError::StoreUnavailable
+    })?;
+    let agent = snapshot
+        .agents
+        .get(id.as_str())
+        .ok_or(AdminError::NotFound {
+            kind: "agent",
+            id: id.clone(),
+        })?;
+    let mut nodes = vec![
+        json!({"kind": "agent", "id": &*agent.id, "name": agent.name, "audience": agent.audience, "enabled": agent.enabled}),
+    ];
+    let mut edges = Vec::new();
+    let mut credentials = std::collections::BTreeSet::new();
+    let mut reachable: Vec<_> = snapshot
+        .edges
+        .iter()
+        .filter_map(|(node, by_agent)| {
+            by_agent
+                .get(id.as_str())
+                .map(|e| (node.clone(), e.required_scopes.clone()))
+        })
+        .collect();
+    reachable.sort();
+    for (node_id, scopes) in reachable {
+        let Some(node) = snapshot.nodes.get(&node_id) else {
+            continue;
+        };
+        nodes.push(json!({"kind": node.kind.as_str(), "id": &*node.id, "name": node.name, "credential": &*node.credential}));
+        let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        edges.push(
+            json!({"kind": "outbound", "from": &*agent.id, "to": &*node.id, "scopes": scopes}),
+        );
+        edges.push(json!({"kind": "uses", "from": &*node.id, "to": &*node.credential}));
+        credentials.insert(node.credential.clone());
+    }
+    for c in credentials {
+        if let Some(cred) = snapshot.credentials.get(&c) {
+            nodes.push(json!({"kind": "credential", "id": &*cred.id, "name": cred.name, "business_type": cred.kind.as_str()}));
+        }
+    }
+    Ok(Json(json!({"agent": id, "nodes": nodes, "edges": edges})).into_response())
+}
+
+/// `GET /admin/v1/openapi.json`: the OpenAPI 3 description of this API.
+pub async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}

@@ -817,3 +817,79 @@ async fn j01_api_upstreams_are_refused_when_they_point_inside() {
         201
     );
 }
+
+#[tokio::test]
+async fn an_agents_topology_lists_what_a_diagram_draws() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (status, _, topo) = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[]).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = topo["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["agent", "llm", "credential"]);
+    assert_eq!(
+        topo["edges"][0],
+        json!({"kind": "outbound", "from": "agent-1", "to": "openai", "scopes": []})
+    );
+    assert_eq!(
+        topo["edges"][1],
+        json!({"kind": "uses", "from": "openai", "to": "cred-openai"})
+    );
+    // An API-made edge shows at once; an unknown agent is 404.
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            "/admin/v1/agents/agent-2/outbound/openai",
+            Some(json!({"scopes": ["a"]})),
+            &[]
+        )
+        .await
+        .0,
+        201
+    );
+    let topo = admin(&h, "GET", "/admin/v1/agents/agent-2/topology", None, &[])
+        .await
+        .2;
+    assert_eq!(topo["edges"][0]["scopes"], json!(["a"]));
+    assert_eq!(
+        admin(&h, "GET", "/admin/v1/agents/nobody/topology", None, &[])
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    // Served without the token.
+    let (status, _, text) = get(&format!("http://{}/admin/v1/openapi.json", h.admin), &[]).await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 11);
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "agent-1").replace("{node}", "openai");
+        for method in METHODS {
+            let body = (method != "get" && method != "delete").then(|| json!({}));
+            let (status, _, body_json) =
+                admin(&h, &method.to_uppercase(), &concrete, body, &[]).await;
+            let documented = item.get(method).is_some();
+            // A route that exists answers from its handler (any status, JSON); one that does not is axum's bare
+            // 404 (unknown path) or 405 (known path, other method).
+            let routed = status != 405 && !(status == 404 && body_json.is_null());
+            assert_eq!(
+                routed, documented,
+                "{method} {path}: status {status}, documented {documented}"
+            );
+        }
+    }
+}
