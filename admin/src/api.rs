@@ -103,6 +103,16 @@ impl AdminApi {
             )
             .route("/admin/v1/agents/{id}/topology", get(r::agent_topology))
             .route(
+                "/admin/v1/enterprise",
+                get(r::list_enterprise).post(r::create_enterprise),
+            )
+            .route(
+                "/admin/v1/enterprise/{id}",
+                get(r::get_enterprise)
+                    .patch(r::patch_enterprise)
+                    .delete(r::delete_enterprise),
+            )
+            .route(
                 "/admin/v1/credentials",
                 get(r::list_credentials).post(r::create_credential),
             )
@@ -157,6 +167,7 @@ impl AdminApi {
             Kind::Credential => raw.credentials.iter().any(|c| c.id == id),
             Kind::Llm => raw.llm.iter().any(|n| n.id == id),
             Kind::External => raw.external.iter().any(|n| n.id == id),
+            Kind::Enterprise => raw.enterprise.iter().any(|n| n.id == id),
             Kind::Outbound => raw
                 .outbound
                 .iter()
@@ -266,7 +277,9 @@ impl AdminApi {
                 .any(|w| w.kind == kind && w.expect == Expect::Absent)
         };
         let licenses = candidate.settings.m2m_licenses;
-        if creates(Kind::Agent) && candidate.agents.len() as u64 > licenses {
+        // Agents and enterprise services each use one M2M application license (client applications will too).
+        let in_use = (candidate.agents.len() + candidate.services.len()) as u64;
+        if (creates(Kind::Agent) || creates(Kind::Enterprise)) && in_use > licenses {
             return Err(AdminError::Quota(format!(
                 "M2M application license quota exhausted: {licenses} of {licenses} in use"
             )));

@@ -48,6 +48,9 @@ pub struct RawConfig {
     /// External-service nodes, routed at `/ext/{id}/...`.
     #[serde(default)]
     pub external: Vec<RawNode>,
+    /// Enterprise services: internal applications that accept idguard-issued tokens.
+    #[serde(default)]
+    pub enterprise: Vec<RawService>,
     /// Outbound authorizations: agent → node edges.
     #[serde(default)]
     pub outbound: Vec<RawEdge>,
@@ -254,15 +257,47 @@ pub struct RawNode {
     pub methods: Option<Vec<String>>,
 }
 
-/// `[[outbound]]`: the agent may call the node, holding every scope listed.
+/// `[[enterprise]]`: an internal service. Agents get tokens for its audience with the scopes their outbound
+/// authorization grants.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Service id (it will appear in `/svc/{id}/` paths).
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Audience identifier: the `aud` of tokens for this service; immutable once saved through the API.
+    pub audience: String,
+    /// Base URL the proxy forwards `/svc/{id}/` requests to (https, or http to loopback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The service's permissions; scope values are unique within the service.
+    #[serde(default)]
+    pub permissions: Vec<RawPermission>,
+}
+
+/// A permission of an enterprise service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPermission {
+    /// Display name (default: the scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Scope value.
+    pub scope: String,
+}
+
+/// `[[outbound]]`: for an LLM or external node, the agent may call it holding every scope listed; for an
+/// enterprise service, the agent is granted the listed scopes (each a permission of the service).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEdge {
     /// Agent id.
     pub agent: String,
-    /// Node id (LLM or external).
+    /// Node id (LLM, external or enterprise service).
     pub node: String,
-    /// Scopes the agent's token must carry on this edge (default none).
+    /// LLM/external: scopes the agent's token must carry. Enterprise: scopes granted (default none).
     #[serde(default)]
     pub scopes: Vec<String>,
 }

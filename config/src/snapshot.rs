@@ -25,8 +25,27 @@ pub struct Snapshot {
     pub credentials: HashMap<Arc<str>, Credential>,
     /// LLM and external nodes by id (ids are unique across both kinds).
     pub nodes: HashMap<Arc<str>, Node>,
-    /// Outbound edges, by node id then agent id.
+    /// Outbound edges to LLM and external nodes, by node id then agent id.
     pub edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>>,
+    /// Enterprise services by id.
+    pub services: HashMap<Arc<str>, Service>,
+    /// Scopes granted on agent → service edges, by service id then agent id.
+    pub service_grants: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>,
+}
+
+/// An enterprise service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Service id.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// Audience identifier.
+    pub audience: String,
+    /// Where `/svc/{id}/` forwards, when set.
+    pub upstream: Option<UpstreamUrl>,
+    /// Permissions as (name, scope).
+    pub permissions: Vec<(String, Arc<str>)>,
 }
 
 /// Listener addresses, limits and upstream settings. Listener addresses and TLS files are read at start only.

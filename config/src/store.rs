@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, ValidationErrors};
-use crate::raw::{RawAgent, RawConfig, RawCredential, RawEdge, RawNode};
+use crate::raw::{RawAgent, RawConfig, RawCredential, RawEdge, RawNode, RawService};
 
 /// The kinds of object the API manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,6 +21,8 @@ pub enum Kind {
     Llm,
     /// An external-service node (`[[external]]`).
     External,
+    /// An enterprise service (`[[enterprise]]`).
+    Enterprise,
     /// An outbound authorization (`[[outbound]]`), id `agent/node`.
     Outbound,
 }
@@ -33,6 +35,7 @@ impl Kind {
             Kind::Credential => "credential",
             Kind::Llm => "llm",
             Kind::External => "external",
+            Kind::Enterprise => "enterprise",
             Kind::Outbound => "outbound",
         }
     }
@@ -52,7 +55,7 @@ pub struct StoredObject {
     pub created_at: u64,
     /// Unix seconds.
     pub updated_at: u64,
-    /// The raw definition (`RawAgent`, `RawCredential`, `RawNode` or `RawEdge` as JSON).
+    /// The raw definition (`RawAgent`, `RawCredential`, `RawNode`, `RawService` or `RawEdge` as JSON).
     pub body: serde_json::Value,
 }
 
@@ -183,6 +186,9 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
             }
             Kind::Llm => serde_json::from_value::<RawNode>(body).map(|v| raw.llm.push(v)),
             Kind::External => serde_json::from_value::<RawNode>(body).map(|v| raw.external.push(v)),
+            Kind::Enterprise => {
+                serde_json::from_value::<RawService>(body).map(|v| raw.enterprise.push(v))
+            }
             Kind::Outbound => serde_json::from_value::<RawEdge>(body).map(|v| raw.outbound.push(v)),
         };
         if let Err(e) = result {

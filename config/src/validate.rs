@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{SealError, ValidationError, ValidationErrors};
-use crate::raw::{RawConfig, RawCredential, RawIssuer, RawNode};
+use crate::raw::{RawConfig, RawCredential, RawIssuer, RawNode, RawService};
 use crate::seal::{self, MasterKeys};
 use crate::secret::Secret;
 use crate::snapshot::{
     Agent, Credential, CredentialUnavailable, Edge, InjectStyle, Issuer, KeySource, Limits, Node,
-    NodeKind, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl,
+    NodeKind, Service, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl,
 };
 
 /// What building a snapshot may consult besides the raw file.
@@ -144,6 +144,22 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         }
     }
 
+    let mut services: HashMap<Arc<str>, Service> = HashMap::new();
+    for (i, svc) in raw.enterprise.iter().enumerate() {
+        let path = format!("enterprise[{i}]");
+        if let Some(service) = service(svc, &path, &mut audiences, &mut errors) {
+            if nodes.contains_key(service.id.as_ref()) || services.contains_key(service.id.as_ref())
+            {
+                errors.push(
+                    format!("{path}.id"),
+                    format!("id {:?} is already used by another node or service", svc.id),
+                );
+            } else {
+                services.insert(service.id.clone(), service);
+            }
+        }
+    }
+    let mut service_grants: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>> = HashMap::new();
     let mut edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>> = HashMap::new();
     for (i, e) in raw.outbound.iter().enumerate() {
         let path = format!("outbound[{i}]");
@@ -154,10 +170,45 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
             );
             continue;
         };
+        if let Some(service) = services.get(e.node.as_str()) {
+            let mut granted: Vec<Arc<str>> = Vec::new();
+            for (j, scope) in e.scopes.iter().enumerate() {
+                match service
+                    .permissions
+                    .iter()
+                    .find(|(_, s)| s.as_ref() == scope)
+                {
+                    Some((_, s)) if !granted.contains(s) => granted.push(s.clone()),
+                    Some(_) => {}
+                    None => errors.push(
+                        format!("{path}.scopes[{j}]"),
+                        format!(
+                            "{scope:?} is not a permission of enterprise service {:?}",
+                            e.node
+                        ),
+                    ),
+                }
+            }
+            if service_grants
+                .entry(service.id.clone())
+                .or_default()
+                .insert(agent.clone(), granted)
+                .is_some()
+            {
+                errors.push(
+                    path,
+                    format!(
+                        "agent {:?} → service {:?} is declared twice",
+                        e.agent, e.node
+                    ),
+                );
+            }
+            continue;
+        }
         let Some((node, _)) = nodes.get_key_value(e.node.as_str()) else {
             errors.push(
                 format!("{path}.node"),
-                format!("no llm or external node has id {:?}", e.node),
+                format!("no llm, external or enterprise node has id {:?}", e.node),
             );
             continue;
         };
@@ -212,6 +263,8 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         credentials,
         nodes,
         edges,
+        services,
+        service_grants,
     })
 }
 
@@ -484,6 +537,64 @@ pub fn normalize_typ(typ: &str) -> String {
         Some(rest) => rest.to_owned(),
         None => t,
     }
+}
+
+fn service(
+    raw: &RawService,
+    path: &str,
+    audiences: &mut HashSet<String>,
+    errors: &mut Errors,
+) -> Option<Service> {
+    let before = errors.0.len();
+    check_id(&raw.id, &format!("{path}.id"), IdKind::Route, errors);
+    let aud = &raw.audience;
+    if aud.is_empty() || aud.len() > 512 || !aud.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(
+            format!("{path}.audience"),
+            "must be 1-512 printable ASCII characters without spaces",
+        );
+    } else if !audiences.insert(aud.clone()) {
+        errors.push(
+            format!("{path}.audience"),
+            format!("audience {aud:?} is used by another agent or service"),
+        );
+    }
+    let upstream = raw
+        .upstream
+        .as_ref()
+        .and_then(|u| upstream_url(u, &format!("{path}.upstream"), errors));
+    let mut permissions: Vec<(String, Arc<str>)> = Vec::new();
+    for (i, p) in raw.permissions.iter().enumerate() {
+        if !is_scope_token(&p.scope) {
+            errors.push(
+                format!("{path}.permissions[{i}].scope"),
+                "a scope is 1-128 printable ASCII characters without spaces, quotes or backslashes",
+            );
+        } else if permissions.iter().any(|(_, s)| s.as_ref() == p.scope) {
+            errors.push(
+                format!("{path}.permissions[{i}].scope"),
+                format!(
+                    "scope {:?} is already a permission of this service",
+                    p.scope
+                ),
+            );
+        } else {
+            permissions.push((
+                p.name.clone().unwrap_or_else(|| p.scope.clone()),
+                Arc::from(p.scope.as_str()),
+            ));
+        }
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(Service {
+        id: Arc::from(raw.id.as_str()),
+        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        audience: aud.clone(),
+        upstream,
+        permissions,
+    })
 }
 
 fn credential(

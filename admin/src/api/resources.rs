@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use idguard_config::raw::{RawAgent, RawCredential, RawEdge, RawNode};
+use idguard_config::raw::{RawAgent, RawCredential, RawEdge, RawNode, RawPermission, RawService};
 use idguard_config::store::{AuditRecord, Expect, IdempotentAnswer, Kind, StoredObject, Write};
 use rand::RngCore;
 use serde::Deserialize;
@@ -623,7 +623,7 @@ async fn delete_simple(
         audit: vec![audit("delete", kind, id, Some(&current.body), None)],
         idempotency: None,
     };
-    if matches!(kind, Kind::Llm | Kind::External) {
+    if matches!(kind, Kind::Llm | Kind::External | Kind::Enterprise) {
         cascade_edges(&stored, &mut plan, |e| e.node == id);
     }
     api.apply(plan).await?;
@@ -708,7 +708,10 @@ async fn create_node(
         });
     }
     let stored = api.stored()?;
-    if find(&stored, Kind::Llm, &id).is_some() || find(&stored, Kind::External, &id).is_some() {
+    if [Kind::Llm, Kind::External, Kind::Enterprise]
+        .iter()
+        .any(|k| find(&stored, *k, &id).is_some())
+    {
         return Err(AdminError::Exists {
             kind: kind.as_str(),
             id,
@@ -779,6 +782,220 @@ pub async fn delete_external(
     delete_simple(&api, Kind::External, "external", &id, &headers).await
 }
 
+// === enterprise services ===
+
+fn service_view(svc: &RawService, managed_by: &str, version: Option<u64>) -> Value {
+    let mut v = serde_json::to_value(svc).unwrap_or(Value::Null);
+    v["managed_by"] = json!(managed_by);
+    v["version"] = json!(version);
+    v
+}
+
+/// `GET /admin/v1/enterprise`
+pub async fn list_enterprise(State(api): State<AdminApi>) -> Result<Response> {
+    let mut out: Vec<Value> = file_raw(&api)?
+        .enterprise
+        .iter()
+        .map(|s| service_view(s, "file", None))
+        .collect();
+    for o in api.stored()?.iter().filter(|o| o.kind == Kind::Enterprise) {
+        out.push(service_view(&stored_as(o)?, "api", Some(o.version)));
+    }
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+/// `GET /admin/v1/enterprise/{id}`
+pub async fn get_enterprise(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    if let Some(svc) = file_raw(&api)?.enterprise.iter().find(|s| s.id == id) {
+        return Ok(with_etag(
+            StatusCode::OK,
+            service_view(svc, "file", None),
+            None,
+        ));
+    }
+    let stored = api.stored()?;
+    let o = find(&stored, Kind::Enterprise, &id).ok_or(AdminError::NotFound {
+        kind: "enterprise",
+        id: id.clone(),
+    })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        service_view(&stored_as(o)?, "api", Some(o.version)),
+        Some(o.version),
+    ))
+}
+
+fn check_service_upstream(api: &AdminApi, upstream: Option<&String>) -> Result<()> {
+    let Some(url) = upstream else { return Ok(()) };
+    crate::ssrf::check_upstream(url, &api.snapshot().settings.upstream_allow_hosts).map_err(
+        |message| {
+            AdminError::Invalid(vec![idguard_config::ValidationError {
+                path: "enterprise.upstream".into(),
+                line: None,
+                message,
+            }])
+        },
+    )
+}
+
+/// `POST /admin/v1/enterprise`: name, audience identifier (immutable once saved), permissions.
+pub async fn create_enterprise(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let raw: RawService = parse(&body)?;
+    let (key, hash, replayed) = idempotency(&api, &headers, "POST /admin/v1/enterprise", &body)?;
+    if let Some(r) = replayed {
+        return Ok(r);
+    }
+    check_service_upstream(&api, raw.upstream.as_ref())?;
+    let id = raw.id.clone();
+    if api.file_managed(Kind::Enterprise, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: "enterprise",
+            id,
+        });
+    }
+    if find(&api.stored()?, Kind::Enterprise, &id).is_some() {
+        return Err(AdminError::Exists {
+            kind: "enterprise",
+            id,
+        });
+    }
+    let value = to_value(&raw)?;
+    let view = service_view(&raw, "api", Some(1));
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Enterprise,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit("create", Kind::Enterprise, &id, None, Some(&value))],
+        idempotency: remember(key, hash, StatusCode::CREATED, &view),
+    };
+    api.apply(plan).await?;
+    Ok(with_etag(StatusCode::CREATED, view, Some(1)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchService {
+    id: Option<String>,
+    name: Option<String>,
+    audience: Option<String>,
+    upstream: Option<String>,
+    permissions: Option<Vec<RawPermission>>,
+}
+
+/// `PATCH /admin/v1/enterprise/{id}`: name, upstream, permissions. `id` and `audience` are immutable. A
+/// permission removed here is removed from every API-managed authorization that granted it.
+pub async fn patch_enterprise(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: PatchService = parse(&body)?;
+    if api.file_managed(Kind::Enterprise, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: "enterprise",
+            id,
+        });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Enterprise, &id).ok_or(AdminError::NotFound {
+        kind: "enterprise",
+        id: id.clone(),
+    })?;
+    let mut raw: RawService = stored_as(current)?;
+    if req.id.as_ref().is_some_and(|new| *new != id) {
+        return Err(AdminError::Immutable("id"));
+    }
+    if req.audience.as_ref().is_some_and(|a| *a != raw.audience) {
+        return Err(AdminError::Immutable("audience"));
+    }
+    check_service_upstream(&api, req.upstream.as_ref())?;
+    if let Some(name) = req.name {
+        raw.name = Some(name);
+    }
+    if let Some(upstream) = req.upstream {
+        raw.upstream = Some(upstream);
+    }
+    let mut plan = Plan {
+        writes: vec![],
+        audit: vec![],
+        idempotency: None,
+    };
+    if let Some(permissions) = req.permissions {
+        let kept: Vec<&str> = permissions.iter().map(|p| p.scope.as_str()).collect();
+        for o in stored.iter().filter(|o| o.kind == Kind::Outbound) {
+            let Ok(mut edge) = serde_json::from_value::<RawEdge>(o.body.clone()) else {
+                continue;
+            };
+            if edge.node != id || edge.scopes.iter().all(|s| kept.contains(&s.as_str())) {
+                continue;
+            }
+            edge.scopes.retain(|s| kept.contains(&s.as_str()));
+            let after = to_value(&edge)?;
+            plan.audit.push(audit(
+                "update",
+                Kind::Outbound,
+                &o.id,
+                Some(&o.body),
+                Some(&after),
+            ));
+            plan.writes.push(Write {
+                kind: Kind::Outbound,
+                id: o.id.clone(),
+                expect: Expect::Version(o.version),
+                body: Some(after),
+            });
+        }
+        raw.permissions = permissions;
+    }
+    let value = to_value(&raw)?;
+    plan.writes.insert(
+        0,
+        Write {
+            kind: Kind::Enterprise,
+            id: id.clone(),
+            expect: expect_for(&headers, current)?,
+            body: Some(value.clone()),
+        },
+    );
+    plan.audit.insert(
+        0,
+        audit(
+            "update",
+            Kind::Enterprise,
+            &id,
+            Some(&current.body),
+            Some(&value),
+        ),
+    );
+    api.apply(plan).await?;
+    let version = current.version + 1;
+    Ok(with_etag(
+        StatusCode::OK,
+        service_view(&raw, "api", Some(version)),
+        Some(version),
+    ))
+}
+
+/// `DELETE /admin/v1/enterprise/{id}`: its outbound authorizations go with it.
+pub async fn delete_enterprise(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_simple(&api, Kind::Enterprise, "enterprise", &id, &headers).await
+}
+
 // === topology view ===
 
 /// `GET /admin/v1/agents/{id}/topology`: the agent's diagram — the agent, the nodes it may call (with their
@@ -825,6 +1042,26 @@ pub async fn agent_topology(
         );
         edges.push(json!({"kind": "uses", "from": &*node.id, "to": &*node.credential}));
         credentials.insert(node.credential.clone());
+    }
+    let mut granted: Vec<_> = snapshot
+        .service_grants
+        .iter()
+        .filter_map(|(svc, by_agent)| {
+            by_agent
+                .get(id.as_str())
+                .map(|scopes| (svc.clone(), scopes.clone()))
+        })
+        .collect();
+    granted.sort();
+    for (svc_id, scopes) in granted {
+        let Some(svc) = snapshot.services.get(&svc_id) else {
+            continue;
+        };
+        nodes.push(json!({"kind": "enterprise", "id": &*svc.id, "name": svc.name, "audience": svc.audience}));
+        let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        edges.push(
+            json!({"kind": "outbound", "from": &*agent.id, "to": &*svc.id, "scopes": scopes}),
+        );
     }
     for c in credentials {
         if let Some(cred) = snapshot.credentials.get(&c) {

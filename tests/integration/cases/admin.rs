@@ -300,7 +300,7 @@ async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
         ("POST", "/admin/v1/agents", r#"{"name":"#.into(), 400, "invalid request body"),
         ("POST", "/admin/v1/credentials", r#"{"kind":"llm"}"#.into(), 400, "missing field `value`"),
         ("POST", "/admin/v1/credentials", r#"{"kind":"other","value":"x"}"#.into(), 422, "credentials[1].kind"),
-        ("PUT", "/admin/v1/agents/agent-2/outbound/nowhere", "{}".into(), 422, "no llm or external node has id"),
+        ("PUT", "/admin/v1/agents/agent-2/outbound/nowhere", "{}".into(), 422, "no llm, external or enterprise node has id"),
         ("PUT", "/admin/v1/agents/ghost/outbound/openai", "{}".into(), 422, "no agent has id"),
         (
             "POST",
@@ -892,4 +892,134 @@ async fn the_openapi_document_matches_the_routes() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it_from_grants() {
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.raw("[store]\nm2m_licenses = 3\n");
+    let h = s.start().await;
+    let crm = json!({
+        "id": "crm", "name": "CRM", "audience": "https://crm.internal",
+        "permissions": [{"name": "Read contacts", "scope": "crm.read"}, {"scope": "crm.write"}]
+    });
+    let (status, headers, body) = admin(&h, "POST", "/admin/v1/enterprise", Some(crm), &[]).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(headers["etag"], "\"1\"");
+    // Grants must be permissions of the service.
+    let (status, _, body) = admin(
+        &h,
+        "PUT",
+        "/admin/v1/agents/agent-1/outbound/crm",
+        Some(json!({"scopes": ["crm.admin"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a permission of enterprise service")
+    );
+    let grant = json!({"scopes": ["crm.read", "crm.write"]});
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            "/admin/v1/agents/agent-1/outbound/crm",
+            Some(grant),
+            &[]
+        )
+        .await
+        .0,
+        201
+    );
+    let topo = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[])
+        .await
+        .2;
+    let edge = topo["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "crm")
+        .unwrap()
+        .clone();
+    assert_eq!(edge["scopes"], json!(["crm.read", "crm.write"]));
+    // Duplicate scopes within a service, and the immutable audience.
+    let dup = json!({"permissions": [{"scope": "a"}, {"scope": "a"}]});
+    assert_eq!(
+        admin(&h, "PATCH", "/admin/v1/enterprise/crm", Some(dup), &[])
+            .await
+            .0,
+        422
+    );
+    let (status, _, body) = admin(
+        &h,
+        "PATCH",
+        "/admin/v1/enterprise/crm",
+        Some(json!({"audience": "https://other"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("immutable_field"))
+    );
+    // Removing a permission removes it from every grant.
+    let (status, headers, _) = admin(
+        &h,
+        "PATCH",
+        "/admin/v1/enterprise/crm",
+        Some(json!({"permissions": [{"scope": "crm.read"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["etag"], "\"2\"");
+    let topo = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[])
+        .await
+        .2;
+    let edge = topo["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "crm")
+        .unwrap()
+        .clone();
+    assert_eq!(edge["scopes"], json!(["crm.read"]));
+    // Services use M2M licenses: two file agents + crm = 3 of 3.
+    let (status, _, body) = admin(&h, "POST", "/admin/v1/agents", Some(json!({})), &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("quota_exhausted"))
+    );
+    let other = json!({"id": "erp", "audience": "https://erp.internal"});
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/enterprise", Some(other), &[])
+            .await
+            .0,
+        409
+    );
+    // An audience is unique across agents and services; deleting the service takes its grants.
+    assert_eq!(
+        admin(&h, "DELETE", "/admin/v1/enterprise/crm", None, &[])
+            .await
+            .0,
+        204
+    );
+    let topo = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[])
+        .await
+        .2;
+    assert!(
+        topo["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["to"] != "crm")
+    );
+    let clash = json!({"id": "erp", "audience": "urn:idguard:agent:agent-1"});
+    let (status, _, body) = admin(&h, "POST", "/admin/v1/enterprise", Some(clash), &[]).await;
+    assert_eq!(status, 422, "{body}");
 }
