@@ -30,8 +30,11 @@ pub struct Snapshot {
     /// Enterprise services by id.
     pub services: HashMap<Arc<str>, Service>,
     /// Scopes granted on agent → service edges, by service id then agent id.
-    pub service_grants: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>,
+    pub service_grants: ServiceGrants,
 }
+
+/// Scopes granted on agent → service edges, by service id then agent id.
+pub type ServiceGrants = HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>;
 
 /// An enterprise service.
 #[derive(Debug, Clone, PartialEq, Eq)]

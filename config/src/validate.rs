@@ -14,7 +14,7 @@ use crate::seal::{self, MasterKeys};
 use crate::secret::Secret;
 use crate::snapshot::{
     Agent, Credential, CredentialUnavailable, Edge, InjectStyle, Issuer, KeySource, Limits, Node,
-    NodeKind, Service, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl,
+    NodeKind, Service, ServiceGrants, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl,
 };
 
 /// What building a snapshot may consult besides the raw file.
@@ -159,7 +159,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
             }
         }
     }
-    let mut service_grants: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>> = HashMap::new();
+    let mut service_grants = ServiceGrants::new();
     let mut edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>> = HashMap::new();
     for (i, e) in raw.outbound.iter().enumerate() {
         let path = format!("outbound[{i}]");
