@@ -92,6 +92,7 @@ fn big_routes() -> Routes {
             id: format!("agent-{i}"),
             name: None,
             audience: None,
+            permission: None,
             enabled: None,
         })
         .collect();

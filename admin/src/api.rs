@@ -102,6 +102,17 @@ impl AdminApi {
                 put(r::put_outbound).delete(r::delete_outbound),
             )
             .route("/admin/v1/agents/{id}/topology", get(r::agent_topology))
+            .route("/admin/v1/agents/{id}/permission", put(r::put_permission))
+            .route(
+                "/admin/v1/{directory}",
+                get(r::list_directory).post(r::create_directory),
+            )
+            .route(
+                "/admin/v1/{directory}/{id}",
+                get(r::get_directory)
+                    .put(r::put_directory)
+                    .delete(r::delete_directory),
+            )
             .route(
                 "/admin/v1/enterprise",
                 get(r::list_enterprise).post(r::create_enterprise),
@@ -168,6 +179,9 @@ impl AdminApi {
             Kind::Llm => raw.llm.iter().any(|n| n.id == id),
             Kind::External => raw.external.iter().any(|n| n.id == id),
             Kind::Enterprise => raw.enterprise.iter().any(|n| n.id == id),
+            Kind::User => raw.users.iter().any(|u| u.id == id),
+            Kind::Group => raw.groups.iter().any(|g| g.id == id),
+            Kind::Organization => raw.organizations.iter().any(|o| o.id == id),
             Kind::Outbound => raw
                 .outbound
                 .iter()

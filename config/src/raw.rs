@@ -48,6 +48,15 @@ pub struct RawConfig {
     /// External-service nodes, routed at `/ext/{id}/...`.
     #[serde(default)]
     pub external: Vec<RawNode>,
+    /// Directory: organizational units (a tree).
+    #[serde(default)]
+    pub organizations: Vec<RawOrganization>,
+    /// Directory: groups.
+    #[serde(default)]
+    pub groups: Vec<RawGroup>,
+    /// Directory: users.
+    #[serde(default)]
+    pub users: Vec<RawUser>,
     /// Enterprise services: internal applications that accept idguard-issued tokens.
     #[serde(default)]
     pub enterprise: Vec<RawService>,
@@ -201,6 +210,78 @@ pub struct RawAgent {
     /// A disabled agent's tokens are refused (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The agent's permission (default: `agent.access`, auto mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<RawAgentPermission>,
+}
+
+/// The agent's permission: the scope users of client applications receive for this agent.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentPermission {
+    /// Permission name (default: `<agent id> access`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Scope value (default `agent.access`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `auto` (every user of an authorized client) or `manual` (only those assigned below). Default `auto`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Manual mode: users granted the permission.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Manual mode: groups whose members are granted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Manual mode: organizational units whose members (including sub-units) are granted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<String>,
+}
+
+/// `[[organizations]]`: an organizational unit.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrganization {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The parent unit (none for a root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// `[[groups]]`: a group of users.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `[[users]]`: a directory user.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    /// Id (username).
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// E-mail address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The organizational unit the user belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Groups the user is a member of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// `[[credentials]]`: a stored API key.

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub nodes: HashMap<Arc<str>, Node>,
     /// Outbound edges to LLM and external nodes, by node id then agent id.
     pub edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>>,
+    /// Users, groups and organizational units.
+    pub directory: Directory,
     /// Enterprise services by id.
     pub services: HashMap<Arc<str>, Service>,
     /// Scopes granted on agent → service edges, by service id then agent id.
@@ -150,6 +152,90 @@ pub struct Agent {
     pub audience: String,
     /// Whether its tokens are accepted.
     pub enabled: bool,
+    /// The agent's permission.
+    pub permission: AgentPermission,
+}
+
+/// Who receives an agent's permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPermission {
+    /// Permission name.
+    pub name: String,
+    /// Scope value (default `agent.access`).
+    pub scope: Arc<str>,
+    /// Auto: every user of an authorized client. Manual: only those assigned.
+    pub manual: bool,
+    /// Manual mode: users.
+    pub users: Vec<Arc<str>>,
+    /// Manual mode: groups.
+    pub groups: Vec<Arc<str>>,
+    /// Manual mode: organizational units (members of sub-units included).
+    pub organizations: Vec<Arc<str>>,
+}
+
+impl AgentPermission {
+    /// Whether `user` holds this permission. In auto mode every directory user does (the client application's
+    /// own authorization is checked separately); in manual mode the user must be assigned directly, through a
+    /// group, or through an organizational unit or any unit above theirs.
+    pub fn granted_to(&self, user: &str, directory: &Directory) -> bool {
+        let Some(u) = directory.users.get(user) else {
+            return false;
+        };
+        if !self.manual {
+            return true;
+        }
+        self.users.iter().any(|x| x.as_ref() == user)
+            || u.groups.iter().any(|g| self.groups.contains(g))
+            || u.organization.as_ref().is_some_and(|org| {
+                directory
+                    .ancestry(org)
+                    .iter()
+                    .any(|o| self.organizations.iter().any(|x| x == o))
+            })
+    }
+}
+
+/// Users, groups and the organization tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    /// Users by id.
+    pub users: HashMap<Arc<str>, User>,
+    /// Groups by id (value: display name).
+    pub groups: HashMap<Arc<str>, String>,
+    /// Organizational units by id (value: display name and parent).
+    pub organizations: HashMap<Arc<str>, (String, Option<Arc<str>>)>,
+}
+
+/// A directory user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// E-mail, if known.
+    pub email: Option<String>,
+    /// Their organizational unit.
+    pub organization: Option<Arc<str>>,
+    /// Their groups.
+    pub groups: Vec<Arc<str>>,
+}
+
+impl Directory {
+    /// `org` and every unit above it, nearest first. Validation guarantees the tree has no cycle; the walk is
+    /// bounded by the number of units all the same.
+    pub fn ancestry(&self, org: &Arc<str>) -> Vec<Arc<str>> {
+        let mut out = vec![org.clone()];
+        let mut at = org.clone();
+        while let Some((_, Some(parent))) = self.organizations.get(&at) {
+            if out.len() > self.organizations.len() {
+                break;
+            }
+            out.push(parent.clone());
+            at = parent.clone();
+        }
+        out
+    }
 }
 
 /// The node kinds a credential's business type and a route prefix come from.

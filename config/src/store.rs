@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, ValidationErrors};
-use crate::raw::{RawAgent, RawConfig, RawCredential, RawEdge, RawNode, RawService};
+use crate::raw::{
+    RawAgent, RawConfig, RawCredential, RawEdge, RawGroup, RawNode, RawOrganization, RawService,
+    RawUser,
+};
 
 /// The kinds of object the API manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -23,6 +26,12 @@ pub enum Kind {
     External,
     /// An enterprise service (`[[enterprise]]`).
     Enterprise,
+    /// A directory user (`[[users]]`).
+    User,
+    /// A directory group (`[[groups]]`).
+    Group,
+    /// An organizational unit (`[[organizations]]`).
+    Organization,
     /// An outbound authorization (`[[outbound]]`), id `agent/node`.
     Outbound,
 }
@@ -36,6 +45,9 @@ impl Kind {
             Kind::Llm => "llm",
             Kind::External => "external",
             Kind::Enterprise => "enterprise",
+            Kind::User => "user",
+            Kind::Group => "group",
+            Kind::Organization => "organization",
             Kind::Outbound => "outbound",
         }
     }
@@ -190,6 +202,11 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
                 serde_json::from_value::<RawService>(body).map(|v| raw.enterprise.push(v))
             }
             Kind::Outbound => serde_json::from_value::<RawEdge>(body).map(|v| raw.outbound.push(v)),
+            Kind::User => serde_json::from_value::<RawUser>(body).map(|v| raw.users.push(v)),
+            Kind::Group => serde_json::from_value::<RawGroup>(body).map(|v| raw.groups.push(v)),
+            Kind::Organization => {
+                serde_json::from_value::<RawOrganization>(body).map(|v| raw.organizations.push(v))
+            }
         };
         if let Err(e) = result {
             errors.push(ValidationError {

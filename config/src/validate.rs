@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{SealError, ValidationError, ValidationErrors};
-use crate::raw::{RawConfig, RawCredential, RawIssuer, RawNode, RawService};
+use crate::raw::{RawAgent, RawConfig, RawCredential, RawIssuer, RawNode, RawService};
 use crate::seal::{self, MasterKeys};
 use crate::secret::Secret;
 use crate::snapshot::{
-    Agent, Credential, CredentialUnavailable, Edge, InjectStyle, Issuer, KeySource, Limits, Node,
-    NodeKind, Service, ServiceGrants, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl,
+    Agent, AgentPermission, Credential, CredentialUnavailable, Directory, Edge, InjectStyle,
+    Issuer, KeySource, Limits, Node, NodeKind, Service, ServiceGrants, Settings, Snapshot,
+    TlsFiles, UpstreamSettings, UpstreamUrl, User,
 };
 
 /// What building a snapshot may consult besides the raw file.
@@ -70,6 +71,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         }
     }
 
+    let directory = directory(&raw, &mut errors);
     let mut agents = HashMap::new();
     let mut audiences = HashSet::new();
     for (i, a) in raw.agents.iter().enumerate() {
@@ -96,11 +98,13 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
                 format!("audience {audience:?} is used by another agent"),
             );
         }
+        let permission = agent_permission(a, &path, &directory, &mut errors);
         let agent = Agent {
             id: id.clone(),
             name: a.name.clone().unwrap_or_else(|| a.id.clone()),
             audience,
             enabled: a.enabled.unwrap_or(true),
+            permission,
         };
         if agents.insert(id, agent).is_some() {
             errors.push(
@@ -263,6 +267,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         credentials,
         nodes,
         edges,
+        directory,
         services,
         service_grants,
     })
@@ -536,6 +541,177 @@ pub fn normalize_typ(typ: &str) -> String {
     match t.strip_prefix("application/") {
         Some(rest) => rest.to_owned(),
         None => t,
+    }
+}
+
+fn directory(raw: &RawConfig, errors: &mut Errors) -> Directory {
+    let mut dir = Directory::default();
+    for (i, o) in raw.organizations.iter().enumerate() {
+        check_id(
+            &o.id,
+            &format!("organizations[{i}].id"),
+            IdKind::Principal,
+            errors,
+        );
+        let name = o.name.clone().unwrap_or_else(|| o.id.clone());
+        if dir
+            .organizations
+            .insert(
+                Arc::from(o.id.as_str()),
+                (name, o.parent.as_deref().map(Arc::from)),
+            )
+            .is_some()
+        {
+            errors.push(
+                format!("organizations[{i}].id"),
+                format!("organization {:?} is declared twice", o.id),
+            );
+        }
+    }
+    for (i, o) in raw.organizations.iter().enumerate() {
+        if let Some(parent) = &o.parent {
+            if !dir.organizations.contains_key(parent.as_str()) {
+                errors.push(
+                    format!("organizations[{i}].parent"),
+                    format!("no organization has id {parent:?}"),
+                );
+                continue;
+            }
+            // Walk up from this unit; meeting it again means a cycle.
+            let mut at = parent.clone();
+            for _ in 0..=dir.organizations.len() {
+                if at == o.id {
+                    errors.push(
+                        format!("organizations[{i}].parent"),
+                        "the organization tree has a cycle here",
+                    );
+                    break;
+                }
+                match dir.organizations.get(at.as_str()) {
+                    Some((_, Some(p))) => at = p.to_string(),
+                    _ => break,
+                }
+            }
+        }
+    }
+    for (i, g) in raw.groups.iter().enumerate() {
+        check_id(&g.id, &format!("groups[{i}].id"), IdKind::Principal, errors);
+        if dir
+            .groups
+            .insert(
+                Arc::from(g.id.as_str()),
+                g.name.clone().unwrap_or_else(|| g.id.clone()),
+            )
+            .is_some()
+        {
+            errors.push(
+                format!("groups[{i}].id"),
+                format!("group {:?} is declared twice", g.id),
+            );
+        }
+    }
+    for (i, u) in raw.users.iter().enumerate() {
+        let path = format!("users[{i}]");
+        check_id(&u.id, &format!("{path}.id"), IdKind::Principal, errors);
+        let organization =
+            u.organization
+                .as_deref()
+                .and_then(|o| match dir.organizations.get_key_value(o) {
+                    Some((k, _)) => Some(k.clone()),
+                    None => {
+                        errors.push(
+                            format!("{path}.organization"),
+                            format!("no organization has id {o:?}"),
+                        );
+                        None
+                    }
+                });
+        let mut groups = Vec::new();
+        for (j, g) in u.groups.iter().enumerate() {
+            match dir.groups.get_key_value(g.as_str()) {
+                Some((k, _)) => groups.push(k.clone()),
+                None => errors.push(
+                    format!("{path}.groups[{j}]"),
+                    format!("no group has id {g:?}"),
+                ),
+            }
+        }
+        let user = User {
+            id: Arc::from(u.id.as_str()),
+            name: u.name.clone().unwrap_or_else(|| u.id.clone()),
+            email: u.email.clone(),
+            organization,
+            groups,
+        };
+        if dir.users.insert(user.id.clone(), user).is_some() {
+            errors.push(
+                format!("{path}.id"),
+                format!("user {:?} is declared twice", u.id),
+            );
+        }
+    }
+    dir
+}
+
+fn agent_permission(
+    a: &RawAgent,
+    path: &str,
+    dir: &Directory,
+    errors: &mut Errors,
+) -> AgentPermission {
+    let raw = a.permission.clone().unwrap_or_default();
+    let path = format!("{path}.permission");
+    let scope = raw.scope.clone().unwrap_or_else(|| "agent.access".into());
+    if !is_scope_token(&scope) {
+        errors.push(
+            format!("{path}.scope"),
+            "a scope is 1-128 printable ASCII characters without spaces, quotes or backslashes",
+        );
+    }
+    let manual = match raw.mode.as_deref() {
+        None | Some("auto") => false,
+        Some("manual") => true,
+        Some(other) => {
+            errors.push(
+                format!("{path}.mode"),
+                format!("must be \"auto\" or \"manual\", got {other:?}"),
+            );
+            false
+        }
+    };
+    let assigned = !raw.users.is_empty() || !raw.groups.is_empty() || !raw.organizations.is_empty();
+    if assigned && !manual {
+        errors.push(
+            path.clone(),
+            "users, groups and organizations apply only in mode = \"manual\"",
+        );
+    }
+    let mut pick = |list: &[String], field: &str, known: &dyn Fn(&str) -> bool| -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for (j, id) in list.iter().enumerate() {
+            if known(id) {
+                out.push(Arc::from(id.as_str()));
+            } else {
+                errors.push(
+                    format!("{path}.{field}[{j}]"),
+                    format!("no {} has id {id:?}", field.trim_end_matches('s')),
+                );
+            }
+        }
+        out
+    };
+    let users = pick(&raw.users, "users", &|id| dir.users.contains_key(id));
+    let groups = pick(&raw.groups, "groups", &|id| dir.groups.contains_key(id));
+    let organizations = pick(&raw.organizations, "organizations", &|id| {
+        dir.organizations.contains_key(id)
+    });
+    AgentPermission {
+        name: raw.name.unwrap_or_else(|| format!("{} access", a.id)),
+        scope: Arc::from(scope.as_str()),
+        manual,
+        users,
+        groups,
+        organizations,
     }
 }
 

@@ -10,7 +10,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use idguard_config::raw::{RawAgent, RawCredential, RawEdge, RawNode, RawPermission, RawService};
+use idguard_config::raw::{
+    RawAgent, RawAgentPermission, RawCredential, RawEdge, RawGroup, RawNode, RawOrganization,
+    RawPermission, RawService, RawUser,
+};
 use idguard_config::store::{AuditRecord, Expect, IdempotentAnswer, Kind, StoredObject, Write};
 use rand::RngCore;
 use serde::Deserialize;
@@ -154,6 +157,7 @@ fn agent_view(a: &RawAgent, managed_by: &str, version: Option<u64>) -> Value {
         "name": a.name.clone().unwrap_or_else(|| a.id.clone()),
         "audience": a.audience.clone().unwrap_or_else(|| format!("urn:idguard:agent:{}", a.id)),
         "enabled": a.enabled.unwrap_or(true),
+        "permission": a.permission.clone().unwrap_or_default(),
         "managed_by": managed_by,
         "version": version,
     })
@@ -228,6 +232,7 @@ pub async fn create_agent(
         id: id.clone(),
         name: req.name,
         enabled: req.enabled,
+        permission: None,
     };
     let value = to_value(&raw)?;
     let view = agent_view(&raw, "api", Some(1));
@@ -994,6 +999,244 @@ pub async fn delete_enterprise(
     headers: HeaderMap,
 ) -> Result<Response> {
     delete_simple(&api, Kind::Enterprise, "enterprise", &id, &headers).await
+}
+
+// === agent permission ===
+
+/// `PUT /admin/v1/agents/{id}/permission`: the agent's permission — name, scope (default `agent.access`), mode
+/// `auto` or `manual`, and in manual mode the users, groups and organizations it is granted to.
+pub async fn put_permission(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let permission: RawAgentPermission = parse(&body)?;
+    if api.file_managed(Kind::Agent, &id)? {
+        return Err(AdminError::FileManaged { kind: "agent", id });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Agent, &id).ok_or(AdminError::NotFound {
+        kind: "agent",
+        id: id.clone(),
+    })?;
+    let mut raw: RawAgent = stored_as(current)?;
+    raw.permission = Some(permission);
+    let value = to_value(&raw)?;
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Agent,
+            id: id.clone(),
+            expect: expect_for(&headers, current)?,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit(
+            "update",
+            Kind::Agent,
+            &id,
+            Some(&current.body),
+            Some(&value),
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    let version = current.version + 1;
+    let mut view = agent_view(&raw, "api", Some(version));
+    view["permission"] = serde_json::to_value(&raw.permission).unwrap_or(Value::Null);
+    Ok(with_etag(StatusCode::OK, view, Some(version)))
+}
+
+// === directory: users, groups, organizations ===
+
+fn directory_kind(segment: &str) -> Result<Kind> {
+    match segment {
+        "users" => Ok(Kind::User),
+        "groups" => Ok(Kind::Group),
+        "organizations" => Ok(Kind::Organization),
+        other => Err(AdminError::NotFound {
+            kind: "collection",
+            id: other.into(),
+        }),
+    }
+}
+
+/// Parses a directory object of `kind` strictly and returns it as JSON with its id.
+fn parse_directory(kind: Kind, body: &Bytes) -> Result<(String, Value)> {
+    let value = match kind {
+        Kind::User => to_value(&parse::<RawUser>(body)?)?,
+        Kind::Group => to_value(&parse::<RawGroup>(body)?)?,
+        _ => to_value(&parse::<RawOrganization>(body)?)?,
+    };
+    let id = value["id"].as_str().unwrap_or_default().to_owned();
+    Ok((id, value))
+}
+
+fn file_directory(api: &AdminApi, kind: Kind) -> Result<Vec<Value>> {
+    let raw = file_raw(api)?;
+    let values = match kind {
+        Kind::User => raw.users.iter().map(to_value).collect::<Result<Vec<_>>>()?,
+        Kind::Group => raw
+            .groups
+            .iter()
+            .map(to_value)
+            .collect::<Result<Vec<_>>>()?,
+        _ => raw
+            .organizations
+            .iter()
+            .map(to_value)
+            .collect::<Result<Vec<_>>>()?,
+    };
+    Ok(values)
+}
+
+fn directory_view(mut v: Value, managed_by: &str, version: Option<u64>) -> Value {
+    v["managed_by"] = json!(managed_by);
+    v["version"] = json!(version);
+    v
+}
+
+/// `GET /admin/v1/{users|groups|organizations}`
+pub async fn list_directory(
+    State(api): State<AdminApi>,
+    Path(segment): Path<String>,
+) -> Result<Response> {
+    let kind = directory_kind(&segment)?;
+    let mut out: Vec<Value> = file_directory(&api, kind)?
+        .into_iter()
+        .map(|v| directory_view(v, "file", None))
+        .collect();
+    for o in api.stored()?.iter().filter(|o| o.kind == kind) {
+        out.push(directory_view(o.body.clone(), "api", Some(o.version)));
+    }
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+/// `GET /admin/v1/{users|groups|organizations}/{id}`
+pub async fn get_directory(
+    State(api): State<AdminApi>,
+    Path((segment, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let kind = directory_kind(&segment)?;
+    if let Some(v) = file_directory(&api, kind)?
+        .into_iter()
+        .find(|v| v["id"] == id.as_str())
+    {
+        return Ok(with_etag(
+            StatusCode::OK,
+            directory_view(v, "file", None),
+            None,
+        ));
+    }
+    let stored = api.stored()?;
+    let o = find(&stored, kind, &id).ok_or(AdminError::NotFound {
+        kind: kind.as_str(),
+        id: id.clone(),
+    })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        directory_view(o.body.clone(), "api", Some(o.version)),
+        Some(o.version),
+    ))
+}
+
+/// `POST /admin/v1/{users|groups|organizations}`: a user `{id, name?, email?, organization?, groups?}`, a
+/// group `{id, name?}`, or an organizational unit `{id, name?, parent?}`.
+pub async fn create_directory(
+    State(api): State<AdminApi>,
+    Path(segment): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let kind = directory_kind(&segment)?;
+    let (id, value) = parse_directory(kind, &body)?;
+    let (key, hash, replayed) =
+        idempotency(&api, &headers, &format!("POST /admin/v1/{segment}"), &body)?;
+    if let Some(r) = replayed {
+        return Ok(r);
+    }
+    if api.file_managed(kind, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: kind.as_str(),
+            id,
+        });
+    }
+    if find(&api.stored()?, kind, &id).is_some() {
+        return Err(AdminError::Exists {
+            kind: kind.as_str(),
+            id,
+        });
+    }
+    let view = directory_view(value.clone(), "api", Some(1));
+    let plan = Plan {
+        writes: vec![Write {
+            kind,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit("create", kind, &id, None, Some(&value))],
+        idempotency: remember(key, hash, StatusCode::CREATED, &view),
+    };
+    api.apply(plan).await?;
+    Ok(with_etag(StatusCode::CREATED, view, Some(1)))
+}
+
+/// `PUT /admin/v1/{users|groups|organizations}/{id}`: replace the object (its `id` is immutable).
+pub async fn put_directory(
+    State(api): State<AdminApi>,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let kind = directory_kind(&segment)?;
+    let (new_id, value) = parse_directory(kind, &body)?;
+    if new_id != id {
+        return Err(AdminError::Immutable("id"));
+    }
+    if api.file_managed(kind, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: kind.as_str(),
+            id,
+        });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, kind, &id).ok_or(AdminError::NotFound {
+        kind: kind.as_str(),
+        id: id.clone(),
+    })?;
+    let plan = Plan {
+        writes: vec![Write {
+            kind,
+            id: id.clone(),
+            expect: expect_for(&headers, current)?,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit(
+            "update",
+            kind,
+            &id,
+            Some(&current.body),
+            Some(&value),
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    let version = current.version + 1;
+    Ok(with_etag(
+        StatusCode::OK,
+        directory_view(value, "api", Some(version)),
+        Some(version),
+    ))
+}
+
+/// `DELETE /admin/v1/{users|groups|organizations}/{id}`: refused (422) while something refers to it.
+pub async fn delete_directory(
+    State(api): State<AdminApi>,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let kind = directory_kind(&segment)?;
+    delete_simple(&api, kind, kind.as_str(), &id, &headers).await
 }
 
 // === topology view ===

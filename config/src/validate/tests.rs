@@ -282,3 +282,91 @@ fn locate_finds_lines_for_paths() {
     assert_eq!(crate::reload::locate(text, "llm[1]"), Some(7));
     assert_eq!(crate::reload::locate(text, "llm[5].id"), None);
 }
+
+#[test]
+fn directory_tree_and_agent_permission() {
+    let text = format!(
+        "{}\n{}",
+        good(),
+        r#"
+[[organizations]]
+id = "acme"
+
+[[organizations]]
+id = "eng"
+parent = "acme"
+
+[[organizations]]
+id = "platform"
+parent = "eng"
+
+[[groups]]
+id = "support"
+
+[[users]]
+id = "alice"
+organization = "platform"
+
+[[users]]
+id = "bob"
+groups = ["support"]
+
+[[users]]
+id = "carol"
+
+[[agents]]
+id = "manual-agent"
+permission = { mode = "manual", organizations = ["eng"], groups = ["support"] }
+"#
+    );
+    let s = build(&text).unwrap();
+    let auto = &s.agents["a1"].permission;
+    assert_eq!(
+        (&*auto.scope, auto.manual, auto.name.as_str()),
+        ("agent.access", false, "a1 access")
+    );
+    assert!(
+        auto.granted_to("carol", &s.directory),
+        "auto mode: every directory user"
+    );
+    assert!(
+        !auto.granted_to("mallory", &s.directory),
+        "never a user outside the directory"
+    );
+    let manual = &s.agents["manual-agent"].permission;
+    assert!(
+        manual.granted_to("alice", &s.directory),
+        "through a parent unit of her unit"
+    );
+    assert!(manual.granted_to("bob", &s.directory), "through a group");
+    assert!(!manual.granted_to("carol", &s.directory));
+
+    for (bad, want) in [
+        (
+            "[[organizations]]\nid = \"x\"\nparent = \"y\"\n\n[[organizations]]\nid = \"y\"\nparent = \"x\"\n",
+            "cycle",
+        ),
+        (
+            "[[users]]\nid = \"u\"\ngroups = [\"nope\"]\n",
+            "users[0].groups[0]: no group has id",
+        ),
+        (
+            "[[agents]]\nid = \"z\"\npermission = { users = [\"carol\"] }\n",
+            "apply only in mode = \"manual\"",
+        ),
+        (
+            "[[agents]]\nid = \"z\"\npermission = { mode = \"sometimes\" }\n",
+            "must be \"auto\" or \"manual\"",
+        ),
+        (
+            "[[agents]]\nid = \"z\"\npermission = { mode = \"manual\", users = [\"ghost\"] }\n",
+            "no user has id \"ghost\"",
+        ),
+    ] {
+        let errs = errors_of(&format!("{}\n{bad}", good()));
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "{want:?} not in {errs:#?}"
+        );
+    }
+}

@@ -1023,3 +1023,119 @@ async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it
     let (status, _, body) = admin(&h, "POST", "/admin/v1/enterprise", Some(clash), &[]).await;
     assert_eq!(status, 422, "{body}");
 }
+
+#[tokio::test]
+async fn the_directory_and_the_agent_permission() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    for (coll, body) in [
+        ("organizations", json!({"id": "acme", "name": "Acme"})),
+        ("organizations", json!({"id": "eng", "parent": "acme"})),
+        ("groups", json!({"id": "support"})),
+        (
+            "users",
+            json!({"id": "alice", "organization": "eng", "groups": ["support"], "email": "alice@example.com"}),
+        ),
+    ] {
+        let (status, _, resp) =
+            admin(&h, "POST", &format!("/admin/v1/{coll}"), Some(body), &[]).await;
+        assert_eq!(status, 201, "{coll}: {resp}");
+    }
+    // References must exist; a cycle is refused; unknown fields are 400.
+    let (status, _, body) = admin(
+        &h,
+        "POST",
+        "/admin/v1/users",
+        Some(json!({"id": "bob", "groups": ["nope"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, _) = admin(
+        &h,
+        "PUT",
+        "/admin/v1/organizations/acme",
+        Some(json!({"id": "acme", "parent": "eng"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        admin(
+            &h,
+            "POST",
+            "/admin/v1/groups",
+            Some(json!({"id": "g", "colour": "red"})),
+            &[]
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            "/admin/v1/groups/support",
+            Some(json!({"id": "other"})),
+            &[]
+        )
+        .await
+        .0,
+        409
+    );
+    // An organization in use cannot go.
+    assert_eq!(
+        admin(&h, "DELETE", "/admin/v1/organizations/eng", None, &[])
+            .await
+            .0,
+        422
+    );
+    let users = admin(&h, "GET", "/admin/v1/users", None, &[]).await.2;
+    assert_eq!(users["items"][0]["id"], "alice");
+
+    // The agent permission: manual mode granted to the organization; assignments need manual mode.
+    let (_, _, agent) = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "bot"})),
+        &[],
+    )
+    .await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        agent["permission"],
+        json!({}),
+        "auto mode with agent.access by default"
+    );
+    let path = format!("/admin/v1/agents/{id}/permission");
+    let (status, _, _) = admin(&h, "PUT", &path, Some(json!({"users": ["alice"]})), &[]).await;
+    assert_eq!(status, 422, "assignments apply only in manual mode");
+    let (status, _, _) = admin(
+        &h,
+        "PUT",
+        &path,
+        Some(json!({"mode": "manual", "groups": ["ghost"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let permission = json!({"name": "Use the bot", "scope": "bot.use", "mode": "manual", "organizations": ["acme"]});
+    let (status, headers, agent) = admin(&h, "PUT", &path, Some(permission.clone()), &[]).await;
+    assert_eq!(status, 200, "{agent}");
+    assert_eq!(headers["etag"], "\"2\"");
+    assert_eq!(agent["permission"], permission);
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            "/admin/v1/agents/agent-1/permission",
+            Some(json!({})),
+            &[]
+        )
+        .await
+        .0,
+        409
+    );
+}
