@@ -93,6 +93,9 @@ fn big_routes() -> Routes {
             name: None,
             audience: None,
             permission: None,
+            auth: None,
+            secrets: vec![],
+            keys: vec![],
             enabled: None,
         })
         .collect();

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use idguard_config::store::{
     AuditRecord, Expect, IdempotentAnswer, Kind, Store, StoreError, StoredObject, Write,
 };
@@ -103,6 +103,19 @@ impl AdminApi {
             )
             .route("/admin/v1/agents/{id}/topology", get(r::agent_topology))
             .route("/admin/v1/agents/{id}/permission", put(r::put_permission))
+            .route(
+                "/admin/v1/agents/{id}/secrets",
+                get(r::list_secrets).post(r::create_secret),
+            )
+            .route(
+                "/admin/v1/agents/{id}/secrets/{secret}",
+                delete(r::delete_secret),
+            )
+            .route(
+                "/admin/v1/agents/{id}/keys",
+                get(r::list_keys).post(r::create_key),
+            )
+            .route("/admin/v1/agents/{id}/keys/{key}", delete(r::delete_key))
             .route(
                 "/admin/v1/{directory}",
                 get(r::list_directory).post(r::create_directory),
@@ -206,6 +219,15 @@ impl AdminApi {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// The keyed hash a client secret is stored as (HMAC-SHA256 under the data directory's key, hex).
+    pub fn secret_hash(&self, secret: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(
+            &self.inner.fingerprint_key,
+            format!("client-secret\n{secret}").as_bytes(),
+        );
+        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The remembered answer for an `Idempotency-Key`, checked against this request's hash.

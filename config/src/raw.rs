@@ -213,6 +213,42 @@ pub struct RawAgent {
     /// The agent's permission (default: `agent.access`, auto mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission: Option<RawAgentPermission>,
+    /// How the agent authenticates to the identity service: `client_secret` or `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// Client secrets, as keyed hashes only (issued through the admin API, shown once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<RawClientSecret>,
+    /// Registered public keys for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<RawPublicKey>,
+}
+
+/// A client secret as stored: its id, when it was made, and a keyed hash (HMAC-SHA256, hex) of its value.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientSecret {
+    /// Secret id.
+    pub id: String,
+    /// HMAC-SHA256 of the secret under the data directory's key, hex.
+    pub hash: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created_at: u64,
+}
+
+/// A registered public key: a JWK (ES256, RS256 or EdDSA) or a PEM public key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublicKey {
+    /// Key id (the `kid` its assertions carry).
+    pub id: String,
+    /// The key as a JWK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<serde_json::Value>,
+    /// Or as a PEM public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
 }
 
 /// The agent's permission: the scope users of client applications receive for this agent.

@@ -142,7 +142,7 @@ pub enum KeySource {
 }
 
 /// An agent identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Agent {
     /// Agent ID (`client_id`/`sub` of its tokens).
     pub id: Arc<str>,
@@ -154,6 +154,32 @@ pub struct Agent {
     pub enabled: bool,
     /// The agent's permission.
     pub permission: AgentPermission,
+    /// `client_secret` or `private_key_jwt`.
+    pub auth: ClientAuth,
+    /// Client secrets: (id, keyed hash as bytes).
+    pub secrets: Vec<(String, Vec<u8>)>,
+    /// Registered public keys: (id, algorithm name, JWK).
+    pub keys: Vec<PublicKey>,
+}
+
+/// How a client authenticates to the identity service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic` / `client_secret_post`.
+    ClientSecret,
+    /// `private_key_jwt` (RFC 7523).
+    PrivateKeyJwt,
+}
+
+/// A registered public key, normalized to a JWK whose algorithm the key fixes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicKey {
+    /// Key id.
+    pub id: String,
+    /// `ES256`, `RS256` or `EdDSA`.
+    pub alg: &'static str,
+    /// The key as a JWK (with `kid` and `alg` set).
+    pub jwk: jsonwebtoken::jwk::Jwk,
 }
 
 /// Who receives an agent's permission.

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idguard_config::raw::{
-    RawAgent, RawAgentPermission, RawCredential, RawEdge, RawGroup, RawNode, RawOrganization,
-    RawPermission, RawService, RawUser,
+    RawAgent, RawAgentPermission, RawClientSecret, RawCredential, RawEdge, RawGroup, RawNode,
+    RawOrganization, RawPermission, RawPublicKey, RawService, RawUser,
 };
 use idguard_config::store::{AuditRecord, Expect, IdempotentAnswer, Kind, StoredObject, Write};
 use rand::RngCore;
@@ -158,6 +158,9 @@ fn agent_view(a: &RawAgent, managed_by: &str, version: Option<u64>) -> Value {
         "audience": a.audience.clone().unwrap_or_else(|| format!("urn:idguard:agent:{}", a.id)),
         "enabled": a.enabled.unwrap_or(true),
         "permission": a.permission.clone().unwrap_or_default(),
+        "auth": a.auth.clone().unwrap_or_else(|| "client_secret".into()),
+        "secrets": a.secrets.iter().map(|s| json!({"id": s.id, "created_at": s.created_at})).collect::<Vec<_>>(),
+        "keys": a.keys.iter().map(|k| json!({"id": k.id})).collect::<Vec<_>>(),
         "managed_by": managed_by,
         "version": version,
     })
@@ -210,6 +213,7 @@ struct CreateAgent {
     name: Option<String>,
     audience: Option<String>,
     enabled: Option<bool>,
+    auth: Option<String>,
 }
 
 /// `POST /admin/v1/agents`: the Agent ID is generated; the audience is generated unless given, and immutable.
@@ -233,6 +237,9 @@ pub async fn create_agent(
         name: req.name,
         enabled: req.enabled,
         permission: None,
+        auth: req.auth,
+        secrets: vec![],
+        keys: vec![],
     };
     let value = to_value(&raw)?;
     let view = agent_view(&raw, "api", Some(1));
@@ -999,6 +1006,199 @@ pub async fn delete_enterprise(
     headers: HeaderMap,
 ) -> Result<Response> {
     delete_simple(&api, Kind::Enterprise, "enterprise", &id, &headers).await
+}
+
+// === agent credentials: client secrets and public keys ===
+
+/// Reads an API-managed agent for a change to its credentials.
+fn agent_for_change(api: &AdminApi, id: &str) -> Result<(StoredObject, RawAgent)> {
+    if api.file_managed(Kind::Agent, id)? {
+        return Err(AdminError::FileManaged {
+            kind: "agent",
+            id: id.into(),
+        });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Agent, id)
+        .ok_or(AdminError::NotFound {
+            kind: "agent",
+            id: id.into(),
+        })?
+        .clone();
+    let raw = stored_as(&current)?;
+    Ok((current, raw))
+}
+
+async fn save_agent(
+    api: &AdminApi,
+    headers: &HeaderMap,
+    current: &StoredObject,
+    raw: &RawAgent,
+) -> Result<u64> {
+    let value = to_value(raw)?;
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Agent,
+            id: current.id.clone(),
+            expect: expect_for(headers, current)?,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit(
+            "update",
+            Kind::Agent,
+            &current.id,
+            Some(&current.body),
+            Some(&value),
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    Ok(current.version + 1)
+}
+
+/// `POST /admin/v1/agents/{id}/secrets`: a new client secret (256 random bits). The value is in this response
+/// only; the store keeps a keyed hash. Several may exist at once, so secrets rotate without downtime.
+pub async fn create_secret(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if headers.contains_key("idempotency-key") {
+        // Replaying would mean storing the answer, and the answer is the secret.
+        return Err(AdminError::BadRequest(
+            "Idempotency-Key is not accepted here: a secret is shown exactly once".into(),
+        ));
+    }
+    let (current, mut raw) = agent_for_change(&api, &id)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!(
+        "idgsec_{}",
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+    );
+    let secret_id = random_id("sec");
+    raw.secrets.push(RawClientSecret {
+        id: secret_id.clone(),
+        hash: api.secret_hash(&secret),
+        created_at: now(),
+    });
+    let version = save_agent(&api, &headers, &current, &raw).await?;
+    let body = json!({"id": secret_id, "agent": id, "secret": secret, "created_at": now(),
+                      "note": "store this secret now: it is not shown again"});
+    Ok(with_etag(StatusCode::CREATED, body, Some(version)))
+}
+
+/// `GET /admin/v1/agents/{id}/secrets`: ids and creation times only.
+pub async fn list_secrets(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    let raw = agent_raw(&api, &id)?;
+    let items: Vec<Value> = raw
+        .secrets
+        .iter()
+        .map(|s| json!({"id": s.id, "created_at": s.created_at}))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// `DELETE /admin/v1/agents/{id}/secrets/{secret}`: revoke one secret.
+pub async fn delete_secret(
+    State(api): State<AdminApi>,
+    Path((id, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (current, mut raw) = agent_for_change(&api, &id)?;
+    let before = raw.secrets.len();
+    raw.secrets.retain(|s| s.id != secret);
+    if raw.secrets.len() == before {
+        return Err(AdminError::NotFound {
+            kind: "secret",
+            id: secret,
+        });
+    }
+    save_agent(&api, &headers, &current, &raw).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn agent_raw(api: &AdminApi, id: &str) -> Result<RawAgent> {
+    if let Some(a) = file_raw(api)?.agents.into_iter().find(|a| a.id == id) {
+        return Ok(a);
+    }
+    let stored = api.stored()?;
+    stored_as(find(&stored, Kind::Agent, id).ok_or(AdminError::NotFound {
+        kind: "agent",
+        id: id.into(),
+    })?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    id: Option<String>,
+    jwk: Option<Value>,
+    pem: Option<String>,
+}
+
+/// `POST /admin/v1/agents/{id}/keys`: register a public key (JWK or PEM) for `private_key_jwt`. The key fixes
+/// the algorithm: EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA.
+pub async fn create_key(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: CreateKey = parse(&body)?;
+    let (current, mut raw) = agent_for_change(&api, &id)?;
+    let key_id = req.id.unwrap_or_else(|| random_id("key"));
+    let key = RawPublicKey {
+        id: key_id.clone(),
+        jwk: req.jwk,
+        pem: req.pem,
+    };
+    let alg = idguard_config::validate::public_key(&key)
+        .map_err(|message| {
+            AdminError::Invalid(vec![idguard_config::ValidationError {
+                path: "key".into(),
+                line: None,
+                message,
+            }])
+        })?
+        .alg;
+    raw.keys.push(key);
+    let version = save_agent(&api, &headers, &current, &raw).await?;
+    Ok(with_etag(
+        StatusCode::CREATED,
+        json!({"id": key_id, "agent": id, "alg": alg}),
+        Some(version),
+    ))
+}
+
+/// `GET /admin/v1/agents/{id}/keys`
+pub async fn list_keys(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    let raw = agent_raw(&api, &id)?;
+    let items: Vec<Value> = raw
+        .keys
+        .iter()
+        .map(|k| json!({"id": k.id, "jwk": k.jwk, "pem": k.pem}))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// `DELETE /admin/v1/agents/{id}/keys/{key}`
+pub async fn delete_key(
+    State(api): State<AdminApi>,
+    Path((id, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (current, mut raw) = agent_for_change(&api, &id)?;
+    let before = raw.keys.len();
+    raw.keys.retain(|k| k.id != key);
+    if raw.keys.len() == before {
+        return Err(AdminError::NotFound {
+            kind: "key",
+            id: key,
+        });
+    }
+    save_agent(&api, &headers, &current, &raw).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // === agent permission ===

@@ -877,7 +877,11 @@ async fn the_openapi_document_matches_the_routes() {
     assert!(paths.len() >= 11);
     const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "agent-1").replace("{node}", "openai");
+        let concrete = path
+            .replace("{id}", "agent-1")
+            .replace("{node}", "openai")
+            .replace("{secret}", "s")
+            .replace("{key}", "k");
         for method in METHODS {
             let body = (method != "get" && method != "delete").then(|| json!({}));
             let (status, _, body_json) =
@@ -1138,4 +1142,166 @@ async fn the_directory_and_the_agent_permission() {
         .0,
         409
     );
+}
+
+#[tokio::test]
+async fn client_secrets_are_shown_once_and_kept_only_as_keyed_hashes() {
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (_, _, agent) = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "bot"})),
+        &[],
+    )
+    .await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/v1/agents/{id}/secrets");
+    let (status, _, first) = admin(&h, "POST", &path, None, &[]).await;
+    assert_eq!(status, 201, "{first}");
+    let secret = first["secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("idgsec_") && secret.len() >= 7 + 43,
+        "256 bits: {secret}"
+    );
+    let (_, _, second) = admin(&h, "POST", &path, None, &[]).await;
+    assert_ne!(second["secret"], first["secret"]);
+    // Listed by id only, several at once (rotation), and revocable one by one.
+    let list = admin(&h, "GET", &path, None, &[]).await.2;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains(&secret[8..]));
+    let one = admin(&h, "GET", &format!("/admin/v1/agents/{id}"), None, &[])
+        .await
+        .2;
+    assert!(!one.to_string().contains(&secret[8..]));
+    let sid = first["id"].as_str().unwrap();
+    assert_eq!(
+        admin(&h, "DELETE", &format!("{path}/{sid}"), None, &[])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        admin(&h, "DELETE", &format!("{path}/{sid}"), None, &[])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        admin(&h, "GET", &path, None, &[]).await.2["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The value is nowhere at rest: not in the database file, not in the audit log.
+    for file in ["data/topology.redb", "data/audit.log"] {
+        let bytes = std::fs::read(h.setup.dir.path().join(file)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&secret[8..]), "the secret is in {file}");
+    }
+    // A replayable answer would have to store the secret, so Idempotency-Key is refused here.
+    assert_eq!(
+        admin(&h, "POST", &path, None, &[("idempotency-key", "k")])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/agents/agent-1/secrets", None, &[])
+            .await
+            .0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn public_keys_register_as_jwk_or_pem_and_fix_their_algorithm() {
+    use base64::Engine;
+    let mock = Mock::start().await;
+    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (_, _, agent) = admin(
+        &h,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "bot", "auth": "private_key_jwt"})),
+        &[],
+    )
+    .await;
+    assert_eq!(agent["auth"], "private_key_jwt");
+    let path = format!("/admin/v1/agents/{}/keys", agent["id"].as_str().unwrap());
+    for (key, alg) in [
+        (&keys().es256, "ES256"),
+        (&keys().rs256, "RS256"),
+        (&keys().eddsa, "EdDSA"),
+    ] {
+        let body = json!({"id": format!("k-{alg}"), "jwk": key.jwk});
+        let (status, _, resp) = admin(&h, "POST", &path, Some(body), &[]).await;
+        assert_eq!((status, resp["alg"].as_str()), (201, Some(alg)), "{resp}");
+    }
+    // The same EC key as a PEM (SubjectPublicKeyInfo).
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap()
+    };
+    let mut der = hex_to_bytes("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+    der.push(0x04);
+    der.extend(b64(keys().es256.jwk["x"].as_str().unwrap()));
+    der.extend(b64(keys().es256.jwk["y"].as_str().unwrap()));
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    let (status, _, resp) = admin(
+        &h,
+        "POST",
+        &path,
+        Some(json!({"id": "pem", "pem": pem})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, resp["alg"].as_str()),
+        (201, Some("ES256")),
+        "{resp}"
+    );
+    // Refused: symmetric keys, private keys, and both forms at once.
+    for bad in [
+        json!({"jwk": {"kty": "oct", "k": "c2VjcmV0"}}),
+        json!({"jwk": {"kty": "EC", "crv": "P-256", "x": keys().es256.jwk["x"], "y": keys().es256.jwk["y"], "d": "AAAA"}}),
+        json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}),
+        json!({"jwk": keys().es256.jwk, "pem": pem}),
+    ] {
+        let (status, _, resp) = admin(&h, "POST", &path, Some(bad), &[]).await;
+        assert_eq!(status, 422, "{resp}");
+    }
+    assert_eq!(
+        admin(&h, "GET", &path, None, &[]).await.2["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        admin(&h, "DELETE", &format!("{path}/pem"), None, &[])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        admin(&h, "GET", &path, None, &[]).await.2["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
