@@ -117,6 +117,36 @@ impl AdminApi {
             )
             .route("/admin/v1/agents/{id}/keys/{key}", delete(r::delete_key))
             .route(
+                "/admin/v1/agents/{id}/inbound/{client}",
+                put(r::put_inbound).delete(r::delete_inbound),
+            )
+            .route(
+                "/admin/v1/clients",
+                get(r::list_clients).post(r::create_client),
+            )
+            .route(
+                "/admin/v1/clients/{id}",
+                get(r::get_client)
+                    .patch(r::patch_client)
+                    .delete(r::delete_client),
+            )
+            .route(
+                "/admin/v1/clients/{id}/secrets",
+                get(r::list_client_secrets).post(r::create_client_secret),
+            )
+            .route(
+                "/admin/v1/clients/{id}/secrets/{secret}",
+                delete(r::delete_client_secret),
+            )
+            .route(
+                "/admin/v1/clients/{id}/keys",
+                get(r::list_client_keys).post(r::create_client_key),
+            )
+            .route(
+                "/admin/v1/clients/{id}/keys/{key}",
+                delete(r::delete_client_key),
+            )
+            .route(
                 "/admin/v1/{directory}",
                 get(r::list_directory).post(r::create_directory),
             )
@@ -195,6 +225,11 @@ impl AdminApi {
             Kind::User => raw.users.iter().any(|u| u.id == id),
             Kind::Group => raw.groups.iter().any(|g| g.id == id),
             Kind::Organization => raw.organizations.iter().any(|o| o.id == id),
+            Kind::Client => raw.clients.iter().any(|c| c.id == id),
+            Kind::Inbound => raw
+                .inbound
+                .iter()
+                .any(|e| format!("{}/{}", e.client, e.agent) == id),
             Kind::Outbound => raw
                 .outbound
                 .iter()
@@ -313,9 +348,11 @@ impl AdminApi {
                 .any(|w| w.kind == kind && w.expect == Expect::Absent)
         };
         let licenses = candidate.settings.m2m_licenses;
-        // Agents and enterprise services each use one M2M application license (client applications will too).
-        let in_use = (candidate.agents.len() + candidate.services.len()) as u64;
-        if (creates(Kind::Agent) || creates(Kind::Enterprise)) && in_use > licenses {
+        // Agents, client applications and enterprise services each use one M2M application license.
+        let in_use =
+            (candidate.agents.len() + candidate.services.len() + candidate.clients.len()) as u64;
+        let licensed = creates(Kind::Agent) || creates(Kind::Enterprise) || creates(Kind::Client);
+        if licensed && in_use > licenses {
             return Err(AdminError::Quota(format!(
                 "M2M application license quota exhausted: {licenses} of {licenses} in use"
             )));

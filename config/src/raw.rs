@@ -57,6 +57,12 @@ pub struct RawConfig {
     /// Directory: users.
     #[serde(default)]
     pub users: Vec<RawUser>,
+    /// Client applications allowed to call agents.
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+    /// Inbound authorizations: client → agent edges.
+    #[serde(default)]
+    pub inbound: Vec<RawInbound>,
     /// Enterprise services: internal applications that accept idguard-issued tokens.
     #[serde(default)]
     pub enterprise: Vec<RawService>,
@@ -222,6 +228,54 @@ pub struct RawAgent {
     /// Registered public keys for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<RawPublicKey>,
+}
+
+/// `[[clients]]`: a client application that calls agents.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// The client's `client_id`; unique across agents, clients and services.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Redirect URIs for the authorization code flow (http or https; a `#` must be written `%23`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// `client_secret` (default) or `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// Client secrets, as keyed hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<RawClientSecret>,
+    /// Registered public keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<RawPublicKey>,
+    /// Users authorized to use the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Groups whose members may use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Organizational units (with sub-units) whose members may use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<String>,
+    /// A disabled client's tokens are refused (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// `[[inbound]]`: the client may call the agent with these of the agent's permission scopes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbound {
+    /// Client id.
+    pub client: String,
+    /// Agent id.
+    pub agent: String,
+    /// Granted scopes: each must be the agent's permission scope.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// A client secret as stored: its id, when it was made, and a keyed hash (HMAC-SHA256, hex) of its value.

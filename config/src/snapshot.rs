@@ -29,6 +29,10 @@ pub struct Snapshot {
     pub edges: HashMap<Arc<str>, HashMap<Arc<str>, Edge>>,
     /// Users, groups and organizational units.
     pub directory: Directory,
+    /// Client applications by id.
+    pub clients: HashMap<Arc<str>, Client>,
+    /// Inbound authorizations: granted scopes by agent id then client id.
+    pub inbound: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>,
     /// Enterprise services by id.
     pub services: HashMap<Arc<str>, Service>,
     /// Scopes granted on agent → service edges, by service id then agent id.
@@ -160,6 +164,31 @@ pub struct Agent {
     pub secrets: Vec<(String, Vec<u8>)>,
     /// Registered public keys: (id, algorithm name, JWK).
     pub keys: Vec<PublicKey>,
+}
+
+/// A client application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// `client_id`.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// How it authenticates.
+    pub auth: ClientAuth,
+    /// Client secrets: (id, keyed hash).
+    pub secrets: Vec<(String, Vec<u8>)>,
+    /// Registered public keys.
+    pub keys: Vec<PublicKey>,
+    /// Authorized users, groups and organizational units.
+    pub users: Vec<Arc<str>>,
+    /// Authorized groups.
+    pub groups: Vec<Arc<str>>,
+    /// Authorized organizational units.
+    pub organizations: Vec<Arc<str>>,
+    /// Whether its tokens are accepted.
+    pub enabled: bool,
 }
 
 /// How a client authenticates to the identity service.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, ValidationErrors};
 use crate::raw::{
-    RawAgent, RawConfig, RawCredential, RawEdge, RawGroup, RawNode, RawOrganization, RawService,
-    RawUser,
+    RawAgent, RawClient, RawConfig, RawCredential, RawEdge, RawGroup, RawInbound, RawNode,
+    RawOrganization, RawService, RawUser,
 };
 
 /// The kinds of object the API manages.
@@ -32,6 +32,10 @@ pub enum Kind {
     Group,
     /// An organizational unit (`[[organizations]]`).
     Organization,
+    /// A client application (`[[clients]]`).
+    Client,
+    /// An inbound authorization (`[[inbound]]`), id `client/agent`.
+    Inbound,
     /// An outbound authorization (`[[outbound]]`), id `agent/node`.
     Outbound,
 }
@@ -48,6 +52,8 @@ impl Kind {
             Kind::User => "user",
             Kind::Group => "group",
             Kind::Organization => "organization",
+            Kind::Client => "client",
+            Kind::Inbound => "inbound",
             Kind::Outbound => "outbound",
         }
     }
@@ -206,6 +212,10 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
             Kind::Group => serde_json::from_value::<RawGroup>(body).map(|v| raw.groups.push(v)),
             Kind::Organization => {
                 serde_json::from_value::<RawOrganization>(body).map(|v| raw.organizations.push(v))
+            }
+            Kind::Client => serde_json::from_value::<RawClient>(body).map(|v| raw.clients.push(v)),
+            Kind::Inbound => {
+                serde_json::from_value::<RawInbound>(body).map(|v| raw.inbound.push(v))
             }
         };
         if let Err(e) = result {

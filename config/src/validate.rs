@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use crate::error::{SealError, ValidationError, ValidationErrors};
 use crate::raw::{
-    RawAgent, RawConfig, RawCredential, RawIssuer, RawNode, RawPublicKey, RawService,
+    RawAgent, RawClientSecret, RawConfig, RawCredential, RawIssuer, RawNode, RawPublicKey,
+    RawService,
 };
 use crate::seal::{self, MasterKeys};
 use crate::secret::Secret;
 use crate::snapshot::{
-    Agent, AgentPermission, ClientAuth, Credential, CredentialUnavailable, Directory, Edge,
+    Agent, AgentPermission, Client, ClientAuth, Credential, CredentialUnavailable, Directory, Edge,
     InjectStyle, Issuer, KeySource, Limits, Node, NodeKind, PublicKey, Service, ServiceGrants,
     Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl, User,
 };
@@ -254,6 +255,56 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         }
     }
 
+    let clients = clients(&raw, &agents, &services, &directory, &mut errors);
+    let mut inbound: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>> = HashMap::new();
+    for (i, e) in raw.inbound.iter().enumerate() {
+        let path = format!("inbound[{i}]");
+        let Some((client, _)) = clients.get_key_value(e.client.as_str()) else {
+            errors.push(
+                format!("{path}.client"),
+                format!("no client has id {:?}", e.client),
+            );
+            continue;
+        };
+        let Some((agent_id, agent)) = agents.get_key_value(e.agent.as_str()) else {
+            errors.push(
+                format!("{path}.agent"),
+                format!("no agent has id {:?}", e.agent),
+            );
+            continue;
+        };
+        let mut granted: Vec<Arc<str>> = Vec::new();
+        for (j, scope) in e.scopes.iter().enumerate() {
+            if *scope == *agent.permission.scope {
+                if !granted.contains(&agent.permission.scope) {
+                    granted.push(agent.permission.scope.clone());
+                }
+            } else {
+                errors.push(
+                    format!("{path}.scopes[{j}]"),
+                    format!(
+                        "{scope:?} is not a permission of agent {:?} (its permission scope is {:?})",
+                        e.agent, agent.permission.scope
+                    ),
+                );
+            }
+        }
+        if inbound
+            .entry(agent_id.clone())
+            .or_default()
+            .insert(client.clone(), granted)
+            .is_some()
+        {
+            errors.push(
+                path,
+                format!(
+                    "client {:?} → agent {:?} is declared twice",
+                    e.client, e.agent
+                ),
+            );
+        }
+    }
+
     if !errors.0.is_empty() {
         return Err(ValidationErrors(errors.0));
     }
@@ -274,6 +325,8 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         nodes,
         edges,
         directory,
+        clients,
+        inbound,
         services,
         service_grants,
     })
@@ -659,10 +712,102 @@ fn directory(raw: &RawConfig, errors: &mut Errors) -> Directory {
     dir
 }
 
+fn clients(
+    raw: &RawConfig,
+    agents: &HashMap<Arc<str>, Agent>,
+    services: &HashMap<Arc<str>, Service>,
+    dir: &Directory,
+    errors: &mut Errors,
+) -> HashMap<Arc<str>, Client> {
+    let mut out = HashMap::new();
+    for (i, c) in raw.clients.iter().enumerate() {
+        let path = format!("clients[{i}]");
+        check_id(&c.id, &format!("{path}.id"), IdKind::Principal, errors);
+        // One client_id namespace for every principal (RFC 9700 §4.15: no confusion between kinds of client).
+        if agents.contains_key(c.id.as_str()) || services.contains_key(c.id.as_str()) {
+            errors.push(
+                format!("{path}.id"),
+                format!("{:?} is already the id of an agent or service", c.id),
+            );
+        }
+        let mut redirect_uris = Vec::new();
+        for (j, uri) in c.redirect_uris.iter().enumerate() {
+            let p = format!("{path}.redirect_uris[{j}]");
+            if uri.contains('#') {
+                errors.push(
+                    p,
+                    "a URI with # is cut at the # by the browser; write %23 instead",
+                );
+                continue;
+            }
+            match uri.parse::<http::Uri>() {
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.authority().is_some() =>
+                {
+                    redirect_uris.push(uri.clone());
+                }
+                _ => errors.push(p, "must be an absolute http:// or https:// URL"),
+            }
+        }
+        let (auth, secrets, keys) =
+            principal_credentials(c.auth.as_deref(), &c.secrets, &c.keys, &path, errors);
+        let mut refs =
+            |list: &[String], field: &str, known: &dyn Fn(&str) -> bool| -> Vec<Arc<str>> {
+                let mut v = Vec::new();
+                for (j, id) in list.iter().enumerate() {
+                    if known(id) {
+                        v.push(Arc::from(id.as_str()));
+                    } else {
+                        errors.push(
+                            format!("{path}.{field}[{j}]"),
+                            format!("no {} has id {id:?}", field.trim_end_matches('s')),
+                        );
+                    }
+                }
+                v
+            };
+        let users = refs(&c.users, "users", &|id| dir.users.contains_key(id));
+        let groups = refs(&c.groups, "groups", &|id| dir.groups.contains_key(id));
+        let organizations = refs(&c.organizations, "organizations", &|id| {
+            dir.organizations.contains_key(id)
+        });
+        let client = Client {
+            id: Arc::from(c.id.as_str()),
+            name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+            redirect_uris,
+            auth,
+            secrets,
+            keys,
+            users,
+            groups,
+            organizations,
+            enabled: c.enabled.unwrap_or(true),
+        };
+        if out.insert(client.id.clone(), client).is_some() {
+            errors.push(
+                format!("{path}.id"),
+                format!("client {:?} is declared twice", c.id),
+            );
+        }
+    }
+    out
+}
+
 type AgentCredentials = (ClientAuth, Vec<(String, Vec<u8>)>, Vec<PublicKey>);
 
 fn agent_credentials(a: &RawAgent, path: &str, errors: &mut Errors) -> AgentCredentials {
-    let auth = match a.auth.as_deref() {
+    principal_credentials(a.auth.as_deref(), &a.secrets, &a.keys, path, errors)
+}
+
+fn principal_credentials(
+    auth: Option<&str>,
+    raw_secrets: &[RawClientSecret],
+    raw_keys: &[RawPublicKey],
+    path: &str,
+    errors: &mut Errors,
+) -> AgentCredentials {
+    let auth = match auth {
         None | Some("client_secret") => ClientAuth::ClientSecret,
         Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
         Some(other) => {
@@ -674,7 +819,7 @@ fn agent_credentials(a: &RawAgent, path: &str, errors: &mut Errors) -> AgentCred
         }
     };
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
-    for (i, s) in a.secrets.iter().enumerate() {
+    for (i, s) in raw_secrets.iter().enumerate() {
         match decode_hex32(&s.hash) {
             None => errors.push(
                 format!("{path}.secrets[{i}].hash"),
@@ -690,7 +835,7 @@ fn agent_credentials(a: &RawAgent, path: &str, errors: &mut Errors) -> AgentCred
         }
     }
     let mut keys: Vec<PublicKey> = Vec::new();
-    for (i, k) in a.keys.iter().enumerate() {
+    for (i, k) in raw_keys.iter().enumerate() {
         let p = format!("{path}.keys[{i}]");
         if keys.iter().any(|x| x.id == k.id) {
             errors.push(

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idguard_config::raw::{
-    RawAgent, RawAgentPermission, RawClientSecret, RawCredential, RawEdge, RawGroup, RawNode,
-    RawOrganization, RawPermission, RawPublicKey, RawService, RawUser,
+    RawAgent, RawAgentPermission, RawClient, RawClientSecret, RawCredential, RawEdge, RawGroup,
+    RawInbound, RawNode, RawOrganization, RawPermission, RawPublicKey, RawService, RawUser,
 };
 use idguard_config::store::{AuditRecord, Expect, IdempotentAnswer, Kind, StoredObject, Write};
 use rand::RngCore;
@@ -347,6 +347,7 @@ pub async fn delete_agent(
         idempotency: None,
     };
     cascade_edges(&stored, &mut plan, |e| e.agent == id);
+    cascade_inbound(&stored, &mut plan, |e| e.agent == id);
     api.apply(plan).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -1008,20 +1009,55 @@ pub async fn delete_enterprise(
     delete_simple(&api, Kind::Enterprise, "enterprise", &id, &headers).await
 }
 
-// === agent credentials: client secrets and public keys ===
+// === credentials of agents and clients: client secrets and public keys ===
 
-/// Reads an API-managed agent for a change to its credentials.
-fn agent_for_change(api: &AdminApi, id: &str) -> Result<(StoredObject, RawAgent)> {
-    if api.file_managed(Kind::Agent, id)? {
+/// What agents and client applications share: a client id, secrets and keys.
+trait Principal: serde::Serialize + DeserializeOwned {
+    const KIND: Kind;
+    fn secrets(&mut self) -> &mut Vec<RawClientSecret>;
+    fn keys(&mut self) -> &mut Vec<RawPublicKey>;
+    fn from_file(raw: idguard_config::raw::RawConfig, id: &str) -> Option<Self>;
+}
+
+impl Principal for RawAgent {
+    const KIND: Kind = Kind::Agent;
+    fn secrets(&mut self) -> &mut Vec<RawClientSecret> {
+        &mut self.secrets
+    }
+    fn keys(&mut self) -> &mut Vec<RawPublicKey> {
+        &mut self.keys
+    }
+    fn from_file(raw: idguard_config::raw::RawConfig, id: &str) -> Option<Self> {
+        raw.agents.into_iter().find(|a| a.id == id)
+    }
+}
+
+impl Principal for RawClient {
+    const KIND: Kind = Kind::Client;
+    fn secrets(&mut self) -> &mut Vec<RawClientSecret> {
+        &mut self.secrets
+    }
+    fn keys(&mut self) -> &mut Vec<RawPublicKey> {
+        &mut self.keys
+    }
+    fn from_file(raw: idguard_config::raw::RawConfig, id: &str) -> Option<Self> {
+        raw.clients.into_iter().find(|c| c.id == id)
+    }
+}
+
+/// Reads an API-managed principal for a change to its credentials.
+fn principal_for_change<P: Principal>(api: &AdminApi, id: &str) -> Result<(StoredObject, P)> {
+    let kind = P::KIND;
+    if api.file_managed(kind, id)? {
         return Err(AdminError::FileManaged {
-            kind: "agent",
+            kind: kind.as_str(),
             id: id.into(),
         });
     }
     let stored = api.stored()?;
-    let current = find(&stored, Kind::Agent, id)
+    let current = find(&stored, kind, id)
         .ok_or(AdminError::NotFound {
-            kind: "agent",
+            kind: kind.as_str(),
             id: id.into(),
         })?
         .clone();
@@ -1029,23 +1065,23 @@ fn agent_for_change(api: &AdminApi, id: &str) -> Result<(StoredObject, RawAgent)
     Ok((current, raw))
 }
 
-async fn save_agent(
+async fn save_principal<P: Principal>(
     api: &AdminApi,
     headers: &HeaderMap,
     current: &StoredObject,
-    raw: &RawAgent,
+    raw: &P,
 ) -> Result<u64> {
     let value = to_value(raw)?;
     let plan = Plan {
         writes: vec![Write {
-            kind: Kind::Agent,
+            kind: P::KIND,
             id: current.id.clone(),
             expect: expect_for(headers, current)?,
             body: Some(value.clone()),
         }],
         audit: vec![audit(
             "update",
-            Kind::Agent,
+            P::KIND,
             &current.id,
             Some(&current.body),
             Some(&value),
@@ -1056,12 +1092,21 @@ async fn save_agent(
     Ok(current.version + 1)
 }
 
-/// `POST /admin/v1/agents/{id}/secrets`: a new client secret (256 random bits). The value is in this response
-/// only; the store keeps a keyed hash. Several may exist at once, so secrets rotate without downtime.
-pub async fn create_secret(
-    State(api): State<AdminApi>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+fn principal_raw<P: Principal>(api: &AdminApi, id: &str) -> Result<P> {
+    if let Some(p) = P::from_file(file_raw(api)?, id) {
+        return Ok(p);
+    }
+    let stored = api.stored()?;
+    stored_as(find(&stored, P::KIND, id).ok_or(AdminError::NotFound {
+        kind: P::KIND.as_str(),
+        id: id.into(),
+    })?)
+}
+
+async fn create_secret_for<P: Principal>(
+    api: &AdminApi,
+    id: &str,
+    headers: &HeaderMap,
 ) -> Result<Response> {
     if headers.contains_key("idempotency-key") {
         // Replaying would mean storing the answer, and the answer is the secret.
@@ -1069,7 +1114,7 @@ pub async fn create_secret(
             "Idempotency-Key is not accepted here: a secret is shown exactly once".into(),
         ));
     }
-    let (current, mut raw) = agent_for_change(&api, &id)?;
+    let (current, mut raw) = principal_for_change::<P>(api, id)?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!(
@@ -1077,56 +1122,44 @@ pub async fn create_secret(
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
     );
     let secret_id = random_id("sec");
-    raw.secrets.push(RawClientSecret {
+    raw.secrets().push(RawClientSecret {
         id: secret_id.clone(),
         hash: api.secret_hash(&secret),
         created_at: now(),
     });
-    let version = save_agent(&api, &headers, &current, &raw).await?;
-    let body = json!({"id": secret_id, "agent": id, "secret": secret, "created_at": now(),
+    let version = save_principal(api, headers, &current, &raw).await?;
+    let body = json!({"id": secret_id, "client_id": id, "secret": secret, "created_at": now(),
                       "note": "store this secret now: it is not shown again"});
     Ok(with_etag(StatusCode::CREATED, body, Some(version)))
 }
 
-/// `GET /admin/v1/agents/{id}/secrets`: ids and creation times only.
-pub async fn list_secrets(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
-    let raw = agent_raw(&api, &id)?;
+fn list_secrets_for<P: Principal>(api: &AdminApi, id: &str) -> Result<Response> {
+    let mut raw = principal_raw::<P>(api, id)?;
     let items: Vec<Value> = raw
-        .secrets
+        .secrets()
         .iter()
         .map(|s| json!({"id": s.id, "created_at": s.created_at}))
         .collect();
     Ok(Json(json!({ "items": items })).into_response())
 }
 
-/// `DELETE /admin/v1/agents/{id}/secrets/{secret}`: revoke one secret.
-pub async fn delete_secret(
-    State(api): State<AdminApi>,
-    Path((id, secret)): Path<(String, String)>,
-    headers: HeaderMap,
+async fn delete_secret_for<P: Principal>(
+    api: &AdminApi,
+    id: &str,
+    secret: String,
+    headers: &HeaderMap,
 ) -> Result<Response> {
-    let (current, mut raw) = agent_for_change(&api, &id)?;
-    let before = raw.secrets.len();
-    raw.secrets.retain(|s| s.id != secret);
-    if raw.secrets.len() == before {
+    let (current, mut raw) = principal_for_change::<P>(api, id)?;
+    let before = raw.secrets().len();
+    raw.secrets().retain(|s| s.id != secret);
+    if raw.secrets().len() == before {
         return Err(AdminError::NotFound {
             kind: "secret",
             id: secret,
         });
     }
-    save_agent(&api, &headers, &current, &raw).await?;
+    save_principal(api, headers, &current, &raw).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn agent_raw(api: &AdminApi, id: &str) -> Result<RawAgent> {
-    if let Some(a) = file_raw(api)?.agents.into_iter().find(|a| a.id == id) {
-        return Ok(a);
-    }
-    let stored = api.stored()?;
-    stored_as(find(&stored, Kind::Agent, id).ok_or(AdminError::NotFound {
-        kind: "agent",
-        id: id.into(),
-    })?)
 }
 
 #[derive(Deserialize)]
@@ -1137,16 +1170,14 @@ struct CreateKey {
     pem: Option<String>,
 }
 
-/// `POST /admin/v1/agents/{id}/keys`: register a public key (JWK or PEM) for `private_key_jwt`. The key fixes
-/// the algorithm: EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA.
-pub async fn create_key(
-    State(api): State<AdminApi>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+async fn create_key_for<P: Principal>(
+    api: &AdminApi,
+    id: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
 ) -> Result<Response> {
-    let req: CreateKey = parse(&body)?;
-    let (current, mut raw) = agent_for_change(&api, &id)?;
+    let req: CreateKey = parse(body)?;
+    let (current, mut raw) = principal_for_change::<P>(api, id)?;
     let key_id = req.id.unwrap_or_else(|| random_id("key"));
     let key = RawPublicKey {
         id: key_id.clone(),
@@ -1162,43 +1193,419 @@ pub async fn create_key(
             }])
         })?
         .alg;
-    raw.keys.push(key);
-    let version = save_agent(&api, &headers, &current, &raw).await?;
+    raw.keys().push(key);
+    let version = save_principal(api, headers, &current, &raw).await?;
     Ok(with_etag(
         StatusCode::CREATED,
-        json!({"id": key_id, "agent": id, "alg": alg}),
+        json!({"id": key_id, "client_id": id, "alg": alg}),
         Some(version),
     ))
 }
 
-/// `GET /admin/v1/agents/{id}/keys`
-pub async fn list_keys(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
-    let raw = agent_raw(&api, &id)?;
+fn list_keys_for<P: Principal>(api: &AdminApi, id: &str) -> Result<Response> {
+    let mut raw = principal_raw::<P>(api, id)?;
     let items: Vec<Value> = raw
-        .keys
+        .keys()
         .iter()
         .map(|k| json!({"id": k.id, "jwk": k.jwk, "pem": k.pem}))
         .collect();
     Ok(Json(json!({ "items": items })).into_response())
 }
 
+async fn delete_key_for<P: Principal>(
+    api: &AdminApi,
+    id: &str,
+    key: String,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let (current, mut raw) = principal_for_change::<P>(api, id)?;
+    let before = raw.keys().len();
+    raw.keys().retain(|k| k.id != key);
+    if raw.keys().len() == before {
+        return Err(AdminError::NotFound {
+            kind: "key",
+            id: key,
+        });
+    }
+    save_principal(api, headers, &current, &raw).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /admin/v1/agents/{id}/secrets`: a new client secret (256 random bits). The value is in this response
+/// only; the store keeps a keyed hash. Several may exist at once, so secrets rotate without downtime.
+pub async fn create_secret(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    create_secret_for::<RawAgent>(&api, &id, &headers).await
+}
+/// `GET /admin/v1/agents/{id}/secrets`: ids and creation times only.
+pub async fn list_secrets(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    list_secrets_for::<RawAgent>(&api, &id)
+}
+/// `DELETE /admin/v1/agents/{id}/secrets/{secret}`: revoke one secret.
+pub async fn delete_secret(
+    State(api): State<AdminApi>,
+    Path((id, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_secret_for::<RawAgent>(&api, &id, secret, &headers).await
+}
+/// `POST /admin/v1/agents/{id}/keys`: register a public key (JWK or PEM) for `private_key_jwt`. The key fixes
+/// the algorithm: EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA.
+pub async fn create_key(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    create_key_for::<RawAgent>(&api, &id, &headers, &body).await
+}
+/// `GET /admin/v1/agents/{id}/keys`
+pub async fn list_keys(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    list_keys_for::<RawAgent>(&api, &id)
+}
 /// `DELETE /admin/v1/agents/{id}/keys/{key}`
 pub async fn delete_key(
     State(api): State<AdminApi>,
     Path((id, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (current, mut raw) = agent_for_change(&api, &id)?;
-    let before = raw.keys.len();
-    raw.keys.retain(|k| k.id != key);
-    if raw.keys.len() == before {
-        return Err(AdminError::NotFound {
-            kind: "key",
-            id: key,
+    delete_key_for::<RawAgent>(&api, &id, key, &headers).await
+}
+/// `POST /admin/v1/clients/{id}/secrets`
+pub async fn create_client_secret(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    create_secret_for::<RawClient>(&api, &id, &headers).await
+}
+/// `GET /admin/v1/clients/{id}/secrets`
+pub async fn list_client_secrets(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    list_secrets_for::<RawClient>(&api, &id)
+}
+/// `DELETE /admin/v1/clients/{id}/secrets/{secret}`
+pub async fn delete_client_secret(
+    State(api): State<AdminApi>,
+    Path((id, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_secret_for::<RawClient>(&api, &id, secret, &headers).await
+}
+/// `POST /admin/v1/clients/{id}/keys`
+pub async fn create_client_key(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    create_key_for::<RawClient>(&api, &id, &headers, &body).await
+}
+/// `GET /admin/v1/clients/{id}/keys`
+pub async fn list_client_keys(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    list_keys_for::<RawClient>(&api, &id)
+}
+/// `DELETE /admin/v1/clients/{id}/keys/{key}`
+pub async fn delete_client_key(
+    State(api): State<AdminApi>,
+    Path((id, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    delete_key_for::<RawClient>(&api, &id, key, &headers).await
+}
+
+// === client applications and inbound authorization ===
+
+fn client_view(c: &RawClient, managed_by: &str, version: Option<u64>) -> Value {
+    json!({
+        "id": c.id,
+        "name": c.name.clone().unwrap_or_else(|| c.id.clone()),
+        "redirect_uris": c.redirect_uris,
+        "auth": c.auth.clone().unwrap_or_else(|| "client_secret".into()),
+        "secrets": c.secrets.iter().map(|s| json!({"id": s.id, "created_at": s.created_at})).collect::<Vec<_>>(),
+        "keys": c.keys.iter().map(|k| json!({"id": k.id})).collect::<Vec<_>>(),
+        "users": c.users,
+        "groups": c.groups,
+        "organizations": c.organizations,
+        "enabled": c.enabled.unwrap_or(true),
+        "managed_by": managed_by,
+        "version": version,
+    })
+}
+
+/// `GET /admin/v1/clients`
+pub async fn list_clients(State(api): State<AdminApi>) -> Result<Response> {
+    let mut out: Vec<Value> = file_raw(&api)?
+        .clients
+        .iter()
+        .map(|c| client_view(c, "file", None))
+        .collect();
+    for o in api.stored()?.iter().filter(|o| o.kind == Kind::Client) {
+        out.push(client_view(&stored_as(o)?, "api", Some(o.version)));
+    }
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+/// `GET /admin/v1/clients/{id}`
+pub async fn get_client(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    if let Some(c) = file_raw(&api)?.clients.iter().find(|c| c.id == id) {
+        return Ok(with_etag(
+            StatusCode::OK,
+            client_view(c, "file", None),
+            None,
+        ));
+    }
+    let stored = api.stored()?;
+    let o = find(&stored, Kind::Client, &id).ok_or(AdminError::NotFound {
+        kind: "client",
+        id: id.clone(),
+    })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        client_view(&stored_as(o)?, "api", Some(o.version)),
+        Some(o.version),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFields {
+    id: Option<String>,
+    name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    auth: Option<String>,
+    users: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+    organizations: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+impl ClientFields {
+    fn apply(self, c: &mut RawClient) {
+        if let Some(v) = self.name {
+            c.name = Some(v);
+        }
+        if let Some(v) = self.redirect_uris {
+            c.redirect_uris = v;
+        }
+        if let Some(v) = self.auth {
+            c.auth = Some(v);
+        }
+        if let Some(v) = self.users {
+            c.users = v;
+        }
+        if let Some(v) = self.groups {
+            c.groups = v;
+        }
+        if let Some(v) = self.organizations {
+            c.organizations = v;
+        }
+        if let Some(v) = self.enabled {
+            c.enabled = Some(v);
+        }
+    }
+}
+
+/// `POST /admin/v1/clients`: a client application; its `client_id` is generated unless given, and must not be
+/// the id of an agent or service.
+pub async fn create_client(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: ClientFields = parse(&body)?;
+    let (key, hash, replayed) = idempotency(&api, &headers, "POST /admin/v1/clients", &body)?;
+    if let Some(r) = replayed {
+        return Ok(r);
+    }
+    let id = req.id.clone().unwrap_or_else(|| random_id("client"));
+    if api.file_managed(Kind::Client, &id)? {
+        return Err(AdminError::FileManaged { kind: "client", id });
+    }
+    let stored = api.stored()?;
+    if [Kind::Client, Kind::Agent, Kind::Enterprise]
+        .iter()
+        .any(|k| find(&stored, *k, &id).is_some())
+        || api.file_managed(Kind::Agent, &id)?
+        || api.file_managed(Kind::Enterprise, &id)?
+    {
+        return Err(AdminError::Exists { kind: "client", id });
+    }
+    let mut raw = RawClient {
+        id: id.clone(),
+        name: None,
+        redirect_uris: vec![],
+        auth: None,
+        secrets: vec![],
+        keys: vec![],
+        users: vec![],
+        groups: vec![],
+        organizations: vec![],
+        enabled: None,
+    };
+    req.apply(&mut raw);
+    let value = to_value(&raw)?;
+    let view = client_view(&raw, "api", Some(1));
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Client,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit("create", Kind::Client, &id, None, Some(&value))],
+        idempotency: remember(key, hash, StatusCode::CREATED, &view),
+    };
+    api.apply(plan).await?;
+    Ok(with_etag(StatusCode::CREATED, view, Some(1)))
+}
+
+/// `PATCH /admin/v1/clients/{id}`: name, redirect URIs, credential type, authorized principals, enabled.
+pub async fn patch_client(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: ClientFields = parse(&body)?;
+    if req.id.as_ref().is_some_and(|new| *new != id) {
+        return Err(AdminError::Immutable("id"));
+    }
+    let (current, mut raw) = principal_for_change::<RawClient>(&api, &id)?;
+    req.apply(&mut raw);
+    let version = save_principal(&api, &headers, &current, &raw).await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        client_view(&raw, "api", Some(version)),
+        Some(version),
+    ))
+}
+
+/// `DELETE /admin/v1/clients/{id}`: its inbound authorizations go with it.
+pub async fn delete_client(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if api.file_managed(Kind::Client, &id)? {
+        return Err(AdminError::FileManaged { kind: "client", id });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, Kind::Client, &id).ok_or(AdminError::NotFound {
+        kind: "client",
+        id: id.clone(),
+    })?;
+    let mut plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Client,
+            id: id.clone(),
+            expect: expect_for(&headers, current)?,
+            body: None,
+        }],
+        audit: vec![audit(
+            "delete",
+            Kind::Client,
+            &id,
+            Some(&current.body),
+            None,
+        )],
+        idempotency: None,
+    };
+    cascade_inbound(&stored, &mut plan, |e| e.client == id);
+    api.apply(plan).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn cascade_inbound(
+    stored: &[StoredObject],
+    plan: &mut Plan,
+    matches: impl Fn(&RawInbound) -> bool,
+) {
+    for o in stored.iter().filter(|o| o.kind == Kind::Inbound) {
+        if let Ok(edge) = serde_json::from_value::<RawInbound>(o.body.clone())
+            && matches(&edge)
+        {
+            plan.writes.push(Write {
+                kind: Kind::Inbound,
+                id: o.id.clone(),
+                expect: Expect::Present,
+                body: None,
+            });
+            plan.audit
+                .push(audit("delete", Kind::Inbound, &o.id, Some(&o.body), None));
+        }
+    }
+}
+
+/// `PUT /admin/v1/agents/{id}/inbound/{client}`: grant (or change) the client's inbound authorization: which of
+/// the agent's permissions it may use.
+pub async fn put_inbound(
+    State(api): State<AdminApi>,
+    Path((agent, client)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: PutOutbound = parse(&body)?;
+    let id = format!("{client}/{agent}");
+    if api.file_managed(Kind::Inbound, &id)? {
+        return Err(AdminError::FileManaged {
+            kind: "inbound",
+            id,
         });
     }
-    save_agent(&api, &headers, &current, &raw).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let stored = api.stored()?;
+    let raw = RawInbound {
+        client,
+        agent,
+        scopes: req.scopes,
+    };
+    let value = to_value(&raw)?;
+    let (expect, before, status, version) = match find(&stored, Kind::Inbound, &id) {
+        Some(c) => (
+            expect_for(&headers, c)?,
+            Some(&c.body),
+            StatusCode::OK,
+            c.version + 1,
+        ),
+        None => (Expect::Absent, None, StatusCode::CREATED, 1),
+    };
+    let plan = Plan {
+        writes: vec![Write {
+            kind: Kind::Inbound,
+            id: id.clone(),
+            expect,
+            body: Some(value.clone()),
+        }],
+        audit: vec![audit(
+            if before.is_some() { "update" } else { "create" },
+            Kind::Inbound,
+            &id,
+            before,
+            Some(&value),
+        )],
+        idempotency: None,
+    };
+    api.apply(plan).await?;
+    let view = json!({"client": raw.client, "agent": raw.agent, "scopes": raw.scopes, "managed_by": "api", "version": version});
+    Ok(with_etag(status, view, Some(version)))
+}
+
+/// `DELETE /admin/v1/agents/{id}/inbound/{client}`: withdraw the inbound authorization.
+pub async fn delete_inbound(
+    State(api): State<AdminApi>,
+    Path((agent, client)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let id = format!("{client}/{agent}");
+    delete_simple(&api, Kind::Inbound, "inbound", &id, &headers).await
 }
 
 // === agent permission ===

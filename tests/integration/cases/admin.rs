@@ -881,6 +881,7 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{id}", "agent-1")
             .replace("{node}", "openai")
             .replace("{secret}", "s")
+            .replace("{client}", "c")
             .replace("{key}", "k");
         for method in METHODS {
             let body = (method != "get" && method != "delete").then(|| json!({}));
@@ -1304,4 +1305,142 @@ fn hex_to_bytes(hex: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect()
+}
+
+#[tokio::test]
+async fn client_applications_and_inbound_authorization() {
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.raw("[store]\nm2m_licenses = 4\n\n[[groups]]\nid = \"support\"\n");
+    let h = s.start().await;
+    // Redirect URIs: http(s) only, and a # must be written %23.
+    let (status, _, body) = admin(
+        &h,
+        "POST",
+        "/admin/v1/clients",
+        Some(json!({"id": "web", "redirect_uris": ["https://app.example.com/cb#frag"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("%23"),
+        "{body}"
+    );
+    assert_eq!(
+        admin(
+            &h,
+            "POST",
+            "/admin/v1/clients",
+            Some(json!({"id": "web", "redirect_uris": ["ftp://x/"]})),
+            &[]
+        )
+        .await
+        .0,
+        422
+    );
+    // A client_id may not be an agent's (corpus A10).
+    let (status, _, _) = admin(
+        &h,
+        "POST",
+        "/admin/v1/clients",
+        Some(json!({"id": "agent-1"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 409);
+    let web = json!({"id": "web", "name": "Web app", "redirect_uris": ["https://app.example.com/cb%23x", "http://localhost:3000/cb"],
+                     "auth": "private_key_jwt", "groups": ["support"]});
+    let (status, headers, client) = admin(&h, "POST", "/admin/v1/clients", Some(web), &[]).await;
+    assert_eq!(status, 201, "{client}");
+    assert_eq!(headers["etag"], "\"1\"");
+    assert_eq!(client["groups"], json!(["support"]));
+    assert_eq!(
+        admin(
+            &h,
+            "PATCH",
+            "/admin/v1/clients/web",
+            Some(json!({"groups": ["ghost"]})),
+            &[]
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        admin(
+            &h,
+            "PATCH",
+            "/admin/v1/clients/web",
+            Some(json!({"id": "other"})),
+            &[]
+        )
+        .await
+        .0,
+        409
+    );
+    // Inbound authorization grants the agent's permission scope and nothing else.
+    let (status, _, body) = admin(
+        &h,
+        "PUT",
+        "/admin/v1/agents/agent-1/inbound/web",
+        Some(json!({"scopes": ["admin"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent.access"),
+        "{body}"
+    );
+    let (status, _, edge) = admin(
+        &h,
+        "PUT",
+        "/admin/v1/agents/agent-1/inbound/web",
+        Some(json!({"scopes": ["agent.access"]})),
+        &[],
+    )
+    .await;
+    assert_eq!((status, &edge["scopes"]), (201, &json!(["agent.access"])));
+    // Secrets work for clients as for agents.
+    let (status, _, secret) = admin(&h, "POST", "/admin/v1/clients/web/secrets", None, &[]).await;
+    assert_eq!(status, 201);
+    assert!(secret["secret"].as_str().unwrap().starts_with("idgsec_"));
+    // Clients use M2M licenses: 2 agents + web = 3 of 4, one more client fits, then none.
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/clients", Some(json!({})), &[])
+            .await
+            .0,
+        201
+    );
+    let (status, _, body) = admin(&h, "POST", "/admin/v1/clients", Some(json!({})), &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("quota_exhausted"))
+    );
+    // Deleting the client takes its inbound authorizations.
+    assert_eq!(
+        admin(&h, "DELETE", "/admin/v1/clients/web", None, &[])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        admin(
+            &h,
+            "DELETE",
+            "/admin/v1/agents/agent-1/inbound/web",
+            None,
+            &[]
+        )
+        .await
+        .0,
+        404
+    );
 }
