@@ -32,15 +32,18 @@ pub struct Snapshot {
     /// Client applications by id.
     pub clients: HashMap<Arc<str>, Client>,
     /// Inbound authorizations: granted scopes by agent id then client id.
-    pub inbound: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>,
+    pub inbound: ScopeGrants,
     /// Enterprise services by id.
     pub services: HashMap<Arc<str>, Service>,
     /// Scopes granted on agent → service edges, by service id then agent id.
     pub service_grants: ServiceGrants,
 }
 
+/// Scopes granted on edges: by one end's id, then the other's (service → agent, or agent → client).
+pub type ScopeGrants = HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>;
+
 /// Scopes granted on agent → service edges, by service id then agent id.
-pub type ServiceGrants = HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>>;
+pub type ServiceGrants = ScopeGrants;
 
 /// An enterprise service.
 #[derive(Debug, Clone, PartialEq, Eq)]

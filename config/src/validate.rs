@@ -256,7 +256,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
     }
 
     let clients = clients(&raw, &agents, &services, &directory, &mut errors);
-    let mut inbound: HashMap<Arc<str>, HashMap<Arc<str>, Vec<Arc<str>>>> = HashMap::new();
+    let mut inbound = ServiceGrants::new();
     for (i, e) in raw.inbound.iter().enumerate() {
         let path = format!("inbound[{i}]");
         let Some((client, _)) = clients.get_key_value(e.client.as_str()) else {
