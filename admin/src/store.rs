@@ -19,6 +19,12 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// jti digest → the Unix time it may be forgotten.
+const JTI: TableDefinition<&[u8], u64> = TableDefinition::new("jti");
+/// jti digest → the Unix time the revocation may be forgotten.
+const REVOKED: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
+/// key digest → 8-byte big-endian expiry followed by the value.
+const CACHE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cache");
 const VERSION: &str = "topology_version";
 
 /// The default store: `topology.redb` and `audit.log` in the data directory.
@@ -58,6 +64,9 @@ impl EmbeddedStore {
             txn.open_table(OBJECTS).map_err(unavailable)?;
             txn.open_table(META).map_err(unavailable)?;
             txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+            txn.open_table(JTI).map_err(unavailable)?;
+            txn.open_table(REVOKED).map_err(unavailable)?;
+            txn.open_table(CACHE).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         Ok(Self {
@@ -182,6 +191,87 @@ impl Store for EmbeddedStore {
         Ok(version)
     }
 
+    fn claim_jti(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        let first = {
+            let mut table = txn.open_table(JTI).map_err(unavailable)?;
+            let now = now();
+            let seen = table
+                .get(jti_digest.as_slice())
+                .map_err(unavailable)?
+                .is_some_and(|v| v.value() >= now);
+            if !seen {
+                table
+                    .insert(jti_digest.as_slice(), expires_at)
+                    .map_err(unavailable)?;
+            }
+            // Forget expired entries a few at a time so the set stays bounded by the live tokens.
+            let expired: Vec<Vec<u8>> = table
+                .iter()
+                .map_err(unavailable)?
+                .filter_map(Result::ok)
+                .filter(|(_, v)| v.value() < now)
+                .take(64)
+                .map(|(k, _)| k.value().to_vec())
+                .collect();
+            for k in expired {
+                table.remove(k.as_slice()).map_err(unavailable)?;
+            }
+            !seen
+        };
+        txn.commit().map_err(unavailable)?;
+        Ok(first)
+    }
+
+    fn revoke(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        txn.open_table(REVOKED)
+            .map_err(unavailable)?
+            .insert(jti_digest.as_slice(), expires_at)
+            .map_err(unavailable)?;
+        txn.commit().map_err(unavailable)
+    }
+
+    fn is_revoked(&self, jti_digest: &[u8; 32]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(REVOKED).map_err(unavailable)?;
+        Ok(table
+            .get(jti_digest.as_slice())
+            .map_err(unavailable)?
+            .is_some_and(|v| v.value() >= now()))
+    }
+
+    fn cache_put(
+        &self,
+        key_digest: &[u8; 32],
+        value: &[u8],
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let mut entry = expires_at.to_be_bytes().to_vec();
+        entry.extend_from_slice(value);
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        txn.open_table(CACHE)
+            .map_err(unavailable)?
+            .insert(key_digest.as_slice(), entry.as_slice())
+            .map_err(unavailable)?;
+        txn.commit().map_err(unavailable)
+    }
+
+    fn cache_get(&self, key_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(CACHE).map_err(unavailable)?;
+        let Some(entry) = table.get(key_digest.as_slice()).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let bytes = entry.value();
+        if bytes.len() < 8 {
+            return Ok(None);
+        }
+        let mut exp = [0u8; 8];
+        exp.copy_from_slice(&bytes[..8]);
+        Ok((u64::from_be_bytes(exp) > now()).then(|| bytes[8..].to_vec()))
+    }
+
     fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
@@ -277,6 +367,31 @@ mod tests {
         assert!(matches!(err, StoreError::Audit(_)));
         assert_eq!(store.load().unwrap(), (2, store.load().unwrap().1));
         assert_eq!(store.load().unwrap().1.len(), 1);
+        // Shared identity state: a jti is claimed once; revocations and cache entries hold until they expire.
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let later = now() + 60;
+        assert!(store.claim_jti(&a, later).unwrap());
+        assert!(!store.claim_jti(&a, later).unwrap(), "a replayed jti");
+        assert!(store.claim_jti(&b, now() - 1).unwrap());
+        assert!(
+            store.claim_jti(&b, later).unwrap(),
+            "an expired claim is forgotten"
+        );
+        assert!(!store.is_revoked(&a).unwrap());
+        store.revoke(&a, later).unwrap();
+        assert!(store.is_revoked(&a).unwrap());
+        store.revoke(&b, now() - 1).unwrap();
+        assert!(
+            !store.is_revoked(&b).unwrap(),
+            "a revocation past the token's expiry no longer matters"
+        );
+        store.cache_put(&a, b"sealed-token", later).unwrap();
+        assert_eq!(
+            store.cache_get(&a).unwrap().as_deref(),
+            Some(&b"sealed-token"[..])
+        );
+        store.cache_put(&b, b"old", now()).unwrap();
+        assert_eq!(store.cache_get(&b).unwrap(), None);
         // Reopening sees everything acknowledged.
         drop(store);
         let store = EmbeddedStore::open(&dir).unwrap();

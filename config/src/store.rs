@@ -186,6 +186,44 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError>;
+
+    // Shared state for the identity service. Keys are SHA-256 digests computed by the caller, never raw
+    // tokens; every entry carries the Unix time after which it may be forgotten. Callers fail closed on `Err`.
+
+    /// Records a `jti` as used until `expires_at`. `Ok(true)` the first time, `Ok(false)` on a replay.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]: replay protection cannot be checked, so the caller must refuse.
+    fn claim_jti(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<bool, StoreError>;
+
+    /// Revokes a token (by the digest of its `jti`) until it would have expired anyway.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn revoke(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<(), StoreError>;
+
+    /// Whether a token is revoked.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn is_revoked(&self, jti_digest: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Caches a value (an exchanged token, sealed by the caller) under a hashed key until `expires_at`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn cache_put(
+        &self,
+        key_digest: &[u8; 32],
+        value: &[u8],
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+
+    /// A cached value that has not expired.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn cache_get(&self, key_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Appends stored objects to `raw`. A body that does not fit its raw type is reported with the path

@@ -17,8 +17,8 @@ use crate::seal::{self, MasterKeys};
 use crate::secret::Secret;
 use crate::snapshot::{
     Agent, AgentPermission, Client, ClientAuth, Credential, CredentialUnavailable, Directory, Edge,
-    InjectStyle, Issuer, KeySource, Limits, Node, NodeKind, PublicKey, Service, ServiceGrants,
-    Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl, User,
+    InjectStyle, Issuer, KeySource, Limits, Node, NodeKind, PublicKey, ScopeGrants, Service,
+    ServiceGrants, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl, User,
 };
 
 /// What building a snapshot may consult besides the raw file.
@@ -256,7 +256,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
     }
 
     let clients = clients(&raw, &agents, &services, &directory, &mut errors);
-    let mut inbound = ServiceGrants::new();
+    let mut inbound = ScopeGrants::new();
     for (i, e) in raw.inbound.iter().enumerate() {
         let path = format!("inbound[{i}]");
         let Some((client, _)) = clients.get_key_value(e.client.as_str()) else {
