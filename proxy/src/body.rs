@@ -20,14 +20,52 @@ pub type ProxyBody = http_body_util::Either<Incoming, Full<Bytes>>;
 #[error("request body exceeds the limit")]
 pub struct BodyTooLarge;
 
+/// The error a form body ends with when it carries an `access_token` parameter.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body carries an access token")]
+pub struct TokenInBody;
+
 pin_project_lite::pin_project! {
     /// A request body that errors once more than `limit` bytes have passed, and records that it did in `tripped`
-    /// so the forwarder can answer 413 instead of 502.
+    /// so the forwarder can answer 413 instead of 502. For form-encoded bodies it also looks for an
+    /// `access_token` parameter (RFC 6750 §2.2) in each chunk before releasing it, carrying the last bytes over
+    /// so a name split across chunks is still seen; on a match it records `token_found` and ends the stream
+    /// before the token's bytes go anywhere.
     pub struct LimitedBody {
         #[pin]
         inner: Incoming,
         remaining: u64,
         tripped: Arc<AtomicBool>,
+        scan: Option<FormScan>,
+    }
+}
+
+/// State of the form-body token scan.
+pub struct FormScan {
+    found: Arc<AtomicBool>,
+    tail: Vec<u8>,
+}
+
+const TOKEN_PARAMS: &[&[u8]] = &[b"access_token=", b"access%5ftoken="];
+
+// === impl FormScan ===
+
+impl FormScan {
+    /// Whether `chunk`, read after the bytes already seen, holds an `access_token` parameter.
+    fn hit(&mut self, chunk: &[u8]) -> bool {
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(chunk);
+        let lower: Vec<u8> = window.iter().map(u8::to_ascii_lowercase).collect();
+        let hit = TOKEN_PARAMS.iter().any(|p| {
+            lower
+                .windows(p.len())
+                .enumerate()
+                .any(|(i, w)| w == *p && (i == 0 || lower[i - 1] == b'&'))
+        });
+        // Keep enough to see a parameter name (and the `&` before it) split across chunks.
+        let keep = window.len().min(16);
+        self.tail = window[window.len() - keep..].to_vec();
+        hit
     }
 }
 
@@ -40,7 +78,18 @@ impl LimitedBody {
             inner,
             remaining: limit,
             tripped,
+            scan: None,
         }
+    }
+
+    /// Also scans the body for an `access_token` parameter (form-encoded bodies), recording a hit in `found`.
+    pub fn scanning_for_tokens(mut self, found: Arc<AtomicBool>) -> Self {
+        // The body starts at a parameter boundary, as if right after an `&`.
+        self.scan = Some(FormScan {
+            found,
+            tail: b"&".to_vec(),
+        });
+        self
     }
 }
 
@@ -62,6 +111,12 @@ impl Body for LimitedBody {
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
                     *this.remaining -= len;
+                    if let Some(scan) = this.scan.as_mut()
+                        && scan.hit(data)
+                    {
+                        scan.found.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(Box::new(TokenInBody))));
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -77,5 +132,29 @@ impl Body for LimitedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan() -> FormScan {
+        FormScan {
+            found: Arc::default(),
+            tail: b"&".to_vec(),
+        }
+    }
+
+    #[test]
+    fn finds_a_token_parameter_even_split_across_chunks() {
+        assert!(scan().hit(b"access_token=abc"));
+        assert!(scan().hit(b"a=1&ACCESS_TOKEN=abc"));
+        assert!(scan().hit(b"a=1&access%5Ftoken=abc"));
+        let mut s = scan();
+        assert!(!s.hit(b"model=x&acce"));
+        assert!(s.hit(b"ss_token=abc"));
+        assert!(!scan().hit(b"a=1&my_access_token=x&note=access_token"));
+        assert!(!scan().hit(b"{\"access_token\": 1}"));
     }
 }

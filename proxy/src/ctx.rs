@@ -25,6 +25,8 @@ pub struct Ctx {
     pub tls: bool,
     /// Set by the body limiter when the request body crossed the limit mid-stream.
     pub body_tripped: Arc<AtomicBool>,
+    /// Set by the body scanner when a form body carried an `access_token` parameter.
+    pub body_token: Arc<AtomicBool>,
     /// Fields the access log and metrics read after the response.
     pub log: Arc<LogFields>,
     /// The matched node and the path remainder under it.

@@ -74,6 +74,8 @@ pub enum RequestReason {
     AmbiguousToken,
     /// A token in the query string (`access_token`).
     TokenInQuery,
+    /// A token in a form-encoded body (`access_token`).
+    TokenInBody,
     /// A header name with an underscore or other character outside the token set.
     BadHeaderName,
     /// A header value with control characters or non-ASCII bytes.
@@ -90,6 +92,7 @@ impl RequestReason {
         match self {
             RequestReason::AmbiguousToken => "ambiguous_token",
             RequestReason::TokenInQuery => "token_in_query",
+            RequestReason::TokenInBody => "token_in_body",
             RequestReason::BadHeaderName => "bad_header_name",
             RequestReason::BadHeaderValue => "bad_header_value",
             RequestReason::AbsoluteForm => "absolute_form_target",
@@ -200,6 +203,9 @@ impl ProxyError {
                     RequestReason::AmbiguousToken => "Send exactly one access token, in one place.",
                     RequestReason::TokenInQuery => {
                         "Access tokens are not accepted in the query string."
+                    }
+                    RequestReason::TokenInBody => {
+                        "Access tokens are not accepted in the request body."
                     }
                     RequestReason::BadHeaderName => {
                         "A header name is not allowed (underscores are refused)."

@@ -103,6 +103,9 @@ impl Service<Req> for Forward {
                     if ctx.body_tripped.load(Ordering::Acquire) {
                         return Err(ProxyError::BodyTooLarge);
                     }
+                    if ctx.body_token.load(Ordering::Acquire) {
+                        return Err(ProxyError::InvalidRequest(RequestReason::TokenInBody));
+                    }
                     tracing::warn!(
                         request_id = ctx.request_id.to_str().unwrap_or_default(),
                         node = %node.id,

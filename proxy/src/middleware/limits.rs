@@ -47,17 +47,35 @@ where
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let (limit, tripped) = match req.extensions().get::<Ctx>() {
+        let (limit, tripped, token) = match req.extensions().get::<Ctx>() {
             Some(ctx) => (
                 ctx.routes.snapshot.settings.limits,
                 ctx.body_tripped.clone(),
+                ctx.body_token.clone(),
             ),
             None => return Either::Left(ready(Err(ProxyError::Internal))),
         };
         if let Err(e) = check(&req, &limit) {
             return Either::Left(ready(Err(e)));
         }
-        let req = req.map(|body| LimitedBody::new(body, limit.max_body_bytes, tripped));
+        // RFC 6750 §2.2 defines a token in the body only for form-encoded bodies; only those are scanned.
+        let form = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let req = req.map(|body| {
+            let body = LimitedBody::new(body, limit.max_body_bytes, tripped);
+            if form {
+                body.scanning_for_tokens(token)
+            } else {
+                body
+            }
+        });
         Either::Right(self.inner.call(req))
     }
 }

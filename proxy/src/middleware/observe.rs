@@ -91,6 +91,7 @@ where
             peer: self.peer,
             tls: self.tls,
             body_tripped: Arc::new(AtomicBool::new(false)),
+            body_token: Arc::new(AtomicBool::new(false)),
             log: log.clone(),
             route: None,
             identity: None,

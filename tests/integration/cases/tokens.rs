@@ -525,3 +525,46 @@ async fn b09_unknown_kids_cost_at_most_one_jwks_fetch() {
     );
     assert!(jwks.recorded().iter().all(|r| r.uri == "/jwks"));
 }
+
+#[tokio::test]
+async fn b01_a_token_in_a_form_body_besides_the_header_is_refused_before_it_is_forwarded() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    let (mock, h) = standard().await;
+    let token = es().token(&claims("agent-1", ""));
+    let form = |body: String| {
+        hyper::Request::post(h.url("/llm/openai/files"))
+            .header("authorization", bearer(&token))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let (status, _, body) =
+        crate::common::client::send(form(format!("purpose=x&access_token={token}"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_request"));
+    // Split across chunks, and percent-encoded.
+    let (status, _, _) = crate::common::client::send(form(format!(
+        "{}&access%5Ftoken={token}",
+        "p=1".repeat(3000)
+    )))
+    .await;
+    assert_eq!(status, 400);
+    for r in mock.recorded() {
+        assert!(
+            !r.dump().contains(&token),
+            "the body token reached the upstream"
+        );
+    }
+    // Ordinary form bodies, and JSON that merely mentions the word, pass.
+    let (status, _, _) =
+        crate::common::client::send(form("purpose=fine-tune&note=access_token".into())).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = crate::common::client::post(
+        &h.url("/llm/openai/chat"),
+        &[("authorization", &bearer(&token))],
+        &format!(r#"{{"access_token":"{}"}}"#, "x"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
