@@ -19,6 +19,9 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Cli, Command, LogFormat};
 
+/// Overrides `[store] redis_url`.
+const ENV_REDIS_URL: &str = "IDGUARD_REDIS_URL";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
@@ -233,10 +236,30 @@ pub(crate) async fn serve_with(
 ) -> anyhow::Result<ExitCode> {
     let registry = Registry::new();
     let readiness = Arc::new(Readiness::default());
-    let store: Arc<dyn idguard_config::store::Store> = Arc::new(
-        idguard_admin::store::EmbeddedStore::open(data_dir)
-            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-    );
+    // The store is chosen before the first snapshot exists, from the file's [store] table.
+    let store_settings = loader.file_raw().ok().map(|raw| raw.store);
+    let redis_url = std::env::var(ENV_REDIS_URL)
+        .ok()
+        .or_else(|| store_settings.as_ref().and_then(|s| s.redis_url.clone()));
+    let mut redis_store = None;
+    let store: Arc<dyn idguard_config::store::Store> = match &redis_url {
+        Some(url) => {
+            let prefix = store_settings
+                .as_ref()
+                .and_then(|s| s.redis_prefix.clone())
+                .unwrap_or_else(|| "idguard".into());
+            let redis = Arc::new(
+                idguard_admin::redis_store::RedisStore::open(url, &prefix, data_dir)
+                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
+            );
+            redis_store = Some(redis.clone());
+            redis
+        }
+        None => Arc::new(
+            idguard_admin::store::EmbeddedStore::open(data_dir)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        ),
+    };
     let token = idguard_admin::auth::AdminToken::load_or_create(data_dir)
         .context("loading the admin token")?;
     let fingerprint_key = idguard_admin::auth::load_or_create_key(data_dir, "fingerprint.key")
@@ -278,6 +301,16 @@ pub(crate) async fn serve_with(
     let proxy = idguard_proxy::Proxy::new(snapshots, &registry)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(signals(stop_tx, reload.clone(), readiness.clone()));
+    if let Some(redis) = redis_store {
+        let staleness = settings.redis_staleness;
+        tokio::spawn(idguard_admin::redis_store::watch(
+            redis,
+            reload.clone(),
+            readiness.clone(),
+            staleness,
+            stopped(stop_rx.clone()),
+        ));
+    }
     tokio::spawn(reloader.run(reload, stopped(stop_rx.clone())));
     let admin_state = idguard_admin::AdminState {
         registry,

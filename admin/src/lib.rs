@@ -6,6 +6,7 @@
 //! - [`api`]: the admin REST API and its write pipeline; [`auth`]: the admin token; [`error`]: `AdminError`.
 //! - [`ssrf`]: the stricter upstream rules for nodes created through the API.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
+//! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.
 //! - [`run`]: serve an already-bound listener until the shutdown future completes.
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod redis_store;
 pub mod ssrf;
 pub mod store;
 

@@ -76,20 +76,25 @@ impl EmbeddedStore {
     }
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut lines = String::new();
-        for r in records {
-            lines
-                .push_str(&serde_json::to_string(r).map_err(|e| StoreError::Audit(e.to_string()))?);
-            lines.push('\n');
-        }
-        // Opened per write on purpose: a sink that disappears or breaks fails the very next write.
-        let mut file =
-            open_append(&self.audit_path).map_err(|e| StoreError::Audit(e.to_string()))?;
-        file.write_all(lines.as_bytes())
-            .map_err(|e| StoreError::Audit(e.to_string()))?;
-        file.sync_data()
-            .map_err(|e| StoreError::Audit(e.to_string()))
+        append_audit(&self.audit_path, records)
     }
+}
+
+/// Appends audit records to the log at `path` and fsyncs it. The file is opened per call on purpose: a sink that
+/// disappears or breaks fails the very next write.
+///
+/// # Errors
+/// [`StoreError::Audit`].
+pub fn append_audit(path: &Path, records: &[AuditRecord]) -> Result<(), StoreError> {
+    let audit = |e: std::io::Error| StoreError::Audit(e.to_string());
+    let mut lines = String::new();
+    for r in records {
+        lines.push_str(&serde_json::to_string(r).map_err(|e| StoreError::Audit(e.to_string()))?);
+        lines.push('\n');
+    }
+    let mut file = open_append(path).map_err(audit)?;
+    file.write_all(lines.as_bytes()).map_err(audit)?;
+    file.sync_data().map_err(audit)
 }
 
 impl Store for EmbeddedStore {

@@ -154,6 +154,15 @@ pub struct RawStore {
     /// Most stored credentials (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_credentials: Option<u64>,
+    /// Redis URL for several replicas sharing the topology (default: the embedded store). Read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (default `idguard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_prefix: Option<String>,
+    /// How long Redis may be unreachable before `/readyz` reports it, ms (default 15000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_staleness_ms: Option<u64>,
 }
 
 /// `[admin]`.

@@ -11,6 +11,8 @@ pub enum NotReady {
     Sealed,
     /// Shutdown has begun: new work should go elsewhere.
     Draining,
+    /// The shared store (Redis) has been unreachable longer than the configured bound.
+    StoreUnreachable,
 }
 
 impl NotReady {
@@ -20,6 +22,7 @@ impl NotReady {
             NotReady::NoConfig => "no_config",
             NotReady::Sealed => "sealed",
             NotReady::Draining => "draining",
+            NotReady::StoreUnreachable => "store_unreachable",
         }
     }
 }
@@ -30,6 +33,7 @@ pub struct Readiness {
     config_loaded: AtomicBool,
     sealed: AtomicBool,
     draining: AtomicBool,
+    store_unreachable: AtomicBool,
 }
 
 // === impl Readiness ===
@@ -46,6 +50,11 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// Records whether the shared store has been unreachable past its bound (written by the store watcher).
+    pub fn set_store_unreachable(&self, unreachable: bool) {
+        self.store_unreachable.store(unreachable, Ordering::Release);
+    }
+
     /// `Ok` when ready, else the first reason it is not.
     ///
     /// # Errors
@@ -59,6 +68,9 @@ impl Readiness {
         }
         if self.sealed.load(Ordering::Acquire) {
             return Err(NotReady::Sealed);
+        }
+        if self.store_unreachable.load(Ordering::Acquire) {
+            return Err(NotReady::StoreUnreachable);
         }
         Ok(())
     }

@@ -147,16 +147,15 @@ impl Loader {
     pub fn load(&self, generation: u64) -> Result<(Snapshot, u64), ConfigError> {
         let text = self.read()?;
         let hash = hash_bytes(text.as_bytes());
-        let objects = match &self.store {
-            Some(store) => {
-                store
-                    .load()
-                    .map_err(|e| ConfigError::Store(e.to_string()))?
-                    .1
-            }
-            None => Vec::new(),
+        let (store_version, objects) = match &self.store {
+            Some(store) => store
+                .load()
+                .map_err(|e| ConfigError::Store(e.to_string()))?,
+            None => (0, Vec::new()),
         };
-        Ok((self.build(&text, &objects, generation)?, hash))
+        let mut snapshot = self.build(&text, &objects, generation)?;
+        snapshot.store_version = store_version;
+        Ok((snapshot, hash))
     }
 }
 
@@ -249,7 +248,24 @@ impl Reloader {
         readiness: Arc<Readiness>,
         registry: &Registry,
     ) -> Result<(Self, SnapshotRx), ConfigError> {
-        let (snapshot, hash) = loader.load(1)?;
+        let (snapshot, hash) = match loader.load(1) {
+            Ok(loaded) => loaded,
+            Err(ConfigError::Store(why)) => {
+                // The shared store is down at start: serve the routing file alone (a subset of the topology, so
+                // it can only refuse more), report not ready, and catch up when the store answers.
+                tracing::error!(
+                    reason = "store_unreachable",
+                    "cannot read the store at start ({why}); serving the routing file alone"
+                );
+                readiness.set_store_unreachable(true);
+                let text = std::fs::read(loader.path()).map_err(|source| ConfigError::Read {
+                    path: loader.path().display().to_string(),
+                    source,
+                })?;
+                (loader.build_with(&[], 1)?, hash_bytes(&text))
+            }
+            Err(e) => return Err(e),
+        };
         let metrics = ReloadMetrics::new(registry);
         metrics.generation.set(1);
         metrics.last_ok.set(1);
@@ -284,6 +300,17 @@ impl Reloader {
         let current = self.tx.borrow().clone();
         let next_generation = current.generation + 1;
         match self.loader.load(next_generation) {
+            Ok((snapshot, _)) if snapshot.store_version < current.store_version => {
+                // A lagging or restored Redis replica: applying it would undo changes already in force.
+                tracing::error!(
+                    reason = "topology_version_regression",
+                    running = current.store_version,
+                    offered = snapshot.store_version,
+                    "the store offers an older topology version; keeping the running one"
+                );
+                self.metrics.last_ok.set(0);
+                Err(ConfigError::Store("topology version regression".into()))
+            }
             Ok((snapshot, hash)) => {
                 if snapshot.settings.public_addr != current.settings.public_addr
                     || snapshot.settings.admin_addr != current.settings.admin_addr

@@ -15,6 +15,8 @@ use crate::secret::Secret;
 pub struct Snapshot {
     /// Increases by one with every snapshot published in this process; `idguard_config_generation` reports it.
     pub generation: u64,
+    /// The store's topology version this snapshot was built from (0 without a store). Never goes back.
+    pub store_version: u64,
     /// Static and semi-static settings.
     pub settings: Settings,
     /// Trusted token issuers, in file order.
@@ -83,6 +85,12 @@ pub struct Settings {
     pub max_credentials: u64,
     /// Hosts the admin API may use as upstreams despite its SSRF rules.
     pub upstream_allow_hosts: Vec<String>,
+    /// Redis for several replicas (`None`: the embedded store).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel idguard uses.
+    pub redis_prefix: String,
+    /// How long Redis may be unreachable before readiness reports it.
+    pub redis_staleness: Duration,
 }
 
 /// PEM files for the public listener's TLS.

@@ -318,6 +318,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
     };
     Ok(Snapshot {
         generation: ctx.generation,
+        store_version: 0,
         settings,
         issuers,
         agents,
@@ -478,6 +479,13 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
         m2m_licenses,
         max_credentials,
         upstream_allow_hosts: raw.admin.upstream_allow_hosts.clone().unwrap_or_default(),
+        redis_url: raw.store.redis_url.clone(),
+        redis_prefix: raw
+            .store
+            .redis_prefix
+            .clone()
+            .unwrap_or_else(|| "idguard".into()),
+        redis_staleness: Duration::from_millis(raw.store.redis_staleness_ms.unwrap_or(15_000)),
     })
 }
 

@@ -7,5 +7,6 @@ mod leaks;
 mod observability;
 mod paths;
 mod reload;
+mod replicas;
 mod tokens;
 mod upstream;

@@ -45,6 +45,9 @@ pub struct Setup {
     /// `upstream.connect_timeout_ms` and `upstream.response_header_timeout_ms`.
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
+    /// Use Redis (url, key prefix) instead of the embedded store, with this staleness bound.
+    pub redis: Option<(String, String)>,
+    pub redis_staleness: Duration,
     /// `[admin] upstream_allow_hosts` (the mocks live on 127.0.0.1).
     pub admin_allow: Vec<String>,
     /// Extra lines for the `[upstream]` table.
@@ -69,6 +72,8 @@ impl Setup {
             connect_timeout_ms: 1000,
             response_timeout_ms: 3000,
             admin_allow: vec!["127.0.0.1".into()],
+            redis: None,
+            redis_staleness: Duration::from_secs(15),
             upstream_extra: String::new(),
             fragments: vec![],
         }
@@ -173,9 +178,14 @@ impl Setup {
 
     pub async fn start_with_tls(self, tls: Option<Arc<rustls::ServerConfig>>) -> Harness {
         std::fs::write(self.config_path(), self.toml()).unwrap();
-        let store: Arc<dyn idguard_config::store::Store> = Arc::new(
-            idguard_admin::store::EmbeddedStore::open(&self.dir.path().join("data")).unwrap(),
-        );
+        let data = self.dir.path().join("data");
+        let redis = self.redis.as_ref().map(|(url, prefix)| {
+            Arc::new(idguard_admin::redis_store::RedisStore::open(url, prefix, &data).unwrap())
+        });
+        let store: Arc<dyn idguard_config::store::Store> = match &redis {
+            Some(r) => r.clone(),
+            None => Arc::new(idguard_admin::store::EmbeddedStore::open(&data).unwrap()),
+        };
         let loader = Loader::new(self.config_path(), Some(Arc::new(self.master_keys())))
             .with_store(store.clone());
         let registry = Registry::new();
@@ -202,6 +212,15 @@ impl Setup {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
+        if let Some(r) = redis {
+            tokio::spawn(idguard_admin::redis_store::watch(
+                r,
+                reload.clone(),
+                readiness.clone(),
+                self.redis_staleness,
+                stopped(),
+            ));
+        }
         tokio::spawn(reloader.run(reload.clone(), stopped()));
         let state = idguard_admin::AdminState {
             registry,

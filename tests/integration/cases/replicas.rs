@@ -1,0 +1,256 @@
+//! Several replicas sharing one topology through Redis (corpus M01–M02): a change made through one replica's
+//! API is enforced by another within 1 s; Redis killed and restarted under traffic.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::client::{bearer, get, send};
+use crate::common::harness::{ADMIN_TOKEN, Harness, Setup, canary, keys};
+use crate::common::keys::{claims, rand_hex};
+use crate::common::mock::Mock;
+
+async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", h.admin))
+        .header("authorization", bearer(ADMIN_TOKEN))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    let (status, _, text) = send(req).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Deletes this test's keys only (never FLUSHALL: the server may be shared).
+fn cleanup(url: &str, prefix: &str) {
+    if let Ok(client) = redis::Client::open(url)
+        && let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1))
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+fn replica_pair(mock: &Mock, url: &str, prefix: &str) -> (Setup, Setup) {
+    let mut a = Setup::standard(mock, &canary("shared"));
+    a.redis = Some((url.to_owned(), prefix.to_owned()));
+    let mut b = Setup::new();
+    b.master = a.master.clone();
+    b.fragments = a.fragments.clone();
+    b.redis = a.redis.clone();
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_change_through_one_replica_is_enforced_by_the_other_within_a_second() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("idguard-test-{}", rand_hex(6));
+    let mock = Mock::start().await;
+    let (a, b) = replica_pair(&mock, &url, &prefix);
+    let (a, b) = (a.start().await, b.start().await);
+
+    let (status, agent) = admin(
+        &a,
+        "POST",
+        "/admin/v1/agents",
+        Some(json!({"name": "shared"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{agent}");
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        admin(
+            &a,
+            "PUT",
+            &format!("/admin/v1/agents/{id}/outbound/openai"),
+            Some(json!({}))
+        )
+        .await
+        .0,
+        201
+    );
+    let token = keys().es256.token(&claims(&id, ""));
+    let url_b = b.url("/llm/openai/x");
+    let took = within(
+        Duration::from_secs(1),
+        "replica B applying the grant",
+        async || get(&url_b, &[("authorization", &bearer(&token))]).await.0 == 200,
+    )
+    .await;
+    eprintln!("replica B applied the change in {took:?}");
+    // Disabled through B, refused by A.
+    assert_eq!(
+        admin(
+            &b,
+            "PATCH",
+            &format!("/admin/v1/agents/{id}"),
+            Some(json!({"enabled": false}))
+        )
+        .await
+        .0,
+        200
+    );
+    let url_a = a.url("/llm/openai/x");
+    within(
+        Duration::from_secs(1),
+        "replica A applying the disable",
+        async || get(&url_a, &[("authorization", &bearer(&token))]).await.0 == 401,
+    )
+    .await;
+    // Both see the same objects, one version.
+    let (_, list_a) = admin(&a, "GET", "/admin/v1/agents", None).await;
+    let (_, list_b) = admin(&b, "GET", "/admin/v1/agents", None).await;
+    assert_eq!(list_a, list_b);
+    cleanup(&url, &prefix);
+}
+
+struct OwnRedis {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    fn start(port: u16, dir: tempfile::TempDir) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    fn kill(mut self) -> (u16, tempfile::TempDir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.port, self.dir)
+    }
+}
+
+#[tokio::test]
+async fn redis_down_and_back_under_traffic() {
+    // Corpus M01–M02 on a Redis of the test's own (it is killed and restarted; AOF keeps the data).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start(port, tempfile::tempdir().unwrap());
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("m02"));
+    s.redis = Some((format!("redis://127.0.0.1:{port}"), "idguard-m02".into()));
+    s.redis_staleness = Duration::from_millis(300);
+    let h = s.start().await;
+    let readyz = format!("http://{}/readyz", h.admin);
+    let (status, agent) = admin(&h, "POST", "/admin/v1/agents", Some(json!({}))).await;
+    assert_eq!(status, 201);
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            &format!("/admin/v1/agents/{id}/outbound/openai"),
+            Some(json!({}))
+        )
+        .await
+        .0,
+        201
+    );
+    let token = keys().es256.token(&claims(&id, ""));
+    let url = h.url("/llm/openai/x");
+    within(Duration::from_secs(1), "the grant applied", async || {
+        get(&url, &[("authorization", &bearer(&token))]).await.0 == 200
+    })
+    .await;
+    assert_eq!(get(&readyz, &[]).await.0, 200);
+
+    let (port, dir) = redis.kill();
+    // The last topology keeps serving; readiness reports the store; writes fail cleanly.
+    for _ in 0..20 {
+        assert_eq!(
+            get(&url, &[("authorization", &bearer(&token))]).await.0,
+            200,
+            "served while Redis is down"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    within(
+        Duration::from_secs(3),
+        "readiness reporting the store",
+        async || {
+            let (status, _, body) = get(&readyz, &[]).await;
+            status == 503 && body.contains("store_unreachable")
+        },
+    )
+    .await;
+    let (status, body) = admin(&h, "POST", "/admin/v1/agents", Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+
+    // Back: readiness returns and writes work again within 5 s, with nothing lost.
+    let _redis = OwnRedis::start(port, dir);
+    within(Duration::from_secs(5), "readiness returning", async || {
+        get(&readyz, &[]).await.0 == 200
+    })
+    .await;
+    within(Duration::from_secs(5), "writes working again", async || {
+        admin(&h, "POST", "/admin/v1/agents", Some(json!({})))
+            .await
+            .0
+            == 201
+    })
+    .await;
+    assert_eq!(
+        get(&url, &[("authorization", &bearer(&token))]).await.0,
+        200
+    );
+    let (_, list) = admin(&h, "GET", "/admin/v1/agents", None).await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id.as_str())
+    );
+}
