@@ -1628,9 +1628,13 @@ pub async fn put_permission(
         id: id.clone(),
     })?;
     let mut raw: RawAgent = stored_as(current)?;
+    let scope = permission
+        .scope
+        .clone()
+        .unwrap_or_else(|| "agent.access".into());
     raw.permission = Some(permission);
     let value = to_value(&raw)?;
-    let plan = Plan {
+    let mut plan = Plan {
         writes: vec![Write {
             kind: Kind::Agent,
             id: id.clone(),
@@ -1646,6 +1650,30 @@ pub async fn put_permission(
         )],
         idempotency: None,
     };
+    // A permission scope that changes is withdrawn from every API-managed inbound authorization that granted it.
+    for o in stored.iter().filter(|o| o.kind == Kind::Inbound) {
+        let Ok(mut edge) = serde_json::from_value::<RawInbound>(o.body.clone()) else {
+            continue;
+        };
+        if edge.agent != id || edge.scopes.iter().all(|s| *s == scope) {
+            continue;
+        }
+        edge.scopes.retain(|s| *s == scope);
+        let after = to_value(&edge)?;
+        plan.audit.push(audit(
+            "update",
+            Kind::Inbound,
+            &o.id,
+            Some(&o.body),
+            Some(&after),
+        ));
+        plan.writes.push(Write {
+            kind: Kind::Inbound,
+            id: o.id.clone(),
+            expect: Expect::Version(o.version),
+            body: Some(after),
+        });
+    }
     api.apply(plan).await?;
     let version = current.version + 1;
     let mut view = agent_view(&raw, "api", Some(version));

@@ -1143,6 +1143,46 @@ async fn the_directory_and_the_agent_permission() {
         .0,
         409
     );
+    // A client granted the old scope loses it when the permission's scope changes.
+    assert_eq!(
+        admin(
+            &h,
+            "POST",
+            "/admin/v1/clients",
+            Some(json!({"id": "c1"})),
+            &[]
+        )
+        .await
+        .0,
+        201
+    );
+    let inbound = format!("/admin/v1/agents/{id}/inbound/c1");
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            &inbound,
+            Some(json!({"scopes": ["bot.use"]})),
+            &[]
+        )
+        .await
+        .0,
+        201
+    );
+    let renamed = json!({"scope": "bot.run", "mode": "manual", "organizations": ["acme"]});
+    assert_eq!(admin(&h, "PUT", &path, Some(renamed), &[]).await.0, 200);
+    let (status, _, edge) = admin(
+        &h,
+        "PUT",
+        &inbound,
+        Some(json!({"scopes": ["bot.run"]})),
+        &[("if-match", "\"2\"")],
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "the cascade updated the grant to version 2: {edge}"
+    );
 }
 
 #[tokio::test]

@@ -254,3 +254,48 @@ async fn redis_down_and_back_under_traffic() {
             .any(|a| a["id"] == id.as_str())
     );
 }
+
+#[tokio::test]
+async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("m01"));
+    s.redis = Some((format!("redis://127.0.0.1:{port}"), "idguard-m01".into()));
+    s.redis_staleness = Duration::from_millis(300);
+    // Nothing listens on the port yet: the replica starts from the routing file alone and says it is not ready.
+    let h = s.start().await;
+    let readyz = format!("http://{}/readyz", h.admin);
+    let (status, _, body) = get(&readyz, &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: store_unreachable\n")
+    );
+    let token = keys().es256.token(&claims("agent-1", ""));
+    assert_eq!(
+        get(
+            &h.url("/llm/openai/x"),
+            &[("authorization", &bearer(&token))]
+        )
+        .await
+        .0,
+        200
+    );
+    // Redis arrives: readiness follows and the API works.
+    let _redis = OwnRedis::start(port, tempfile::tempdir().unwrap());
+    within(
+        Duration::from_secs(5),
+        "readiness once Redis answers",
+        async || get(&readyz, &[]).await.0 == 200,
+    )
+    .await;
+    assert_eq!(
+        admin(&h, "POST", "/admin/v1/agents", Some(json!({})))
+            .await
+            .0,
+        201
+    );
+}
