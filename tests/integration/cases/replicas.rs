@@ -299,3 +299,65 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
         201
     );
 }
+
+#[tokio::test]
+async fn m04_a_replica_never_goes_back_to_an_older_topology() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("idguard-test-{}", rand_hex(6));
+    let mock = Mock::start().await;
+    let (a, _) = replica_pair(&mock, &url, &prefix);
+    let h = a.start().await;
+    let (_, agent) = admin(&h, "POST", "/admin/v1/agents", Some(json!({}))).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        admin(
+            &h,
+            "PUT",
+            &format!("/admin/v1/agents/{id}/outbound/openai"),
+            Some(json!({}))
+        )
+        .await
+        .0,
+        201
+    );
+    let token = keys().es256.token(&claims(&id, ""));
+    let proxied = h.url("/llm/openai/x");
+    within(Duration::from_secs(1), "the grant applied", async || {
+        get(&proxied, &[("authorization", &bearer(&token))]).await.0 == 200
+    })
+    .await;
+    // A failover to a Redis that lags behind: the objects are gone and the version is older.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:objects"))
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:version"))
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}:changed"))
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    // The replica notices (the version changed), refuses to go back, and keeps enforcing what it had.
+    within(
+        Duration::from_secs(2),
+        "the regression being refused",
+        async || {
+            crate::common::harness::metric_value(
+                &h.metrics().await,
+                "idguard_config_last_reload_successful",
+            ) == 0.0
+        },
+    )
+    .await;
+    assert_eq!(
+        get(&proxied, &[("authorization", &bearer(&token))]).await.0,
+        200
+    );
+    cleanup(&url, &prefix);
+}
