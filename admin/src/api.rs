@@ -307,13 +307,7 @@ impl AdminApi {
             let at = objects
                 .iter()
                 .position(|o| o.kind == w.kind && o.id == w.id);
-            let ok = match (w.expect, at) {
-                (Expect::Any, _) => true,
-                (Expect::Absent, at) => at.is_none(),
-                (Expect::Present, at) => at.is_some(),
-                (Expect::Version(v), Some(i)) => objects[i].version == v,
-                (Expect::Version(_), None) => false,
-            };
+            let ok = w.expect.holds(at.map(|i| objects[i].version));
             if !ok {
                 return Err(AdminError::Precondition);
             }

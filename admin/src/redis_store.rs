@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use idguard_config::Readiness;
 use idguard_config::store::{
-    AuditRecord, Expect, IdempotentAnswer, Store, StoreError, StoredObject, Write,
+    AuditRecord, IdempotentAnswer, Store, StoreError, StoredObject, Write,
 };
 use redis::Commands;
 use tokio::sync::Notify;
@@ -185,13 +185,7 @@ impl Store for RedisStore {
                 Some(text) => Some(serde_json::from_str(text).map_err(unavailable)?),
                 None => None,
             };
-            let ok = match (w.expect, &cur) {
-                (Expect::Any, _) => true,
-                (Expect::Absent, c) => c.is_none(),
-                (Expect::Present, c) => c.is_some(),
-                (Expect::Version(v), Some(c)) => c.version == v,
-                (Expect::Version(_), None) => false,
-            };
+            let ok = w.expect.holds(cur.as_ref().map(|c| c.version));
             if !ok {
                 return Err(StoreError::Precondition {
                     kind: w.kind.as_str(),

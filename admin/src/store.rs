@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use idguard_config::store::{
-    AuditRecord, Expect, IdempotentAnswer, Kind, Store, StoreError, StoredObject, Write,
+    AuditRecord, IdempotentAnswer, Kind, Store, StoreError, StoredObject, Write,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -142,13 +142,7 @@ impl Store for EmbeddedStore {
                         Some(v) => Some(serde_json::from_slice(v.value()).map_err(unavailable)?),
                         None => None,
                     };
-                let ok = match (w.expect, &current) {
-                    (Expect::Any, _) => true,
-                    (Expect::Absent, c) => c.is_none(),
-                    (Expect::Present, c) => c.is_some(),
-                    (Expect::Version(v), Some(c)) => c.version == v,
-                    (Expect::Version(_), None) => false,
-                };
+                let ok = w.expect.holds(current.as_ref().map(|c| c.version));
                 if !ok {
                     return Err(StoreError::Precondition {
                         kind: w.kind.as_str(),
@@ -318,6 +312,8 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use idguard_config::store::Expect;
+
     use super::*;
 
     fn obj(id: &str) -> Write {

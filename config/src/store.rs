@@ -90,6 +90,19 @@ pub enum Expect {
     Present,
 }
 
+impl Expect {
+    /// Whether the precondition holds for an object currently at `version` (`None`: absent).
+    pub fn holds(self, version: Option<u64>) -> bool {
+        match (self, version) {
+            (Expect::Any, _) => true,
+            (Expect::Absent, v) => v.is_none(),
+            (Expect::Present, v) => v.is_some(),
+            (Expect::Version(want), Some(v)) => v == want,
+            (Expect::Version(_), None) => false,
+        }
+    }
+}
+
 /// One change in a commit: put `body`, or delete when `body` is `None`.
 #[derive(Debug, Clone)]
 pub struct Write {
