@@ -298,16 +298,18 @@ pub(crate) async fn serve_with(
         token,
         fingerprint_key,
     );
-    let proxy = idguard_proxy::Proxy::new(snapshots, &registry)?;
+    let proxy = idguard_proxy::Proxy::new(snapshots, &registry, readiness.clone())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(signals(stop_tx, reload.clone(), readiness.clone()));
     if let Some(redis) = redis_store {
         let staleness = settings.redis_staleness;
+        let max_staleness = settings.redis_max_staleness;
         tokio::spawn(idguard_admin::redis_store::watch(
             redis,
             reload.clone(),
             readiness.clone(),
             staleness,
+            max_staleness,
             stopped(stop_rx.clone()),
         ));
     }

@@ -10,8 +10,9 @@
 //!
 //! [`watch`] keeps a replica current: pub/sub delivers each new version at once, and polling the version every
 //! 200 ms covers lost messages and reconnects; both go through tokio and the connection manager, which reconnects
-//! by itself. While Redis is unreachable the replica keeps serving its last topology; past the configured bound
-//! `/readyz` reports `store_unreachable`.
+//! by itself. While Redis is unreachable the replica keeps serving its last topology; past `redis_staleness_ms`
+//! `/readyz` reports `store_unreachable`, and past `redis_max_staleness_ms` the proxy answers 503 until Redis is
+//! back (the topology may have changed without it).
 //!
 //! Durability is Redis's: run it with `appendonly yes` (and `appendfsync always` for every acknowledged write to
 //! survive a Redis crash).
@@ -306,6 +307,7 @@ pub async fn watch(
     reload: Arc<Notify>,
     readiness: Arc<Readiness>,
     staleness: Duration,
+    max_staleness: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let subscriber = tokio::spawn(subscribe(
@@ -362,6 +364,7 @@ pub async fn watch(
                 }
                 last_ok = Instant::now();
                 readiness.set_store_unreachable(false);
+                readiness.set_topology_expired(false);
                 if last_seen != Some(version) {
                     last_seen = Some(version);
                     reload.notify_one();
@@ -370,6 +373,9 @@ pub async fn watch(
             None => {
                 if last_ok.elapsed() > staleness {
                     readiness.set_store_unreachable(true);
+                }
+                if last_ok.elapsed() > max_staleness {
+                    readiness.set_topology_expired(true);
                 }
             }
         }

@@ -163,6 +163,10 @@ pub struct RawStore {
     /// How long Redis may be unreachable before `/readyz` reports it, ms (default 15000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_staleness_ms: Option<u64>,
+    /// How long the last topology keeps being served while Redis is unreachable, ms (default 300000); past it
+    /// the proxy answers 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_max_staleness_ms: Option<u64>,
 }
 
 /// `[admin]`.

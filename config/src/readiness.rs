@@ -34,6 +34,7 @@ pub struct Readiness {
     sealed: AtomicBool,
     draining: AtomicBool,
     store_unreachable: AtomicBool,
+    topology_expired: AtomicBool,
 }
 
 // === impl Readiness ===
@@ -53,6 +54,16 @@ impl Readiness {
     /// Records whether the shared store has been unreachable past its bound (written by the store watcher).
     pub fn set_store_unreachable(&self, unreachable: bool) {
         self.store_unreachable.store(unreachable, Ordering::Release);
+    }
+
+    /// Records whether the store has been unreachable past the longest time its last topology may be served.
+    pub fn set_topology_expired(&self, expired: bool) {
+        self.topology_expired.store(expired, Ordering::Release);
+    }
+
+    /// Whether the topology in force is too old to serve (the proxy answers 503 while it is).
+    pub fn topology_expired(&self) -> bool {
+        self.topology_expired.load(Ordering::Acquire)
     }
 
     /// `Ok` when ready, else the first reason it is not.

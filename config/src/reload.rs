@@ -297,9 +297,29 @@ impl Reloader {
     /// # Errors
     /// The [`ConfigError`] that kept the file from loading.
     pub fn reload_now(&mut self) -> Result<u64, ConfigError> {
+        let next_generation = self.tx.borrow().generation + 1;
+        let loaded = self.loader.load(next_generation);
+        self.apply(loaded)
+    }
+
+    /// Like [`Reloader::reload_now`], but the load — file and store I/O, which for Redis may wait on the network —
+    /// runs on the blocking pool, so the runtime thread (the proxy's only one with `--workers 1`) never waits.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] that kept the file from loading.
+    pub async fn reload(&mut self) -> Result<u64, ConfigError> {
+        let next_generation = self.tx.borrow().generation + 1;
+        let loader = self.loader.clone();
+        let loaded = tokio::task::spawn_blocking(move || loader.load(next_generation))
+            .await
+            .unwrap_or_else(|e| Err(ConfigError::Store(format!("the load task failed: {e}"))));
+        self.apply(loaded)
+    }
+
+    fn apply(&mut self, loaded: Result<(Snapshot, u64), ConfigError>) -> Result<u64, ConfigError> {
         let current = self.tx.borrow().clone();
         let next_generation = current.generation + 1;
-        match self.loader.load(next_generation) {
+        match loaded {
             Ok((snapshot, _)) if snapshot.store_version < current.store_version => {
                 // A lagging or restored Redis replica: applying it would undo changes already in force.
                 tracing::error!(
@@ -367,7 +387,7 @@ impl Reloader {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = trigger.notified() => {
-                    let _ = self.reload_now();
+                    let _ = self.reload().await;
                 }
                 () = tokio::time::sleep(interval), if watching => {
                     let changed = match std::fs::read(self.loader.path()) {
@@ -379,7 +399,7 @@ impl Reloader {
                         if let Ok(bytes) = std::fs::read(self.loader.path()) {
                             self.last_hash = hash_bytes(&bytes);
                         }
-                        let _ = self.reload_now();
+                        let _ = self.reload().await;
                     }
                 }
             }

@@ -91,6 +91,8 @@ pub struct Settings {
     pub redis_prefix: String,
     /// How long Redis may be unreachable before readiness reports it.
     pub redis_staleness: Duration,
+    /// How long the last topology is served while Redis is unreachable.
+    pub redis_max_staleness: Duration,
 }
 
 /// PEM files for the public listener's TLS.

@@ -486,6 +486,9 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
             .clone()
             .unwrap_or_else(|| "idguard".into()),
         redis_staleness: Duration::from_millis(raw.store.redis_staleness_ms.unwrap_or(15_000)),
+        redis_max_staleness: Duration::from_millis(
+            raw.store.redis_max_staleness_ms.unwrap_or(300_000),
+        ),
     })
 }
 

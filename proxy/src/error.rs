@@ -143,6 +143,9 @@ pub enum ProxyError {
     /// The upstream did not answer in time.
     #[error("upstream timeout")]
     UpstreamTimeout,
+    /// The shared store has been unreachable too long for the topology in force to be trusted.
+    #[error("topology too old")]
+    TopologyStale,
     /// A broken invariant inside the proxy (a stage ran without its context). Never expected.
     #[error("internal error")]
     Internal,
@@ -168,6 +171,7 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable => "upstream_unreachable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::Internal => "internal_error",
+            ProxyError::TopologyStale => "topology_stale",
         }
     }
 
@@ -292,6 +296,13 @@ impl ProxyError {
                 "The upstream did not answer in time.",
                 None,
             ),
+            ProxyError::TopologyStale => (
+                S::SERVICE_UNAVAILABLE,
+                "api_error",
+                "topology_stale",
+                "The proxy cannot confirm its authorization data right now; try again shortly.",
+                None,
+            ),
             ProxyError::Internal => (
                 S::INTERNAL_SERVER_ERROR,
                 "api_error",
@@ -303,6 +314,10 @@ impl ProxyError {
         let mut resp = json_error(status, kind, code, message, request_id);
         if let Some(value) = www_auth.and_then(|v| HeaderValue::from_str(&v).ok()) {
             resp.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        if matches!(self, ProxyError::TopologyStale) {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if matches!(self, ProxyError::MethodNotAllowed) {
             resp.headers_mut().insert(

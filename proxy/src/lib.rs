@@ -72,11 +72,16 @@ pub struct Proxy {
 // === impl Proxy ===
 
 impl Proxy {
-    /// Builds the proxy from the snapshot currently published on `snapshots`, registering its metrics.
+    /// Builds the proxy from the snapshot currently published on `snapshots`, registering its metrics; reads
+    /// `readiness` for whether the topology may still be trusted.
     ///
     /// # Errors
     /// [`StartError`] when the upstream client or the metrics cannot be set up.
-    pub fn new(snapshots: SnapshotRx, registry: &Registry) -> Result<Self, StartError> {
+    pub fn new(
+        snapshots: SnapshotRx,
+        registry: &Registry,
+        readiness: Arc<idguard_config::Readiness>,
+    ) -> Result<Self, StartError> {
         let snapshot = snapshots.borrow().clone();
         let client = UpstreamClient::new(&snapshot.settings.upstream)?;
         let keys = Arc::new(KeyStore::new(Arc::new(client.clone())));
@@ -88,6 +93,7 @@ impl Proxy {
             verifier,
             metrics,
             client,
+            readiness,
         ));
         Ok(Self { shared, snapshots })
     }

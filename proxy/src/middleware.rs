@@ -17,6 +17,7 @@ use crate::ctx::Ctx;
 use crate::error::ProxyError;
 
 pub mod authorize;
+pub mod fresh;
 pub mod inject;
 pub mod limits;
 pub mod observe;

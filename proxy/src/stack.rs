@@ -8,6 +8,7 @@ use tower::ServiceBuilder;
 
 use crate::forward::Forward;
 use crate::middleware::authorize::Authorize;
+use crate::middleware::fresh::RequireFreshTopology;
 use crate::middleware::inject::InjectCredential;
 use crate::middleware::limits::{EnforceLimits, EnforceLimitsLayer};
 use crate::middleware::observe::{Observe, ObserveLayer};
@@ -21,9 +22,12 @@ use crate::state::Shared;
 pub type ProxyService = Observe<
     EnforceLimits<
         Step<
-            RouteRequest,
-            VerifyAgentToken<
-                Step<Authorize, Step<StripCallerCredentials, Step<InjectCredential, Forward>>>,
+            RequireFreshTopology,
+            Step<
+                RouteRequest,
+                VerifyAgentToken<
+                    Step<Authorize, Step<StripCallerCredentials, Step<InjectCredential, Forward>>>,
+                >,
             >,
         >,
     >,
@@ -36,6 +40,10 @@ pub fn new_service(shared: &Arc<Shared>, peer: SocketAddr, tls: bool) -> ProxySe
         .layer(ObserveLayer::new(shared.clone(), peer, tls))
         // Cheap size and shape checks before any parsing or crypto, so oversized input costs nothing.
         .layer(EnforceLimitsLayer)
+        // A topology too old to trust (shared store unreachable past its bound) refuses everything, before any work.
+        .layer(StepLayer::new(RequireFreshTopology::new(
+            shared.readiness.clone(),
+        )))
         // The path is checked and matched before the token: escapes are 400 and unknown nodes 404 regardless.
         .layer(StepLayer::new(RouteRequest))
         // Who is calling; reads the caller's credential slots, so it must run before they are stripped.

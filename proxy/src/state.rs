@@ -23,6 +23,8 @@ pub struct Shared {
     pub metrics: Arc<ProxyMetrics>,
     /// The pooled upstream client.
     pub client: UpstreamClient,
+    /// Readiness, read for whether the topology may still be trusted.
+    pub readiness: Arc<idguard_config::Readiness>,
     id_prefix: String,
     id_counter: AtomicU64,
 }
@@ -36,6 +38,7 @@ impl Shared {
         verifier: Arc<Verifier>,
         metrics: Arc<ProxyMetrics>,
         client: UpstreamClient,
+        readiness: Arc<idguard_config::Readiness>,
     ) -> Self {
         let mut prefix = [0u8; 4];
         rand::rng().fill_bytes(&mut prefix);
@@ -44,6 +47,7 @@ impl Shared {
             verifier,
             metrics,
             client,
+            readiness,
             id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
             id_counter: AtomicU64::new(0),
         }

@@ -179,6 +179,7 @@ async fn redis_down_and_back_under_traffic() {
     let mut s = Setup::standard(&mock, &canary("m02"));
     s.redis = Some((format!("redis://127.0.0.1:{port}"), "idguard-m02".into()));
     s.redis_staleness = Duration::from_millis(300);
+    s.redis_max_staleness = Duration::from_millis(2500);
     let h = s.start().await;
     let readyz = format!("http://{}/readyz", h.admin);
     let (status, agent) = admin(&h, "POST", "/admin/v1/agents", Some(json!({}))).await;
@@ -227,6 +228,16 @@ async fn redis_down_and_back_under_traffic() {
         (status, body["error"]["code"].as_str()),
         (503, Some("store_unavailable"))
     );
+    // Past the longest time a topology may be served unconfirmed, the proxy fails closed.
+    within(
+        Duration::from_secs(6),
+        "the proxy refusing a topology too old to trust",
+        async || {
+            let (status, headers, body) = get(&url, &[("authorization", &bearer(&token))]).await;
+            status == 503 && body.contains("topology_stale") && headers.contains_key("retry-after")
+        },
+    )
+    .await;
 
     // Back: readiness returns and writes work again within 5 s, with nothing lost.
     let _redis = OwnRedis::start(port, dir);
@@ -241,10 +252,10 @@ async fn redis_down_and_back_under_traffic() {
             == 201
     })
     .await;
-    assert_eq!(
-        get(&url, &[("authorization", &bearer(&token))]).await.0,
-        200
-    );
+    within(Duration::from_secs(5), "serving again", async || {
+        get(&url, &[("authorization", &bearer(&token))]).await.0 == 200
+    })
+    .await;
     let (_, list) = admin(&h, "GET", "/admin/v1/agents", None).await;
     assert!(
         list["items"]

@@ -48,6 +48,7 @@ pub struct Setup {
     /// Use Redis (url, key prefix) instead of the embedded store, with this staleness bound.
     pub redis: Option<(String, String)>,
     pub redis_staleness: Duration,
+    pub redis_max_staleness: Duration,
     /// `[admin] upstream_allow_hosts` (the mocks live on 127.0.0.1).
     pub admin_allow: Vec<String>,
     /// Extra lines for the `[upstream]` table.
@@ -74,6 +75,7 @@ impl Setup {
             admin_allow: vec!["127.0.0.1".into()],
             redis: None,
             redis_staleness: Duration::from_secs(15),
+            redis_max_staleness: Duration::from_secs(300),
             upstream_extra: String::new(),
             fragments: vec![],
         }
@@ -201,7 +203,7 @@ impl Setup {
             idguard_admin::auth::AdminToken::from_secret(ADMIN_TOKEN),
             [7u8; 32],
         );
-        let proxy = idguard_proxy::Proxy::new(snapshots, &registry).unwrap();
+        let proxy = idguard_proxy::Proxy::new(snapshots, &registry, readiness.clone()).unwrap();
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
@@ -218,6 +220,7 @@ impl Setup {
                 reload.clone(),
                 readiness.clone(),
                 self.redis_staleness,
+                self.redis_max_staleness,
                 stopped(),
             ));
         }
