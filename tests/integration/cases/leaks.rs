@@ -81,6 +81,9 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     );
     let [s_openai, s_claude, s_echo, s_down, s_caller] =
         ["openai", "claude", "echo", "down", "caller"].map(canary);
+    // A key injected as a query parameter travels in the upstream URI: one node that works, one that is down.
+    let weather = Mock::start().await;
+    let [s_query, s_qdown] = ["query", "qdown"].map(canary);
     echo.set(Behavior::Status(
         401,
         format!(r#"{{"error":"Incorrect API key provided: {s_echo}"}}"#),
@@ -124,7 +127,24 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         "style = \"bearer\"",
         "c-down",
     );
-    for node in ["openai", "claude", "echo", "down"] {
+    s.credential("c-query", "external", &s_query)
+        .credential("c-qdown", "external", &s_qdown);
+    let query_style = "style = \"query\"\nquery = \"appid\"";
+    s.node(
+        "external",
+        "weather",
+        &format!("http://{}/v2", weather.addr),
+        query_style,
+        "c-query",
+    );
+    s.node(
+        "external",
+        "weatherdown",
+        &format!("http://{dead}"),
+        query_style,
+        "c-qdown",
+    );
+    for node in ["openai", "claude", "echo", "down", "weather", "weatherdown"] {
         s.edge("agent-1", node, &[]);
     }
     std::fs::write(s.config_path(), s.toml()).unwrap();
@@ -212,6 +232,26 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     );
     assert_eq!(
         record(get(&format!("{base}/llm/down/x"), &[("authorization", &g)]).await),
+        502
+    );
+    assert_eq!(
+        record(
+            get(
+                &format!("{base}/ext/weather/data?city=x&key={s_caller}"),
+                &[("authorization", &g)]
+            )
+            .await
+        ),
+        200
+    );
+    assert_eq!(
+        record(
+            get(
+                &format!("{base}/ext/weatherdown/data?city=x"),
+                &[("authorization", &g)]
+            )
+            .await
+        ),
         502
     );
     assert_eq!(
@@ -319,6 +359,8 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         ("stored claude".to_owned(), s_claude.clone()),
         ("stored echo".to_owned(), s_echo.clone()),
         ("stored down".to_owned(), s_down.clone()),
+        ("stored query".to_owned(), s_query.clone()),
+        ("stored query, down".to_owned(), s_qdown.clone()),
     ];
     let mut everything: Vec<(String, String)> = stored.to_vec();
     everything.push(("caller key".into(), s_caller.clone()));
@@ -378,6 +420,14 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         Some(("authorization", format!("Bearer {s_echo}"))),
         &mut leaks,
     );
+    // The query key: exactly once, in its own parameter, at its own upstream; nowhere else there.
+    for r in weather.recorded() {
+        let own = format!("appid={s_query}");
+        assert_eq!(r.uri.matches(&own).count(), 1, "{}", r.uri);
+        let rest = r.dump().replacen(&own, "", 1);
+        leaks.extend(find_leak("upstream weather", &rest, &everything));
+    }
+    assert_eq!(weather.count(), 1);
     assert!(openai.count() >= 4 && claude.count() == 1 && echo.count() == 1);
     assert!(leaks.is_empty(), "leaks found:\n{}", leaks.join("\n"));
 }
