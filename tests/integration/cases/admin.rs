@@ -1,57 +1,29 @@
 //! The admin API: every write validated as a whole topology, stored durably with an audit record first, and
 //! applied to the proxy live; file-managed objects refused; bad input refused with nothing stored.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::common::client::{bearer, get, send};
-use crate::common::harness::{ADMIN_TOKEN, Harness, Setup, canary, keys, metric_value};
+use crate::common::harness::{
+    ADMIN_TOKEN, Harness, Setup, admin, canary, keys, metric_value, within,
+};
 use crate::common::keys::claims;
 use crate::common::mock::Mock;
 
-async fn admin(
-    h: &Harness,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    extra: &[(&str, &str)],
-) -> (u16, hyper::HeaderMap, Value) {
-    let mut b = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", h.admin))
-        .header("authorization", bearer(ADMIN_TOKEN))
-        .header("content-type", "application/json");
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, headers, text) = send(b.body(Full::new(Bytes::from(body))).unwrap()).await;
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
-}
-
 /// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).
 async fn eventually(h: &Harness, path: &str, token: &str, want: u16) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let status = get(&h.url(path), &[("authorization", &bearer(token))])
+    let what = format!("{path} answering {want}");
+    within(Duration::from_secs(1), &what, async || {
+        get(&h.url(path), &[("authorization", &bearer(token))])
             .await
-            .0;
-        if status == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} still answers {status}, not {want}, 1 s after the change"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            .0
+            == want
+    })
+    .await;
 }
 
 #[tokio::test]

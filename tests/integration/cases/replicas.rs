@@ -6,36 +6,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::client::{bearer, get, send};
-use crate::common::harness::{ADMIN_TOKEN, Harness, Setup, canary, keys};
+use crate::common::client::{bearer, get};
+use crate::common::harness::{Harness, Setup, canary, keys, within};
 use crate::common::keys::{claims, rand_hex};
 use crate::common::mock::Mock;
 
 async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", h.admin))
-        .header("authorization", bearer(ADMIN_TOKEN))
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .unwrap();
-    let (status, _, text) = send(req).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not happen within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (status, _, value) = crate::common::harness::admin(h, method, path, body, &[]).await;
+    (status, value)
 }
 
 /// Deletes this test's keys only (never FLUSHALL: the server may be shared).

@@ -318,3 +318,47 @@ impl Drop for Harness {
 pub fn canary(tag: &str) -> String {
     format!("CANARY-{tag}-{}", rand_hex(8))
 }
+
+/// Calls the admin API with the admin token; the body is parsed as JSON (`Null` when it is not).
+pub async fn admin(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    extra: &[(&str, &str)],
+) -> (u16, hyper::HeaderMap, serde_json::Value) {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", h.admin))
+        .header("authorization", super::client::bearer(ADMIN_TOKEN))
+        .header("content-type", "application/json");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = b
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let (status, headers, text) = super::client::send(req).await;
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls `check` every 10 ms until it holds, failing the test after `limit`; returns how long it took. For the
+/// eventual-consistency points (reloads, replicas); never a speed assertion.
+pub async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
