@@ -386,48 +386,61 @@ pub async fn put_outbound(
     body: Bytes,
 ) -> Result<Response> {
     let req: PutOutbound = parse(&body)?;
-    let id = format!("{agent}/{node}");
-    if api.file_managed(Kind::Outbound, &id)? {
-        return Err(AdminError::FileManaged {
-            kind: "outbound",
-            id,
-        });
-    }
-    let stored = api.stored()?;
     let raw = RawEdge {
         agent,
         node,
         scopes: req.scopes,
     };
-    let value = to_value(&raw)?;
-    let (expect, before, status, version) = match find(&stored, Kind::Outbound, &id) {
-        Some(c) => (
-            expect_for(&headers, c)?,
-            Some(&c.body),
-            StatusCode::OK,
-            c.version + 1,
-        ),
-        None => (Expect::Absent, None, StatusCode::CREATED, 1),
+    let id = format!("{}/{}", raw.agent, raw.node);
+    let (status, version) = put_edge(&api, Kind::Outbound, &id, to_value(&raw)?, &headers).await?;
+    let view = json!({"agent": raw.agent, "node": raw.node, "scopes": raw.scopes, "managed_by": "api", "version": version});
+    Ok(with_etag(status, view, Some(version)))
+}
+
+/// Creates (201) or replaces (200, honouring `If-Match`) an API-managed authorization edge; the file's edges are
+/// refused. Returns the status and the new version.
+async fn put_edge(
+    api: &AdminApi,
+    kind: Kind,
+    id: &str,
+    value: Value,
+    headers: &HeaderMap,
+) -> Result<(StatusCode, u64)> {
+    if api.file_managed(kind, id)? {
+        return Err(AdminError::FileManaged {
+            kind: kind.as_str(),
+            id: id.into(),
+        });
+    }
+    let stored = api.stored()?;
+    let current = find(&stored, kind, id);
+    let (expect, status, version) = match current {
+        Some(c) => (expect_for(headers, c)?, StatusCode::OK, c.version + 1),
+        None => (Expect::Absent, StatusCode::CREATED, 1),
+    };
+    let action = if current.is_some() {
+        "update"
+    } else {
+        "create"
     };
     let plan = Plan {
-        writes: vec![Write {
-            kind: Kind::Outbound,
-            id: id.clone(),
-            expect,
-            body: Some(value.clone()),
-        }],
         audit: vec![audit(
-            if before.is_some() { "update" } else { "create" },
-            Kind::Outbound,
-            &id,
-            before,
+            action,
+            kind,
+            id,
+            current.map(|c| &c.body),
             Some(&value),
         )],
+        writes: vec![Write {
+            kind,
+            id: id.into(),
+            expect,
+            body: Some(value),
+        }],
         idempotency: None,
     };
     api.apply(plan).await?;
-    let view = json!({"agent": raw.agent, "node": raw.node, "scopes": raw.scopes, "managed_by": "api", "version": version});
-    Ok(with_etag(status, view, Some(version)))
+    Ok((status, version))
 }
 
 /// `DELETE /admin/v1/agents/{id}/outbound/{node}`: withdraw the outbound authorization.
@@ -1554,46 +1567,13 @@ pub async fn put_inbound(
     body: Bytes,
 ) -> Result<Response> {
     let req: PutOutbound = parse(&body)?;
-    let id = format!("{client}/{agent}");
-    if api.file_managed(Kind::Inbound, &id)? {
-        return Err(AdminError::FileManaged {
-            kind: "inbound",
-            id,
-        });
-    }
-    let stored = api.stored()?;
     let raw = RawInbound {
         client,
         agent,
         scopes: req.scopes,
     };
-    let value = to_value(&raw)?;
-    let (expect, before, status, version) = match find(&stored, Kind::Inbound, &id) {
-        Some(c) => (
-            expect_for(&headers, c)?,
-            Some(&c.body),
-            StatusCode::OK,
-            c.version + 1,
-        ),
-        None => (Expect::Absent, None, StatusCode::CREATED, 1),
-    };
-    let plan = Plan {
-        writes: vec![Write {
-            kind: Kind::Inbound,
-            id: id.clone(),
-            expect,
-            body: Some(value.clone()),
-        }],
-        audit: vec![audit(
-            if before.is_some() { "update" } else { "create" },
-            Kind::Inbound,
-            &id,
-            before,
-            Some(&value),
-        )],
-        idempotency: None,
-    };
-    api.apply(plan).await?;
+    let id = format!("{}/{}", raw.client, raw.agent);
+    let (status, version) = put_edge(&api, Kind::Inbound, &id, to_value(&raw)?, &headers).await?;
     let view = json!({"client": raw.client, "agent": raw.agent, "scopes": raw.scopes, "managed_by": "api", "version": version});
     Ok(with_etag(status, view, Some(version)))
 }
