@@ -16,12 +16,12 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use idguard_config::MasterKeys;
 use idguard_config::raw::{RawAgent, RawConfig, RawCredential, RawEdge, RawNode};
-use idguard_config::snapshot::{InjectStyle, Issuer, KeySource, NodeKind};
+use idguard_config::snapshot::{InjectStyle, Issuer, KeySource};
 use idguard_config::validate::{BuildContext, validate};
 use idguard_proxy::keys::{FetchFuture, JwksFetch, KeyStore};
 use idguard_proxy::middleware::authorize::decide;
 use idguard_proxy::middleware::strip::{strip_headers, strip_query};
-use idguard_proxy::routes::{Routes, prepare};
+use idguard_proxy::routes::{RouteClass, Routes, prepare};
 use idguard_proxy::verify::{Attempt, Identity, Verifier};
 use keys::{AUDIENCE, ISSUER, SigningKey, claims};
 
@@ -97,6 +97,7 @@ fn big_routes() -> Routes {
             secrets: vec![],
             keys: vec![],
             enabled: None,
+            endpoint: None,
         })
         .collect();
     let llm: Vec<RawNode> = (0..100)
@@ -111,6 +112,7 @@ fn big_routes() -> Routes {
             credential: "c".into(),
             forward_identity: None,
             methods: None,
+            oauth: None,
         })
         .collect();
     let outbound: Vec<RawEdge> = (0..50_000)
@@ -151,6 +153,13 @@ fn route_and_authorize(c: &mut Criterion) {
         .map(|i| {
             let identity = Identity {
                 agent: format!("agent-{}", i / 5).into(),
+                user: None,
+                audience: AUDIENCE.into(),
+                for_proxy: true,
+                local: false,
+                jti_digest: None,
+                credential: None,
+                token_digest: [0; 32],
                 scopes: vec!["openid".into(), "llm.chat".into(), "llm.use".into()].into(),
                 exp: u64::MAX,
             };
@@ -162,8 +171,8 @@ fn route_and_authorize(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % edges.len();
             let (node, identity) = &edges[i];
-            let node = routes.node(NodeKind::Llm, black_box(node)).unwrap();
-            decide(node, black_box(identity)).unwrap();
+            let node = routes.route(RouteClass::Llm, black_box(node)).unwrap();
+            decide(node, black_box(identity), &routes.snapshot).unwrap();
         })
     });
 }

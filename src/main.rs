@@ -290,6 +290,12 @@ pub(crate) async fn serve_with(
     tracing::info!(public = %public_addr, admin = %admin_addr, tls = tls.is_some(), "listening");
 
     let reload = Arc::new(Notify::new());
+    let identity = idguard_admin::identity::IdentityService::new(
+        snapshots.clone(),
+        store.clone(),
+        fingerprint_key,
+    )
+    .map_err(|e| anyhow::anyhow!("starting the identity service: {e}"))?;
     let api = idguard_admin::api::AdminApi::new(
         store,
         loader,
@@ -298,8 +304,14 @@ pub(crate) async fn serve_with(
         token,
         fingerprint_key,
     );
-    let proxy = idguard_proxy::Proxy::new(snapshots, &registry, readiness.clone())?;
+    let proxy = idguard_proxy::Proxy::new(
+        snapshots,
+        &registry,
+        readiness.clone(),
+        Some(identity_plane(&identity)),
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(identity.run_key_publisher(stopped(stop_rx.clone())));
     tokio::spawn(signals(stop_tx, reload.clone(), readiness.clone()));
     if let Some(redis) = redis_store {
         let staleness = settings.redis_staleness;
@@ -331,6 +343,18 @@ pub(crate) async fn serve_with(
     let _ = admin_task.await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the identity service gives the data plane: its keys, revocations, exchange and public routes.
+pub(crate) fn identity_plane(
+    identity: &idguard_admin::identity::IdentityService,
+) -> idguard_proxy::IdentityPlane {
+    idguard_proxy::IdentityPlane {
+        keys: identity.local_keys(),
+        revocations: identity.revocations(),
+        exchanger: Arc::new(identity.clone()),
+        routes: identity.public_service(),
+    }
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

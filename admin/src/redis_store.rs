@@ -241,6 +241,24 @@ impl Store for RedisStore {
             .transpose()
     }
 
+    fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let key = self.key(&format!("shared:{name}"));
+        let mut conn = self.conn()?;
+        // SET NX then GET: whichever replica wrote first, everyone reads the same value.
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(init.as_slice())
+            .arg("NX")
+            .query::<Option<String>>(&mut conn)
+            .map_err(unavailable)?;
+        let stored: Vec<u8> = redis::cmd("GET")
+            .arg(&key)
+            .query(&mut conn)
+            .map_err(unavailable)?;
+        <[u8; 32]>::try_from(stored.as_slice())
+            .map_err(|_| StoreError::Unavailable(format!("{key} does not hold 32 bytes")))
+    }
+
     fn claim_jti(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<bool, StoreError> {
         if expires_at <= now() {
             return Ok(true);

@@ -25,6 +25,8 @@ const JTI: TableDefinition<&[u8], u64> = TableDefinition::new("jti");
 const REVOKED: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
 /// key digest → 8-byte big-endian expiry followed by the value.
 const CACHE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cache");
+/// Shared secrets by name (see `Store::shared_secret`).
+const SHARED: TableDefinition<&str, &[u8]> = TableDefinition::new("shared");
 const VERSION: &str = "topology_version";
 
 /// The default store: `topology.redb` and `audit.log` in the data directory.
@@ -188,6 +190,26 @@ impl Store for EmbeddedStore {
         self.append_audit(audit)?;
         txn.commit().map_err(unavailable)?;
         Ok(version)
+    }
+
+    fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        let value = {
+            let mut table = txn.open_table(SHARED).map_err(unavailable)?;
+            let existing = table
+                .get(name)
+                .map_err(unavailable)?
+                .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+            match existing {
+                Some(v) => v,
+                None => {
+                    table.insert(name, init.as_slice()).map_err(unavailable)?;
+                    *init
+                }
+            }
+        };
+        txn.commit().map_err(unavailable)?;
+        Ok(value)
     }
 
     fn claim_jti(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<bool, StoreError> {

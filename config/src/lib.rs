@@ -10,11 +10,14 @@
 //! - [`seal`]: AES-256-GCM sealing of credential values under versioned master keys.
 //! - [`reload`]: load a file (and the store) into a snapshot; watch it (and SIGHUP) and publish each good one.
 //! - [`store`]: the [`store::Store`] trait for API-managed objects, and their merge into the file's model.
+//! - [`identity`]: the seams between the identity service and the proxy (token exchange, local signing keys,
+//!   revocations).
 //! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
 //! - [`error`]: the crate's error types.
 
 pub mod env;
 pub mod error;
+pub mod identity;
 pub mod raw;
 pub mod readiness;
 pub mod reload;

@@ -27,6 +27,9 @@ pub struct RawConfig {
     /// Token verification settings.
     #[serde(default)]
     pub tokens: RawTokens,
+    /// The built-in identity service (token endpoint, discovery, exchange). Off unless `issuer` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<RawIdentity>,
     /// The admin API's store and the console's quotas.
     #[serde(default)]
     pub store: RawStore,
@@ -188,6 +191,36 @@ pub struct RawTokens {
     pub cache_entries: Option<usize>,
 }
 
+/// `[identity]`: idguard's own authorization server, served on the public listener.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// The issuer identifier: the public base URL agents reach idguard at, e.g. `https://idguard.example.com`.
+    pub issuer: String,
+    /// The `aud` of agents' tokens for the proxy's outbound routes (default `urn:idguard:proxy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Lifetime of access tokens, seconds (default 900, 60..=86400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl_seconds: Option<u64>,
+    /// Longest lifetime of an exchanged token, seconds (default 300, 30..=3600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_max_ttl_seconds: Option<u64>,
+    /// How often the signing key rotates, seconds (default 86400, at least 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_rotation_seconds: Option<u64>,
+    /// Also accept `private_key_jwt` assertions whose `aud` is the token endpoint URL (a transition aid; default
+    /// false: the issuer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_token_endpoint_audience: Option<bool>,
+    /// Failed client authentications allowed per client per minute before 429 (default 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failed_auth_per_minute: Option<u32>,
+    /// Deepest `act` nesting an exchange accepts (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_act_depth: Option<usize>,
+}
+
 /// `[[issuers]]`: a token issuer the proxy trusts.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +274,9 @@ pub struct RawAgent {
     /// Registered public keys for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<RawPublicKey>,
+    /// Where the inbound gateway (`/agents/{id}/...`) forwards client calls (https, or http to loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// `[[clients]]`: a client application that calls agents.
@@ -385,6 +421,10 @@ pub struct RawUser {
     /// Groups the user is a member of.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The sign-in password as an argon2id PHC string (`$argon2id$...`); set through the admin API. A user
+    /// without one cannot sign in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 /// `[[credentials]]`: a stored API key.
@@ -439,6 +479,38 @@ pub struct RawNode {
     /// Allowed methods (default: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
+    /// External nodes only: the credential is an OAuth client secret; idguard obtains an access token with the
+    /// client-credentials grant and injects that (style `bearer` unless set otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RawOAuthClient>,
+}
+
+/// `oauth = { ... }` on an external node.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuthClient {
+    /// The provider's token endpoint (https, or http to loopback).
+    pub token_url: String,
+    /// The client id registered with the provider.
+    pub client_id: String,
+    /// Scopes to request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// `exchange = { ... }` on an enterprise service: an outside RFC 8693 endpoint to exchange at instead of idguard's
+/// own identity service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawExchange {
+    /// The token endpoint (https, or http to loopback).
+    pub token_url: String,
+    /// idguard's client id there, if it authenticates (`client_secret_basic`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The credential holding that client's secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// `[[enterprise]]`: an internal service. Agents get tokens for its audience with the scopes their outbound
@@ -459,6 +531,9 @@ pub struct RawService {
     /// The service's permissions; scope values are unique within the service.
     #[serde(default)]
     pub permissions: Vec<RawPermission>,
+    /// Exchange at an outside RFC 8693 endpoint instead of idguard's own identity service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<RawExchange>,
 }
 
 /// A permission of an enterprise service.

@@ -39,6 +39,36 @@ pub struct Snapshot {
     pub services: HashMap<Arc<str>, Service>,
     /// Scopes granted on agent → service edges, by service id then agent id.
     pub service_grants: ServiceGrants,
+    /// The built-in identity service, when `[identity]` is set.
+    pub identity: Option<Arc<IdentitySettings>>,
+}
+
+/// `[identity]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySettings {
+    /// The issuer identifier (no trailing slash).
+    pub issuer: String,
+    /// `aud` of agents' tokens for the proxy's outbound routes.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_token_ttl: Duration,
+    /// Longest exchanged-token lifetime.
+    pub exchange_max_ttl: Duration,
+    /// Signing-key rotation period.
+    pub key_rotation: Duration,
+    /// Accept assertions whose `aud` is the token endpoint URL.
+    pub accept_token_endpoint_audience: bool,
+    /// Failed client authentications per client per minute before 429.
+    pub max_failed_auth_per_minute: u32,
+    /// Deepest `act` nesting accepted.
+    pub max_act_depth: usize,
+}
+
+impl IdentitySettings {
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth2/token", self.issuer)
+    }
 }
 
 /// Scopes granted on edges: by one end's id, then the other's (service → agent, or agent → client).
@@ -60,6 +90,30 @@ pub struct Service {
     pub upstream: Option<UpstreamUrl>,
     /// Permissions as (name, scope).
     pub permissions: Vec<(String, Arc<str>)>,
+    /// An outside RFC 8693 endpoint to exchange at (`None`: idguard's own identity service).
+    pub exchange: Option<ExchangeEndpoint>,
+}
+
+/// An outside token-exchange endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeEndpoint {
+    /// Token endpoint URL.
+    pub token_url: String,
+    /// idguard's client id there.
+    pub client_id: Option<String>,
+    /// The credential holding its secret.
+    pub credential: Option<Arc<str>>,
+}
+
+/// OAuth client credentials of an external node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// Token endpoint URL.
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Scopes requested, space-separated (empty: none).
+    pub scope: String,
 }
 
 /// Listener addresses, limits and upstream settings. Listener addresses and TLS files are read at start only.
@@ -156,6 +210,8 @@ pub enum KeySource {
     File(PathBuf),
     /// A JWKS document at an https URL.
     Url(String),
+    /// idguard's own identity service: its keys are handed to the proxy in-process.
+    Local,
 }
 
 /// An agent identity.
@@ -177,6 +233,8 @@ pub struct Agent {
     pub secrets: Vec<(String, Vec<u8>)>,
     /// Registered public keys: (id, algorithm name, JWK).
     pub keys: Vec<PublicKey>,
+    /// Where the inbound gateway forwards client calls.
+    pub endpoint: Option<UpstreamUrl>,
 }
 
 /// A client application.
@@ -202,6 +260,24 @@ pub struct Client {
     pub organizations: Vec<Arc<str>>,
     /// Whether its tokens are accepted.
     pub enabled: bool,
+}
+
+impl Client {
+    /// Whether `user` may use this client application: listed directly, through a group, or through their
+    /// organizational unit or any unit above it.
+    pub fn authorizes(&self, user: &str, directory: &Directory) -> bool {
+        let Some(u) = directory.users.get(user) else {
+            return false;
+        };
+        self.users.iter().any(|x| &**x == user)
+            || u.groups.iter().any(|g| self.groups.contains(g))
+            || u.organization.as_ref().is_some_and(|org| {
+                directory
+                    .ancestry(org)
+                    .iter()
+                    .any(|o| self.organizations.contains(o))
+            })
+    }
 }
 
 /// How a client authenticates to the identity service.
@@ -287,6 +363,8 @@ pub struct User {
     pub organization: Option<Arc<str>>,
     /// Their groups.
     pub groups: Vec<Arc<str>>,
+    /// argon2id PHC string; `None`: cannot sign in.
+    pub password_hash: Option<String>,
 }
 
 impl Directory {
@@ -404,6 +482,8 @@ pub struct Node {
     pub forward_identity: bool,
     /// Allowed methods, upper-case.
     pub methods: Vec<String>,
+    /// External nodes: the credential is a client secret exchanged for a token here.
+    pub oauth: Option<OAuthClient>,
 }
 
 /// An outbound authorization: `agent` may call `node` holding `required_scopes`.
@@ -436,6 +516,25 @@ impl Snapshot {
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
+    }
+
+    /// Whether client `id` (an agent or a client application) is enabled and still holds `credential`, the
+    /// `idg_cred` claim of tokens idguard issues: `secret:<id>` or `key:<id>`. Removing a secret or key, or
+    /// disabling the client, ends the tokens it obtained.
+    pub fn credential_current(&self, id: &str, credential: &str) -> bool {
+        let (enabled, secrets, keys) = if let Some(a) = self.agents.get(id) {
+            (a.enabled, &a.secrets, &a.keys)
+        } else if let Some(c) = self.clients.get(id) {
+            (c.enabled, &c.secrets, &c.keys)
+        } else {
+            return false;
+        };
+        enabled
+            && match credential.split_once(':') {
+                Some(("secret", sid)) => secrets.iter().any(|(s, _)| s == sid),
+                Some(("key", kid)) => keys.iter().any(|k| k.id == kid),
+                _ => false,
+            }
     }
 
     /// Whether any credential is sealed but no master key was given (readiness reports `sealed`).

@@ -232,6 +232,14 @@ pub trait Store: Send + Sync {
         expires_at: u64,
     ) -> Result<(), StoreError>;
 
+    /// A named 32-byte secret every replica shares (the identity service's signing seed, the fingerprint key):
+    /// the stored value, or `init` stored now if there was none. The first writer wins, so replicas that start
+    /// together agree.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError>;
+
     /// A cached value that has not expired.
     ///
     /// # Errors

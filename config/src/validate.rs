@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use crate::error::{SealError, ValidationError, ValidationErrors};
 use crate::raw::{
-    RawAgent, RawClientSecret, RawConfig, RawCredential, RawIssuer, RawNode, RawPublicKey,
-    RawService,
+    RawAgent, RawClientSecret, RawConfig, RawCredential, RawIdentity, RawIssuer, RawNode,
+    RawPublicKey, RawService,
 };
 use crate::seal::{self, MasterKeys};
 use crate::secret::Secret;
 use crate::snapshot::{
     Agent, AgentPermission, Client, ClientAuth, Credential, CredentialUnavailable, Directory, Edge,
-    InjectStyle, Issuer, KeySource, Limits, Node, NodeKind, PublicKey, ScopeGrants, Service,
-    ServiceGrants, Settings, Snapshot, TlsFiles, UpstreamSettings, UpstreamUrl, User,
+    ExchangeEndpoint, IdentitySettings, InjectStyle, Issuer, KeySource, Limits, Node, NodeKind,
+    OAuthClient, PublicKey, ScopeGrants, Service, ServiceGrants, Settings, Snapshot, TlsFiles,
+    UpstreamSettings, UpstreamUrl, User,
 };
 
 /// What building a snapshot may consult besides the raw file.
@@ -74,6 +75,24 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         }
     }
 
+    let identity = raw.identity.as_ref().and_then(|r| identity(r, &mut errors));
+    if let Some(id) = &identity {
+        if seen_issuers.contains(&id.issuer) {
+            errors.push(
+                "identity.issuer",
+                "is also declared in [[issuers]]: idguard trusts its own issuer without one",
+            );
+        }
+        // The proxy trusts its own identity service with the keys handed over in-process.
+        issuers.push(Arc::new(Issuer {
+            issuer: id.issuer.clone(),
+            audience: id.audience.clone(),
+            keys: KeySource::Local,
+            accepted_typ: vec!["at+jwt".into()],
+            leeway_seconds: 30,
+            jwks_refresh: Duration::from_secs(300),
+        }));
+    }
     let directory = directory(&raw, &mut errors);
     let mut agents = HashMap::new();
     let mut audiences = HashSet::new();
@@ -112,6 +131,10 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
             auth,
             secrets,
             keys,
+            endpoint: a
+                .endpoint
+                .as_ref()
+                .and_then(|u| upstream_url(u, &format!("{path}.endpoint"), &mut errors)),
         };
         if agents.insert(id, agent).is_some() {
             errors.push(
@@ -158,7 +181,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
     let mut services: HashMap<Arc<str>, Service> = HashMap::new();
     for (i, svc) in raw.enterprise.iter().enumerate() {
         let path = format!("enterprise[{i}]");
-        if let Some(service) = service(svc, &path, &mut audiences, &mut errors) {
+        if let Some(service) = service(svc, &path, &mut audiences, &credentials, &mut errors) {
             if nodes.contains_key(service.id.as_ref()) || services.contains_key(service.id.as_ref())
             {
                 errors.push(
@@ -330,6 +353,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         inbound,
         services,
         service_grants,
+        identity: identity.map(Arc::new),
     })
 }
 
@@ -712,7 +736,16 @@ fn directory(raw: &RawConfig, errors: &mut Errors) -> Directory {
             email: u.email.clone(),
             organization,
             groups,
+            password_hash: u.password_hash.clone(),
         };
+        if let Some(h) = &u.password_hash
+            && !h.starts_with("$argon2id$")
+        {
+            errors.push(
+                format!("{path}.password_hash"),
+                "must be an argon2id PHC string ($argon2id$...); set passwords through the admin API",
+            );
+        }
         if dir.users.insert(user.id.clone(), user).is_some() {
             errors.push(
                 format!("{path}.id"),
@@ -999,6 +1032,7 @@ fn service(
     raw: &RawService,
     path: &str,
     audiences: &mut HashSet<String>,
+    credentials: &HashMap<Arc<str>, Credential>,
     errors: &mut Errors,
 ) -> Option<Service> {
     let before = errors.0.len();
@@ -1041,6 +1075,28 @@ fn service(
             ));
         }
     }
+    let exchange = raw.exchange.as_ref().map(|x| {
+        endpoint_url(&x.token_url, &format!("{path}.exchange.token_url"), errors);
+        if x.client_id.is_some() != x.credential.is_some() {
+            errors.push(
+                format!("{path}.exchange"),
+                "set client_id and credential together, or neither",
+            );
+        }
+        if let Some(c) = &x.credential
+            && !credentials.contains_key(c.as_str())
+        {
+            errors.push(
+                format!("{path}.exchange.credential"),
+                format!("no credential has id {c:?}"),
+            );
+        }
+        ExchangeEndpoint {
+            token_url: x.token_url.clone(),
+            client_id: x.client_id.clone(),
+            credential: x.credential.as_deref().map(Arc::from),
+        }
+    });
     if errors.0.len() != before {
         return None;
     }
@@ -1050,6 +1106,7 @@ fn service(
         audience: aud.clone(),
         upstream,
         permissions,
+        exchange,
     })
 }
 
@@ -1247,6 +1304,31 @@ fn node(
             out
         }
     };
+    let oauth = raw.oauth.as_ref().map(|o| {
+        if kind != NodeKind::External {
+            errors.push(
+                format!("{path}.oauth"),
+                "only external nodes obtain tokens with OAuth client credentials",
+            );
+        }
+        endpoint_url(&o.token_url, &format!("{path}.oauth.token_url"), errors);
+        if o.client_id.is_empty() || o.client_id.len() > 256 {
+            errors.push(format!("{path}.oauth.client_id"), "must be 1-256 characters");
+        }
+        for (i, sc) in o.scopes.iter().enumerate() {
+            if !is_scope_token(sc) {
+                errors.push(
+                    format!("{path}.oauth.scopes[{i}]"),
+                    "a scope is 1-128 printable ASCII characters without spaces, quotes or backslashes",
+                );
+            }
+        }
+        OAuthClient {
+            token_url: o.token_url.clone(),
+            client_id: o.client_id.clone(),
+            scope: o.scopes.join(" "),
+        }
+    });
     if errors.0.len() != before {
         return None;
     }
@@ -1259,6 +1341,104 @@ fn node(
         credential: Arc::from(raw.credential.as_str()),
         forward_identity: raw.forward_identity.unwrap_or(false),
         methods,
+        oauth,
+    })
+}
+
+/// A token endpoint: an absolute https URL (or http to loopback), no user information or fragment.
+fn endpoint_url(text: &str, path: &str, errors: &mut Errors) {
+    match text.parse::<http::Uri>() {
+        Ok(uri)
+            if uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+                && (uri.scheme_str() == Some("https")
+                    || (uri.scheme_str() == Some("http")
+                        && uri.host().is_some_and(is_loopback_host))) => {}
+        _ => errors.push(
+            path,
+            "must be an absolute https:// URL (http only to a loopback host), without user information",
+        ),
+    }
+}
+
+fn identity(raw: &RawIdentity, errors: &mut Errors) -> Option<IdentitySettings> {
+    let before = errors.0.len();
+    let issuer = raw.issuer.trim_end_matches('/').to_owned();
+    match issuer.parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("https" | "http"))
+                && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+                && uri.query().is_none()
+                && !issuer.contains('#') => {}
+        _ => errors.push(
+            "identity.issuer",
+            "must be an absolute http(s) URL without query or fragment, e.g. https://idguard.example.com",
+        ),
+    }
+    let audience = raw
+        .audience
+        .clone()
+        .unwrap_or_else(|| "urn:idguard:proxy".into());
+    if audience.is_empty()
+        || audience.len() > 512
+        || !audience.bytes().all(|b| b.is_ascii_graphic())
+    {
+        errors.push(
+            "identity.audience",
+            "must be 1-512 printable ASCII characters without spaces",
+        );
+    }
+    let access_token_ttl = bounded(
+        raw.access_token_ttl_seconds,
+        900,
+        60,
+        86_400,
+        "identity.access_token_ttl_seconds",
+        errors,
+    );
+    let exchange_max_ttl = bounded(
+        raw.exchange_max_ttl_seconds,
+        300,
+        30,
+        3_600,
+        "identity.exchange_max_ttl_seconds",
+        errors,
+    );
+    let rotation = bounded(
+        raw.signing_key_rotation_seconds,
+        86_400,
+        60,
+        365 * 86_400,
+        "identity.signing_key_rotation_seconds",
+        errors,
+    );
+    let max_failed = bounded(
+        raw.max_failed_auth_per_minute,
+        50,
+        1,
+        100_000,
+        "identity.max_failed_auth_per_minute",
+        errors,
+    );
+    let max_act_depth = bounded(
+        raw.max_act_depth,
+        3,
+        1,
+        10,
+        "identity.max_act_depth",
+        errors,
+    );
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(IdentitySettings {
+        issuer,
+        audience,
+        access_token_ttl: Duration::from_secs(access_token_ttl),
+        exchange_max_ttl: Duration::from_secs(exchange_max_ttl),
+        key_rotation: Duration::from_secs(rotation),
+        accept_token_endpoint_audience: raw.accept_token_endpoint_audience.unwrap_or(false),
+        max_failed_auth_per_minute: max_failed,
+        max_act_depth,
     })
 }
 

@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 
-use crate::routes::{NodeRoute, Routes};
+use idguard_config::secret::Secret;
+
+use crate::routes::{Injection, NodeRoute, Routes};
 use crate::verify::Identity;
 
 /// What the layers learn about a request. (`Clone` only because `http::Extensions` requires it; it is never
@@ -33,6 +35,13 @@ pub struct Ctx {
     pub route: Option<Matched>,
     /// The verified caller.
     pub identity: Option<Arc<Identity>>,
+    /// The caller's token itself, kept only where it is needed later: as the subject of an exchange
+    /// (`/svc/`), or for the agent on the inbound gateway (it is the token's audience).
+    pub token: Option<Secret>,
+    /// `/svc/` with delegation: the user's token the agent passed in `x-idguard-subject-token`.
+    pub subject_token: Option<Secret>,
+    /// The credential obtained for this request (an exchanged or OAuth token), ready to inject.
+    pub obtained: Option<Arc<Injection>>,
 }
 
 /// A request matched to a node.

@@ -43,6 +43,14 @@ pub enum TokenReason {
     UnknownAgent,
     /// The agent is disabled.
     AgentDisabled,
+    /// The token was revoked (`/oauth2/revoke`).
+    Revoked,
+    /// The client secret or key that obtained the token was removed, or its client disabled.
+    CredentialRevoked,
+    /// The client application named by the token is not in the topology.
+    UnknownClient,
+    /// The client application is disabled.
+    ClientDisabled,
 }
 
 impl TokenReason {
@@ -63,6 +71,10 @@ impl TokenReason {
             TokenReason::BadClaims => "bad_claims",
             TokenReason::UnknownAgent => "unknown_agent",
             TokenReason::AgentDisabled => "agent_disabled",
+            TokenReason::Revoked => "token_revoked",
+            TokenReason::CredentialRevoked => "credential_revoked",
+            TokenReason::UnknownClient => "unknown_client",
+            TokenReason::ClientDisabled => "client_disabled",
         }
     }
 }
@@ -137,6 +149,15 @@ pub enum ProxyError {
     /// The node's credential could not be opened or is unset.
     #[error("credential unavailable")]
     CredentialUnavailable,
+    /// The token's user may not use this agent (permission) or this client application.
+    #[error("user not authorized")]
+    UserNotAuthorized,
+    /// The authorization server refused to exchange the agent's token for the service (its error code).
+    #[error("token exchange refused")]
+    ExchangeRefused,
+    /// The token endpoint (exchange or OAuth client credentials) could not be reached or answered nonsense.
+    #[error("token endpoint unavailable")]
+    TokenEndpointUnavailable,
     /// The upstream could not be reached (connect, TLS, reset).
     #[error("upstream unreachable")]
     UpstreamUnreachable,
@@ -168,6 +189,9 @@ impl ProxyError {
             ProxyError::UriTooLong => "uri_too_long",
             ProxyError::BodyTooLarge => "body_too_large",
             ProxyError::CredentialUnavailable => "credential_unavailable",
+            ProxyError::UserNotAuthorized => "user_not_authorized",
+            ProxyError::ExchangeRefused => "exchange_refused",
+            ProxyError::TokenEndpointUnavailable => "token_endpoint_unavailable",
             ProxyError::UpstreamUnreachable => "upstream_unreachable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::Internal => "internal_error",
@@ -280,6 +304,27 @@ impl ProxyError {
                 "api_error",
                 "credential_unavailable",
                 "The credential for this route is unavailable.",
+                None,
+            ),
+            ProxyError::UserNotAuthorized => (
+                S::FORBIDDEN,
+                "permission_error",
+                "user_not_authorized",
+                "The signed-in user may not use this agent through this application.",
+                Some(r#"Bearer realm="idguard", error="insufficient_scope""#.to_owned()),
+            ),
+            ProxyError::ExchangeRefused => (
+                S::FORBIDDEN,
+                "permission_error",
+                "exchange_refused",
+                "A token for this service could not be issued to this agent.",
+                None,
+            ),
+            ProxyError::TokenEndpointUnavailable => (
+                S::BAD_GATEWAY,
+                "api_error",
+                "token_endpoint_unavailable",
+                "The token endpoint for this route could not be reached.",
                 None,
             ),
             ProxyError::UpstreamUnreachable => (

@@ -58,6 +58,8 @@ struct KeyIndex {
 #[derive(Default)]
 struct KeyState {
     issuers: Vec<Arc<Issuer>>,
+    /// The in-process identity service's keys (for the issuer with `KeySource::Local`).
+    local: Option<Arc<JwkSet>>,
     keys: HashMap<String, Vec<Arc<VerifyKey>>>,
     last_fetch: HashMap<String, Instant>,
 }
@@ -116,6 +118,7 @@ impl KeyStore {
                     state.keys.get(&issuer.issuer).cloned().unwrap_or_default()
                 }
                 KeySource::Url(_) => Vec::new(),
+                KeySource::Local => local_keys(issuer, state.local.as_deref()),
             };
             keys.insert(issuer.issuer.clone(), loaded);
         }
@@ -138,7 +141,7 @@ impl KeyStore {
                     None => true,
                     Some(at) => at.elapsed() >= i.jwks_refresh,
                 },
-                KeySource::File(_) => false,
+                KeySource::File(_) | KeySource::Local => false,
             })
             .cloned()
             .collect()
@@ -157,6 +160,8 @@ impl KeyStore {
                 .await
                 .map_err(|e| e.to_string()),
             KeySource::Url(url) => self.fetcher.fetch(url).await,
+            // Pushed by the identity service through `set_local_keys`; nothing to fetch.
+            KeySource::Local => return false,
         };
         let text = match text {
             Ok(t) => t,
@@ -202,10 +207,11 @@ impl KeyStore {
                 .issuers
                 .iter()
                 .filter(|i| {
-                    state
-                        .last_fetch
-                        .get(&i.issuer)
-                        .is_none_or(|at| now.duration_since(*at) >= REFETCH_INTERVAL)
+                    !matches!(i.keys, KeySource::Local)
+                        && state
+                            .last_fetch
+                            .get(&i.issuer)
+                            .is_none_or(|at| now.duration_since(*at) >= REFETCH_INTERVAL)
                 })
                 .cloned()
                 .collect();
@@ -220,6 +226,23 @@ impl KeyStore {
             changed |= self.refresh(issuer).await;
         }
         changed
+    }
+
+    /// Installs the in-process identity service's current keys (called whenever it publishes new ones).
+    pub fn set_local_keys(&self, set: Arc<JwkSet>) {
+        let mut state = lock(&self.state);
+        state.local = Some(set);
+        let locals: Vec<Arc<Issuer>> = state
+            .issuers
+            .iter()
+            .filter(|i| matches!(i.keys, KeySource::Local))
+            .cloned()
+            .collect();
+        for issuer in locals {
+            let keys = local_keys(&issuer, state.local.as_deref());
+            state.keys.insert(issuer.issuer.clone(), keys);
+        }
+        self.publish(&state);
     }
 
     fn publish(&self, state: &KeyState) {
@@ -249,6 +272,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn fingerprint(keys: &[Arc<VerifyKey>]) -> Vec<(Option<String>, Algorithm)> {
     keys.iter().map(|k| (k.kid.clone(), k.alg)).collect()
+}
+
+fn local_keys(issuer: &Arc<Issuer>, set: Option<&JwkSet>) -> Vec<Arc<VerifyKey>> {
+    set.map(|set| {
+        set.keys
+            .iter()
+            .filter_map(|jwk| verify_key(issuer, jwk))
+            .map(Arc::new)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Parses a JWKS document into verification keys for `issuer`, skipping (and logging) keys it cannot use:
@@ -323,11 +357,17 @@ fn verify_key(issuer: &Arc<Issuer>, jwk: &Jwk) -> Option<VerifyKey> {
     let key = DecodingKey::from_jwk(jwk).ok()?;
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[issuer.issuer.as_str()]);
-    validation.set_audience(&[issuer.audience.as_str()]);
     validation.leeway = issuer.leeway_seconds;
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    if matches!(issuer.keys, KeySource::Local) {
+        // idguard's own tokens have one audience each — the proxy's, an agent's, or a service's — and the
+        // route decides which it needs (`Identity::audience`); a single value is still required.
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(&[issuer.audience.as_str()]);
+    }
     Some(VerifyKey {
         issuer: issuer.clone(),
         kid: jwk.common.key_id.clone(),

@@ -14,6 +14,7 @@
 //! - [`routes`]: the per-snapshot routing table, credentials prepared as sensitive header values.
 //! - [`verify`] and [`keys`]: token verification, its cache, and the issuers' keys.
 //! - [`path`]: strict path checking.
+//! - [`tokens`]: run-time credentials (exchanged and OAuth tokens), their cache, and the HTTP exchanger.
 //! - [`upstream`]: the pooled rustls client.
 //! - [`state`], [`ctx`]: shared and per-request state.
 //! - [`body`], [`error`], [`metrics`]: body types, the error type and its HTTP mapping, Prometheus metrics.
@@ -30,6 +31,7 @@ pub mod routes;
 pub mod server;
 pub mod stack;
 pub mod state;
+pub mod tokens;
 pub mod upstream;
 pub mod verify;
 
@@ -38,12 +40,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idguard_config::SnapshotRx;
+use idguard_config::identity::{LocalKeys, Revocations, TokenExchanger};
 use prometheus::Registry;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 
 pub use error::ProxyError;
-pub use server::load_tls;
+pub use server::{ControlBody, ControlPlane, load_tls};
 
 use crate::keys::KeyStore;
 use crate::metrics::ProxyMetrics;
@@ -63,10 +66,25 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
 }
 
+/// What idguard's own identity service hands the data plane (all optional in the sense that the proxy runs
+/// without an identity service, trusting outside issuers only).
+pub struct IdentityPlane {
+    /// Its published signing keys, for the issuer with `KeySource::Local`.
+    pub keys: LocalKeys,
+    /// Tokens it revoked.
+    pub revocations: Arc<Revocations>,
+    /// Its in-process token exchange, for `/svc/` routes.
+    pub exchanger: Arc<dyn TokenExchanger>,
+    /// Its HTTP routes (`/oauth2/*`, `/.well-known/*`), served on the public listener.
+    pub routes: ControlPlane,
+}
+
 /// A ready-to-run data plane.
 pub struct Proxy {
     shared: Arc<Shared>,
     snapshots: SnapshotRx,
+    local_keys: Option<LocalKeys>,
+    control: Option<ControlPlane>,
 }
 
 // === impl Proxy ===
@@ -81,6 +99,7 @@ impl Proxy {
         snapshots: SnapshotRx,
         registry: &Registry,
         readiness: Arc<idguard_config::Readiness>,
+        identity: Option<IdentityPlane>,
     ) -> Result<Self, StartError> {
         let snapshot = snapshots.borrow().clone();
         let client = UpstreamClient::new(&snapshot.settings.upstream)?;
@@ -88,14 +107,33 @@ impl Proxy {
         keys.set_issuers(&snapshot.issuers);
         let verifier = Arc::new(Verifier::new(keys, snapshot.settings.token_cache_entries));
         let metrics = Arc::new(ProxyMetrics::new(registry)?);
+        let (local_keys, revocations, exchanger, control) = match identity {
+            Some(i) => {
+                verifier.keys().set_local_keys(i.keys.borrow().clone());
+                (
+                    Some(i.keys),
+                    i.revocations,
+                    Some(i.exchanger),
+                    Some(i.routes),
+                )
+            }
+            None => (None, Arc::new(Revocations::default()), None, None),
+        };
         let shared = Arc::new(Shared::new(
             Routes::build(snapshot),
             verifier,
             metrics,
             client,
             readiness,
+            exchanger,
+            revocations,
         ));
-        Ok(Self { shared, snapshots })
+        Ok(Self {
+            shared,
+            snapshots,
+            local_keys,
+            control,
+        })
     }
 
     /// Serves `listener` (TLS when `tls` is set) until `shutdown` completes, then drains in-flight requests.
@@ -109,6 +147,8 @@ impl Proxy {
         let Proxy {
             shared,
             mut snapshots,
+            local_keys,
+            control,
         } = self;
         // Fetch URL-based keys before the first request, briefly: a slow JWKS endpoint must not block start-up.
         let keys = shared.verifier.keys().clone();
@@ -127,13 +167,26 @@ impl Proxy {
                 }
             })
         };
+        // The identity service's keys arrive in-process whenever it publishes a new set.
+        let local = local_keys.map(|mut rx| {
+            let keys = shared.verifier.keys().clone();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let set = rx.borrow_and_update().clone();
+                    keys.set_local_keys(set);
+                }
+            })
+        });
         let refresher = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 refresh_due(&keys).await;
             }
         });
-        server::serve(listener, tls, shared, shutdown).await;
+        server::serve(listener, tls, shared, control, shutdown).await;
+        if let Some(task) = local {
+            task.abort();
+        }
         swapper.abort();
         refresher.abort();
     }

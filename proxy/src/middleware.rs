@@ -21,6 +21,7 @@ pub mod fresh;
 pub mod inject;
 pub mod limits;
 pub mod observe;
+pub mod obtain;
 pub mod route;
 pub mod strip;
 pub mod verify_token;

@@ -11,7 +11,8 @@ use http::Method;
 use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use idguard_config::Snapshot;
-use idguard_config::snapshot::{InjectStyle, NodeKind};
+use idguard_config::secret::Secret;
+use idguard_config::snapshot::{InjectStyle, NodeKind, UpstreamUrl};
 
 /// The routing table of one snapshot.
 pub struct Routes {
@@ -19,24 +20,85 @@ pub struct Routes {
     pub snapshot: Arc<Snapshot>,
     llm: HashMap<Arc<str>, Arc<NodeRoute>>,
     external: HashMap<Arc<str>, Arc<NodeRoute>>,
+    services: HashMap<Arc<str>, Arc<NodeRoute>>,
+    agents: HashMap<Arc<str>, Arc<NodeRoute>>,
+}
+
+/// The four route families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteClass {
+    /// `/llm/{node}/…`: an agent calls an LLM with a stored key.
+    Llm,
+    /// `/ext/{node}/…`: an agent calls a third-party API with a stored key or an OAuth token.
+    External,
+    /// `/svc/{service}/…`: an agent calls an enterprise service with an exchanged token.
+    Service,
+    /// `/agents/{agent}/…`: a client application calls an agent (the inbound gateway).
+    Inbound,
+}
+
+/// Where the credential a route injects comes from.
+pub enum CredentialSource {
+    /// A stored key, prepared once; `None` when it cannot be had (→ 502).
+    Static(Option<Injection>),
+    /// An OAuth client-credentials token obtained with a stored client secret, cached until shortly before it
+    /// expires.
+    OAuth(OAuthSource),
+    /// A token exchanged for the service (RFC 8693), cached per (agent, subject, service).
+    Exchange(ExchangeSource),
+    /// None: the inbound gateway sends the verified caller instead.
+    Caller,
+}
+
+/// An external node's OAuth client.
+pub struct OAuthSource {
+    /// The provider's token endpoint.
+    pub token_url: http::Uri,
+    /// Client id.
+    pub client_id: String,
+    /// The client secret (`None`: the credential cannot be opened → 502).
+    pub secret: Option<Secret>,
+    /// Requested scopes, space-separated.
+    pub scope: String,
+    /// How the obtained token is injected (the node's style; usually bearer).
+    pub style: InjectStyle,
+}
+
+/// An enterprise service's exchange.
+pub struct ExchangeSource {
+    /// The service's audience identifier.
+    pub audience: String,
+    /// An outside RFC 8693 endpoint, or `None` for idguard's own identity service.
+    pub external: Option<ExternalExchange>,
+}
+
+/// An outside token-exchange endpoint and idguard's client there.
+pub struct ExternalExchange {
+    /// Token endpoint.
+    pub token_url: http::Uri,
+    /// `client_secret_basic` credentials, if it wants them.
+    pub client: Option<(String, Secret)>,
 }
 
 /// One node, ready to serve.
 pub struct NodeRoute {
     /// Route name (a configured id: safe as a metric label).
     pub id: Arc<str>,
-    /// LLM or external.
-    pub kind: NodeKind,
+    /// Which family of routes.
+    pub class: RouteClass,
     /// Upstream scheme.
     pub scheme: Scheme,
     /// Upstream authority.
     pub authority: Authority,
     /// Upstream base path, no trailing slash.
     pub base_path: String,
-    /// What to inject, or `None` when the credential is unavailable (→ 502).
-    pub inject: Option<Injection>,
-    /// Agents allowed to call this node, with the scopes each must hold.
+    /// What is injected.
+    pub credential: CredentialSource,
+    /// Agents allowed to call this node, with the scopes each must hold (for a service: the scopes granted; for
+    /// the inbound gateway: client applications and the scopes their inbound authorization grants).
     pub edges: HashMap<Arc<str>, EdgeRoute>,
+    /// The inbound gateway: the agent's audience identifier, which client tokens must carry.
+    pub audience: Option<String>,
     /// Allowed methods.
     pub methods: Vec<Method>,
     /// Send `x-idguard-agent` upstream.
@@ -135,19 +197,32 @@ impl Routes {
     pub fn build(snapshot: Arc<Snapshot>) -> Self {
         let mut llm = HashMap::new();
         let mut external = HashMap::new();
+        let secret = |id: &str| {
+            snapshot
+                .credentials
+                .get(id)
+                .and_then(|c| c.value.as_ref().ok())
+                .cloned()
+        };
         for node in snapshot.nodes.values() {
-            let (Ok(scheme), Ok(authority)) = (
-                node.upstream.scheme.parse::<Scheme>(),
-                node.upstream.authority.parse::<Authority>(),
-            ) else {
-                tracing::error!(node = %node.id, "upstream URL does not parse; node disabled");
+            let Some((scheme, authority)) = parse_upstream(&node.upstream, &node.id) else {
                 continue;
             };
-            let inject = snapshot
-                .credentials
-                .get(&node.credential)
-                .and_then(|c| c.value.as_ref().ok())
-                .and_then(|secret| prepare(&node.style, secret.expose()));
+            let credential = match &node.oauth {
+                Some(o) => match o.token_url.parse::<http::Uri>() {
+                    Ok(token_url) => CredentialSource::OAuth(OAuthSource {
+                        token_url,
+                        client_id: o.client_id.clone(),
+                        secret: secret(&node.credential),
+                        scope: o.scope.clone(),
+                        style: node.style.clone(),
+                    }),
+                    Err(_) => CredentialSource::Static(None),
+                },
+                None => CredentialSource::Static(
+                    secret(&node.credential).and_then(|s| prepare(&node.style, s.expose())),
+                ),
+            };
             let edges = snapshot
                 .edges
                 .get(&node.id)
@@ -167,12 +242,16 @@ impl Routes {
                 .unwrap_or_default();
             let route = Arc::new(NodeRoute {
                 id: node.id.clone(),
-                kind: node.kind,
+                class: match node.kind {
+                    NodeKind::Llm => RouteClass::Llm,
+                    NodeKind::External => RouteClass::External,
+                },
                 scheme,
                 authority,
                 base_path: node.upstream.base_path.clone(),
-                inject,
+                credential,
                 edges,
+                audience: None,
                 methods: node
                     .methods
                     .iter()
@@ -185,20 +264,120 @@ impl Routes {
                 NodeKind::External => external.insert(node.id.clone(), route),
             };
         }
+        let grants =
+            |by: Option<&HashMap<Arc<str>, Vec<Arc<str>>>>| -> HashMap<Arc<str>, EdgeRoute> {
+                by.map(|m| {
+                    m.iter()
+                        .map(|(k, scopes)| {
+                            (
+                                k.clone(),
+                                EdgeRoute {
+                                    required_scopes: scopes.clone(),
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
+        let mut services = HashMap::new();
+        for svc in snapshot.services.values() {
+            let Some(upstream) = &svc.upstream else {
+                continue;
+            };
+            let Some((scheme, authority)) = parse_upstream(upstream, &svc.id) else {
+                continue;
+            };
+            let external = svc.exchange.as_ref().map(|x| ExternalExchange {
+                token_url: x.token_url.parse().unwrap_or_default(),
+                client: x
+                    .client_id
+                    .clone()
+                    .zip(x.credential.as_deref().and_then(secret)),
+            });
+            let route = NodeRoute {
+                id: svc.id.clone(),
+                class: RouteClass::Service,
+                scheme,
+                authority,
+                base_path: upstream.base_path.clone(),
+                credential: CredentialSource::Exchange(ExchangeSource {
+                    audience: svc.audience.clone(),
+                    external,
+                }),
+                edges: grants(snapshot.service_grants.get(&svc.id)),
+                audience: None,
+                methods: default_methods(),
+                forward_identity: false,
+            };
+            services.insert(svc.id.clone(), Arc::new(route));
+        }
+        let mut agents = HashMap::new();
+        for agent in snapshot.agents.values() {
+            let Some(endpoint) = &agent.endpoint else {
+                continue;
+            };
+            let Some((scheme, authority)) = parse_upstream(endpoint, &agent.id) else {
+                continue;
+            };
+            let route = NodeRoute {
+                id: agent.id.clone(),
+                class: RouteClass::Inbound,
+                scheme,
+                authority,
+                base_path: endpoint.base_path.clone(),
+                credential: CredentialSource::Caller,
+                edges: grants(snapshot.inbound.get(&agent.id)),
+                audience: Some(agent.audience.clone()),
+                methods: default_methods(),
+                forward_identity: true,
+            };
+            agents.insert(agent.id.clone(), Arc::new(route));
+        }
         Self {
             snapshot,
             llm,
             external,
+            services,
+            agents,
         }
     }
 
-    /// The node routed at `/{prefix}/{id}/`.
-    pub fn node(&self, kind: NodeKind, id: &str) -> Option<&Arc<NodeRoute>> {
-        match kind {
-            NodeKind::Llm => self.llm.get(id),
-            NodeKind::External => self.external.get(id),
+    /// The route at `/{prefix}/{id}/`.
+    pub fn route(&self, class: RouteClass, id: &str) -> Option<&Arc<NodeRoute>> {
+        match class {
+            RouteClass::Llm => self.llm.get(id),
+            RouteClass::External => self.external.get(id),
+            RouteClass::Service => self.services.get(id),
+            RouteClass::Inbound => self.agents.get(id),
         }
     }
+}
+
+fn parse_upstream(url: &UpstreamUrl, id: &str) -> Option<(Scheme, Authority)> {
+    match (
+        url.scheme.parse::<Scheme>(),
+        url.authority.parse::<Authority>(),
+    ) {
+        (Ok(s), Ok(a)) => Some((s, a)),
+        _ => {
+            tracing::error!(route = %id, "upstream URL does not parse; route disabled");
+            None
+        }
+    }
+}
+
+fn default_methods() -> Vec<Method> {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .to_vec()
 }
 
 /// Prepares the injection of `key` in `style`; `None` when the key cannot be carried that way.

@@ -2,12 +2,17 @@
 //! HTTP/1.1 and HTTP/2 (ALPN over TLS, prior knowledge in clear) with hyper-util's auto builder, and drains on
 //! shutdown: stop accepting, let in-flight requests finish, give up at the deadline.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -18,9 +23,80 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tower::Service;
+use tower::util::BoxCloneSyncService;
 
-use crate::stack;
+use crate::body::ProxyBody;
+use crate::stack::{self, ProxyService};
 use crate::state::Shared;
+
+/// The body type of control-plane responses.
+pub type ControlBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The identity service's routes, served on the public listener beside the proxy (built by the binary from
+/// `idguard-admin`, which this crate does not depend on).
+pub type ControlPlane = BoxCloneSyncService<Request<Incoming>, Response<ControlBody>, Infallible>;
+
+/// Path prefixes the control plane answers on the public listener.
+const CONTROL_PREFIXES: [&str; 2] = ["/oauth2/", "/.well-known/"];
+
+/// The public listener's service: the identity service's paths to the control plane, everything else through
+/// the proxy's stack.
+#[derive(Clone)]
+pub struct Public {
+    proxy: ProxyService,
+    control: Option<ControlPlane>,
+}
+
+type PublicBody = http_body_util::Either<ProxyBody, ControlBody>;
+type PublicFuture = futures_util::future::Either<
+    futures_util::future::MapOk<
+        <ProxyService as Service<Request<Incoming>>>::Future,
+        fn(Response<ProxyBody>) -> Response<PublicBody>,
+    >,
+    futures_util::future::MapOk<
+        <ControlPlane as Service<Request<Incoming>>>::Future,
+        fn(Response<ControlBody>) -> Response<PublicBody>,
+    >,
+>;
+
+impl Service<Request<Incoming>> for Public {
+    type Response = Response<PublicBody>;
+    type Error = Infallible;
+    type Future = PublicFuture;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        use futures_util::TryFutureExt;
+        let path = req.uri().path();
+        if let Some(control) = &mut self.control
+            && CONTROL_PREFIXES.iter().any(|p| path.starts_with(p))
+        {
+            let left: fn(Response<ControlBody>) -> Response<PublicBody> =
+                |r| r.map(http_body_util::Either::Right);
+            return futures_util::future::Either::Right(control.call(req).map_ok(left));
+        }
+        let right: fn(Response<ProxyBody>) -> Response<PublicBody> =
+            |r| r.map(http_body_util::Either::Left);
+        futures_util::future::Either::Left(self.proxy.call(req).map_ok(right))
+    }
+}
+
+/// Boxes an axum-style router's body into [`ControlBody`].
+pub fn control_body<B>(body: B) -> ControlBody
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
 
 /// How long in-flight requests get after shutdown begins.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -78,6 +154,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     shared: Arc<Shared>,
+    control: Option<ControlPlane>,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = shared.routes.load().snapshot.settings.limits;
@@ -98,7 +175,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                spawn_connection(stream, peer, acceptor.clone(), &shared, builder.clone(), &graceful);
+                spawn_connection(stream, peer, acceptor.clone(), &shared, control.clone(), builder.clone(), &graceful);
             }
         }
     }
@@ -116,11 +193,15 @@ fn spawn_connection(
     peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     shared: &Arc<Shared>,
+    control: Option<ControlPlane>,
     builder: auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = TowerToHyperService::new(stack::new_service(shared, peer, acceptor.is_some()));
+    let service = TowerToHyperService::new(Public {
+        proxy: stack::new_service(shared, peer, acceptor.is_some()),
+        control,
+    });
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let result = match acceptor {

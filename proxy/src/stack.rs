@@ -12,6 +12,7 @@ use crate::middleware::fresh::RequireFreshTopology;
 use crate::middleware::inject::InjectCredential;
 use crate::middleware::limits::{EnforceLimits, EnforceLimitsLayer};
 use crate::middleware::observe::{Observe, ObserveLayer};
+use crate::middleware::obtain::{ObtainCredential, ObtainCredentialLayer};
 use crate::middleware::route::RouteRequest;
 use crate::middleware::strip::StripCallerCredentials;
 use crate::middleware::verify_token::{VerifyAgentToken, VerifyAgentTokenLayer};
@@ -26,7 +27,13 @@ pub type ProxyService = Observe<
             Step<
                 RouteRequest,
                 VerifyAgentToken<
-                    Step<Authorize, Step<StripCallerCredentials, Step<InjectCredential, Forward>>>,
+                    Step<
+                        Authorize,
+                        Step<
+                            StripCallerCredentials,
+                            ObtainCredential<Step<InjectCredential, Forward>>,
+                        >,
+                    >,
                 >,
             >,
         >,
@@ -50,12 +57,15 @@ pub fn new_service(shared: &Arc<Shared>, peer: SocketAddr, tls: bool) -> ProxySe
         .layer(VerifyAgentTokenLayer::new(
             shared.verifier.clone(),
             shared.metrics.clone(),
+            shared.revocations.clone(),
         ))
         // Whether they may call this node: decided before any credential is touched or connection made.
         .layer(StepLayer::new(Authorize::new(shared.metrics.clone())))
         // Remove everything the caller sent that could be a credential or a hop/identity claim...
         .layer(StepLayer::new(StripCallerCredentials))
-        // ...so that the one credential the upstream sees is the stored one, added here.
+        // A token obtained at run time (exchange, OAuth) is fetched only for an authorized request, cached...
+        .layer(ObtainCredentialLayer::new(shared.clone()))
+        // ...so that the one credential the upstream sees is ours, added here.
         .layer(StepLayer::new(InjectCredential))
         .service(Forward::new(shared.clone()))
 }

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use idguard_config::identity::{Revocations, TokenExchanger};
 use rand::RngCore;
 
 use crate::metrics::ProxyMetrics;
 use crate::routes::Routes;
+use crate::tokens::TokenCache;
 use crate::upstream::UpstreamClient;
 use crate::verify::Verifier;
 
@@ -25,6 +27,12 @@ pub struct Shared {
     pub client: UpstreamClient,
     /// Readiness, read for whether the topology may still be trusted.
     pub readiness: Arc<idguard_config::Readiness>,
+    /// Exchanged and OAuth tokens.
+    pub tokens: TokenCache,
+    /// idguard's own identity service, for `/svc/` routes without an outside exchange endpoint.
+    pub exchanger: Option<Arc<dyn TokenExchanger>>,
+    /// Tokens revoked at the identity service.
+    pub revocations: Arc<Revocations>,
     id_prefix: String,
     id_counter: AtomicU64,
 }
@@ -39,6 +47,8 @@ impl Shared {
         metrics: Arc<ProxyMetrics>,
         client: UpstreamClient,
         readiness: Arc<idguard_config::Readiness>,
+        exchanger: Option<Arc<dyn TokenExchanger>>,
+        revocations: Arc<Revocations>,
     ) -> Self {
         let mut prefix = [0u8; 4];
         rand::rng().fill_bytes(&mut prefix);
@@ -48,6 +58,9 @@ impl Shared {
             metrics,
             client,
             readiness,
+            tokens: TokenCache::default(),
+            exchanger,
+            revocations,
             id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
             id_counter: AtomicU64::new(0),
         }

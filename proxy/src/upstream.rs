@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -50,7 +50,26 @@ pub struct UpstreamClient {
     /// Forwards requests with streamed bodies.
     pub http: Client<Connector, LimitedBody>,
     jwks: Client<Connector, Empty<Bytes>>,
+    form: Client<Connector, Full<Bytes>>,
 }
+
+/// A token endpoint's answer to a form POST.
+pub enum TokenAnswer {
+    /// 200 with an `access_token`.
+    Issued {
+        /// The token.
+        access_token: idguard_config::Secret,
+        /// `expires_in`, if given.
+        expires_in: Option<u64>,
+    },
+    /// A 4xx with an OAuth `error` code.
+    Refused(String),
+}
+
+/// Largest token-endpoint answer read.
+const MAX_TOKEN_ANSWER: usize = 64 * 1024;
+/// How long a token endpoint may take.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 // === impl UpstreamClient ===
 
@@ -87,8 +106,85 @@ impl UpstreamClient {
         // Redirects are never followed: the legacy client has no redirect support at all, by design.
         Ok(Self {
             http: builder.build(connector.clone()),
-            jwks: builder.build(connector),
+            jwks: builder.build(connector.clone()),
+            form: builder.build(connector),
         })
+    }
+
+    /// POSTs `form` to a token endpoint, with `client_secret_basic` credentials when given, and reads the
+    /// OAuth answer. The token never appears in an error: a failure is described by status and shape only.
+    ///
+    /// # Errors
+    /// A description of why no answer could be had (unreachable, timeout, not JSON, a 5xx).
+    pub async fn token_request(
+        &self,
+        url: &Uri,
+        form: String,
+        basic: Option<(&str, &str)>,
+    ) -> Result<TokenAnswer, String> {
+        use base64::Engine;
+        let mut req = Request::post(url.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json");
+        if let Some((id, secret)) = basic {
+            // RFC 6749 §2.3.1: each part form-urlencoded, then joined and base64-encoded.
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let value = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    enc(id),
+                    enc(secret)
+                ))
+            );
+            let mut value =
+                http::HeaderValue::from_str(&value).map_err(|_| "client id".to_owned())?;
+            value.set_sensitive(true);
+            req = req.header(http::header::AUTHORIZATION, value);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(form)))
+            .map_err(|e| e.to_string())?;
+        let client = self.form.clone();
+        let fetch = async move {
+            let resp = client
+                .request(req)
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_TOKEN_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                access_token: Option<String>,
+                expires_in: Option<u64>,
+                error: Option<String>,
+            }
+            let answer: Answer = serde_json::from_slice(&body)
+                .map_err(|_| format!("status {status}: the answer is not an OAuth JSON object"))?;
+            match (status.is_success(), answer.access_token, answer.error) {
+                (true, Some(token), _) if !token.is_empty() => Ok(TokenAnswer::Issued {
+                    access_token: idguard_config::Secret::new(token),
+                    expires_in: answer.expires_in,
+                }),
+                (false, _, Some(code)) if status.is_client_error() => Ok(TokenAnswer::Refused(
+                    code.chars()
+                        .filter(|c| c.is_ascii_graphic())
+                        .take(64)
+                        .collect(),
+                )),
+                _ => Err(format!("status {status}: no token in the answer")),
+            }
+        };
+        tokio::time::timeout(TOKEN_TIMEOUT, fetch)
+            .await
+            .map_err(|_| "timed out".to_owned())?
     }
 }
 

@@ -22,8 +22,23 @@ use crate::keys::{KeyStore, VerifyKey};
 /// Who a verified token speaks for.
 #[derive(Debug)]
 pub struct Identity {
-    /// The agent (`client_id`, else `sub`).
+    /// The OAuth client: the agent on outbound routes, the client application on `/agents/` (`client_id`, else
+    /// `sub`).
     pub agent: Box<str>,
+    /// `sub`, when it differs from the client: the user a client application's token carries.
+    pub user: Option<Box<str>>,
+    /// The token's one audience.
+    pub audience: Box<str>,
+    /// Whether `audience` is the issuer's proxy audience (outbound routes need it).
+    pub for_proxy: bool,
+    /// Issued by idguard's own identity service.
+    pub local: bool,
+    /// SHA-256 of `jti\n<jti>` (the revocation key), when the token has a `jti`.
+    pub jti_digest: Option<[u8; 32]>,
+    /// `idg_cred`: the client credential that obtained it (idguard-issued tokens).
+    pub credential: Option<Box<str>>,
+    /// SHA-256 of the token itself (cache keys derived from the token never hold it).
+    pub token_digest: [u8; 32],
     /// Granted scopes, in token order.
     pub scopes: Box<[Box<str>]>,
     /// `exp`.
@@ -86,6 +101,10 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     scp: Option<Vec<String>>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    idg_cred: Option<String>,
 }
 
 /// The result of the synchronous part of verification.
@@ -126,7 +145,7 @@ impl Verifier {
         {
             return Attempt::Verified(hit.identity.clone());
         }
-        match self.verify_uncached(token) {
+        match self.verify_uncached(token, digest) {
             Ok((identity, leeway)) => {
                 let identity = Arc::new(identity);
                 self.remember(
@@ -191,7 +210,11 @@ impl Verifier {
     }
 
     /// Full verification. `Err(None)` means "no key with this kid".
-    fn verify_uncached(&self, token: &str) -> Result<(Identity, u64), Option<TokenReason>> {
+    fn verify_uncached(
+        &self,
+        token: &str,
+        digest: [u8; 32],
+    ) -> Result<(Identity, u64), Option<TokenReason>> {
         let mut parts = token.split('.');
         let (Some(h), Some(_), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -212,7 +235,7 @@ impl Verifier {
         }
         let mut last = TokenReason::AlgNotAllowed;
         for key in candidates.iter().filter(|k| alg_name(k) == header.alg) {
-            match check_with(key, token, header.typ.as_deref()) {
+            match check_with(key, token, header.typ.as_deref(), digest) {
                 Ok(identity) => return Ok((identity, key.issuer.leeway_seconds)),
                 Err(reason) => last = reason,
             }
@@ -221,7 +244,12 @@ impl Verifier {
     }
 }
 
-fn check_with(key: &VerifyKey, token: &str, typ: Option<&str>) -> Result<Identity, TokenReason> {
+fn check_with(
+    key: &VerifyKey,
+    token: &str,
+    typ: Option<&str>,
+    token_digest: [u8; 32],
+) -> Result<Identity, TokenReason> {
     let data =
         jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation).map_err(|e| {
             match e.kind() {
@@ -247,17 +275,28 @@ fn check_with(key: &VerifyKey, token: &str, typ: Option<&str>) -> Result<Identit
     }
     let claims = data.claims;
     // Single-audience policy: a token that also names another audience could be replayed there (RFC 9700 §4.10.2).
-    let audience_ok = match &claims.aud {
-        Audience::One(a) => *a == key.issuer.audience,
-        Audience::Many(list) => !list.is_empty() && list.iter().all(|a| *a == key.issuer.audience),
+    let audience = match claims.aud {
+        Audience::One(a) => a,
+        Audience::Many(list) if !list.is_empty() && list.iter().all(|a| *a == list[0]) => {
+            list.into_iter().next().unwrap_or_default()
+        }
+        Audience::Many(_) => return Err(TokenReason::BadAudience),
     };
-    if !audience_ok {
+    let local = matches!(key.issuer.keys, idguard_config::snapshot::KeySource::Local);
+    // Other issuers' tokens were held to the proxy audience by jsonwebtoken already.
+    let for_proxy = audience == key.issuer.audience;
+    if !local && !for_proxy {
         return Err(TokenReason::BadAudience);
     }
+    let sub = claims.sub;
     let agent = claims
         .client_id
-        .or(claims.sub)
+        .or_else(|| sub.clone())
         .ok_or(TokenReason::MissingClaim)?;
+    let user = sub.filter(|s| *s != agent);
+    if user.as_ref().is_some_and(|u| u.is_empty() || u.len() > 256) {
+        return Err(TokenReason::BadClaims);
+    }
     if agent.is_empty()
         || agent.len() > 128
         || !agent
@@ -278,6 +317,13 @@ fn check_with(key: &VerifyKey, token: &str, typ: Option<&str>) -> Result<Identit
     };
     Ok(Identity {
         agent: agent.into_boxed_str(),
+        user: user.map(String::into_boxed_str),
+        audience: audience.into_boxed_str(),
+        for_proxy,
+        local,
+        jti_digest: claims.jti.map(|j| sha256(format!("jti\n{j}").as_bytes())),
+        credential: claims.idg_cred.map(String::into_boxed_str),
+        token_digest,
         scopes,
         exp: claims.exp,
     })

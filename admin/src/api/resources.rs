@@ -52,6 +52,12 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
 
 /// Audit bodies never hold a credential value, not even sealed.
 fn redact(kind: Kind, mut body: Value) -> Value {
+    if kind == Kind::User
+        && let Some(map) = body.as_object_mut()
+        && map.contains_key("password_hash")
+    {
+        map.insert("password_hash".into(), json!("[redacted]"));
+    }
     if kind == Kind::Credential
         && let Some(map) = body.as_object_mut()
     {
@@ -161,6 +167,7 @@ fn agent_view(a: &RawAgent, managed_by: &str, version: Option<u64>) -> Value {
         "auth": a.auth.clone().unwrap_or_else(|| "client_secret".into()),
         "secrets": a.secrets.iter().map(|s| json!({"id": s.id, "created_at": s.created_at})).collect::<Vec<_>>(),
         "keys": a.keys.iter().map(|k| json!({"id": k.id})).collect::<Vec<_>>(),
+        "endpoint": a.endpoint,
         "managed_by": managed_by,
         "version": version,
     })
@@ -214,6 +221,7 @@ struct CreateAgent {
     audience: Option<String>,
     enabled: Option<bool>,
     auth: Option<String>,
+    endpoint: Option<String>,
 }
 
 /// `POST /admin/v1/agents`: the Agent ID is generated; the audience is generated unless given, and immutable.
@@ -223,6 +231,7 @@ pub async fn create_agent(
     body: Bytes,
 ) -> Result<Response> {
     let req: CreateAgent = parse(&body)?;
+    check_agent_endpoint(&api, req.endpoint.as_ref())?;
     let (key, hash, replayed) = idempotency(&api, &headers, "POST /admin/v1/agents", &body)?;
     if let Some(r) = replayed {
         return Ok(r);
@@ -240,6 +249,7 @@ pub async fn create_agent(
         auth: req.auth,
         secrets: vec![],
         keys: vec![],
+        endpoint: req.endpoint,
     };
     let value = to_value(&raw)?;
     let view = agent_view(&raw, "api", Some(1));
@@ -264,6 +274,20 @@ struct PatchAgent {
     name: Option<String>,
     audience: Option<String>,
     enabled: Option<bool>,
+    endpoint: Option<String>,
+}
+
+fn check_agent_endpoint(api: &AdminApi, endpoint: Option<&String>) -> Result<()> {
+    let Some(url) = endpoint else { return Ok(()) };
+    crate::ssrf::check_upstream(url, &api.snapshot().settings.upstream_allow_hosts).map_err(
+        |message| {
+            AdminError::Invalid(vec![idguard_config::ValidationError {
+                path: "agents.endpoint".into(),
+                line: None,
+                message,
+            }])
+        },
+    )
 }
 
 /// `PATCH /admin/v1/agents/{id}`: rename, enable/disable. `id` and `audience` are immutable (409).
@@ -294,6 +318,10 @@ pub async fn patch_agent(
     }
     if let Some(enabled) = req.enabled {
         raw.enabled = Some(enabled);
+    }
+    if let Some(endpoint) = req.endpoint {
+        check_agent_endpoint(&api, Some(&endpoint))?;
+        raw.endpoint = Some(endpoint);
     }
     let value = to_value(&raw)?;
     let expect = expect_for(&headers, current)?;
@@ -1676,9 +1704,44 @@ fn directory_kind(segment: &str) -> Result<Kind> {
 }
 
 /// Parses a directory object of `kind` strictly and returns it as JSON with its id.
-fn parse_directory(kind: Kind, body: &Bytes) -> Result<(String, Value)> {
+async fn parse_directory(kind: Kind, body: &Bytes) -> Result<(String, Value)> {
     let value = match kind {
-        Kind::User => to_value(&parse::<RawUser>(body)?)?,
+        Kind::User => {
+            // A password comes in clear over the admin listener and is stored only as an argon2id hash; a hash is
+            // never accepted from outside.
+            let mut map: serde_json::Map<String, Value> = parse(body)?;
+            if map.contains_key("password_hash") {
+                return Err(AdminError::Invalid(vec![idguard_config::ValidationError {
+                    path: "users.password_hash".into(),
+                    line: None,
+                    message: "is set by idguard; send `password` instead".into(),
+                }]));
+            }
+            let password = map.remove("password");
+            let mut user: RawUser =
+                parse(&Bytes::from(serde_json::to_vec(&map).unwrap_or_default()))?;
+            match password {
+                None => {}
+                Some(Value::String(pw)) if (8..=1024).contains(&pw.chars().count()) => {
+                    // argon2id takes tens of milliseconds: off the runtime thread.
+                    let hash = tokio::task::spawn_blocking(move || {
+                        crate::identity::login::hash_password(&pw)
+                    })
+                    .await
+                    .map_err(|_| AdminError::StoreUnavailable)?
+                    .map_err(|_| AdminError::StoreUnavailable)?;
+                    user.password_hash = Some(hash);
+                }
+                Some(_) => {
+                    return Err(AdminError::Invalid(vec![idguard_config::ValidationError {
+                        path: "users.password".into(),
+                        line: None,
+                        message: "must be a string of 8 to 1024 characters".into(),
+                    }]));
+                }
+            }
+            to_value(&user)?
+        }
         Kind::Group => to_value(&parse::<RawGroup>(body)?)?,
         _ => to_value(&parse::<RawOrganization>(body)?)?,
     };
@@ -1705,6 +1768,11 @@ fn file_directory(api: &AdminApi, kind: Kind) -> Result<Vec<Value>> {
 }
 
 fn directory_view(mut v: Value, managed_by: &str, version: Option<u64>) -> Value {
+    if let Some(map) = v.as_object_mut()
+        && let Some(hash) = map.remove("password_hash")
+    {
+        map.insert("has_password".into(), json!(!hash.is_null()));
+    }
     v["managed_by"] = json!(managed_by);
     v["version"] = json!(version);
     v
@@ -1763,7 +1831,7 @@ pub async fn create_directory(
     body: Bytes,
 ) -> Result<Response> {
     let kind = directory_kind(&segment)?;
-    let (id, value) = parse_directory(kind, &body)?;
+    let (id, value) = parse_directory(kind, &body).await?;
     let (key, hash, replayed) =
         idempotency(&api, &headers, &format!("POST /admin/v1/{segment}"), &body)?;
     if let Some(r) = replayed {
@@ -1804,7 +1872,7 @@ pub async fn put_directory(
     body: Bytes,
 ) -> Result<Response> {
     let kind = directory_kind(&segment)?;
-    let (new_id, value) = parse_directory(kind, &body)?;
+    let (new_id, mut value) = parse_directory(kind, &body).await?;
     if new_id != id {
         return Err(AdminError::Immutable("id"));
     }
@@ -1819,6 +1887,13 @@ pub async fn put_directory(
         kind: kind.as_str(),
         id: id.clone(),
     })?;
+    // A replacement without a password keeps the user's current one.
+    if kind == Kind::User
+        && value.get("password_hash").is_none()
+        && let Some(old) = current.body.get("password_hash")
+    {
+        value["password_hash"] = old.clone();
+    }
     let plan = Plan {
         writes: vec![Write {
             kind,

@@ -95,6 +95,9 @@ where
             log: log.clone(),
             route: None,
             identity: None,
+            token: None,
+            subject_token: None,
+            obtained: None,
         });
         let fut = self.inner.call(req);
         let shared = self.shared.clone();

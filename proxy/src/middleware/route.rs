@@ -1,15 +1,15 @@
-//! `RouteRequest`: strict path check, then prefix → node. Runs before token verification so a path escape is a
+//! `RouteRequest`: strict path check, then prefix → route (`/llm/`, `/ext/`, `/svc/`, `/agents/`). Runs before token verification so a path escape is a
 //! 400 and an unknown node a 404 whatever the token, and so every later stage works on one checked path.
 
 use http::Method;
-use idguard_config::snapshot::NodeKind;
 
 use crate::ctx::{Ctx, Matched};
 use crate::error::{ProxyError, RequestReason};
 use crate::middleware::{Req, RequestStep};
 use crate::path;
+use crate::routes::RouteClass;
 
-/// Matches `/llm/{node}/…` and `/ext/{node}/…`.
+/// Matches `/llm/{node}/…`, `/ext/{node}/…`, `/svc/{service}/…` and `/agents/{agent}/…`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RouteRequest;
 
@@ -18,10 +18,14 @@ impl RequestStep for RouteRequest {
         let raw_path = req.uri().path();
         path::check_allowing_trailing_slash(raw_path)
             .map_err(|()| ProxyError::InvalidRequest(RequestReason::PathEscape))?;
-        let (kind, after) = if let Some(after) = raw_path.strip_prefix("/llm/") {
-            (NodeKind::Llm, after)
+        let (class, after) = if let Some(after) = raw_path.strip_prefix("/llm/") {
+            (RouteClass::Llm, after)
         } else if let Some(after) = raw_path.strip_prefix("/ext/") {
-            (NodeKind::External, after)
+            (RouteClass::External, after)
+        } else if let Some(after) = raw_path.strip_prefix("/svc/") {
+            (RouteClass::Service, after)
+        } else if let Some(after) = raw_path.strip_prefix("/agents/") {
+            (RouteClass::Inbound, after)
         } else {
             return Err(ProxyError::UnknownRoute);
         };
@@ -31,7 +35,7 @@ impl RequestStep for RouteRequest {
         };
         let node = ctx
             .routes
-            .node(kind, id)
+            .route(class, id)
             .ok_or(ProxyError::UnknownRoute)?
             .clone();
         let _ = ctx.log.node.set(node.id.clone());

@@ -9,7 +9,7 @@ use http::header::{HeaderMap, HeaderName};
 use crate::ctx::Ctx;
 use crate::error::ProxyError;
 use crate::middleware::{Req, RequestStep};
-use crate::routes::Injection;
+use crate::routes::{CredentialSource, Injection};
 
 /// Headers removed from every request before injection, parsed once (removing by `&str` would parse each name
 /// on every request).
@@ -62,13 +62,16 @@ impl RequestStep for StripCallerCredentials {
             return Err(ProxyError::Internal);
         };
         // A custom injection header is a credential slot too, whatever its name.
-        let custom_query = match &route.node.inject {
-            Some(Injection::Header { name, .. }) => {
+        let custom_query = match &route.node.credential {
+            CredentialSource::Static(Some(Injection::Header { name, .. })) => {
                 headers.remove(name);
                 None
             }
-            Some(Injection::Query { name, .. }) => Some(name.as_str()),
-            None => None,
+            CredentialSource::Static(Some(Injection::Query { name, .. })) => Some(name.as_str()),
+            CredentialSource::Static(None)
+            | CredentialSource::OAuth(_)
+            | CredentialSource::Exchange(_)
+            | CredentialSource::Caller => None,
         };
         if let Some(query) = route.query.take() {
             route.query = strip_query(&query, custom_query);

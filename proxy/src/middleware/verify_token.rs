@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 
 use futures_util::future::Either;
 use http::HeaderMap;
+use idguard_config::identity::Revocations;
+use idguard_config::secret::Secret;
 use tower::{Layer, Service};
 
 use crate::ctx::Ctx;
@@ -17,7 +19,12 @@ use crate::error::{ProxyError, RequestReason, TokenReason};
 use crate::metrics::ProxyMetrics;
 use crate::middleware::strip::decode_name;
 use crate::middleware::{Req, Resp};
+use crate::routes::RouteClass;
 use crate::verify::{Attempt, Identity, Verifier};
+
+/// The header in which an agent passes a user's token to act on the user's behalf on `/svc/` (and in which the
+/// inbound gateway hands the caller's token to the agent).
+pub const SUBJECT_TOKEN_HEADER: &str = "x-idguard-subject-token";
 
 /// Header slots a token may arrive in, besides `Authorization: Bearer`.
 pub const KEY_SLOTS: &[&str] = &["x-api-key", "api-key", "x-goog-api-key"];
@@ -31,12 +38,22 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub struct VerifyAgentTokenLayer {
     verifier: Arc<Verifier>,
     metrics: Arc<ProxyMetrics>,
+    revocations: Arc<Revocations>,
 }
 
 impl VerifyAgentTokenLayer {
-    /// Verifies with `verifier`, counting refusals in `metrics`.
-    pub fn new(verifier: Arc<Verifier>, metrics: Arc<ProxyMetrics>) -> Self {
-        Self { verifier, metrics }
+    /// Verifies with `verifier`, refusing idguard-issued tokens listed in `revocations`, counting refusals in
+    /// `metrics`.
+    pub fn new(
+        verifier: Arc<Verifier>,
+        metrics: Arc<ProxyMetrics>,
+        revocations: Arc<Revocations>,
+    ) -> Self {
+        Self {
+            verifier,
+            metrics,
+            revocations,
+        }
     }
 }
 
@@ -46,6 +63,7 @@ impl<S> Layer<S> for VerifyAgentTokenLayer {
         VerifyAgentToken {
             verifier: self.verifier.clone(),
             metrics: self.metrics.clone(),
+            revocations: self.revocations.clone(),
             inner,
         }
     }
@@ -56,6 +74,7 @@ impl<S> Layer<S> for VerifyAgentTokenLayer {
 pub struct VerifyAgentToken<S> {
     verifier: Arc<Verifier>,
     metrics: Arc<ProxyMetrics>,
+    revocations: Arc<Revocations>,
     inner: S,
 }
 
@@ -81,10 +100,12 @@ where
             Err(e) => return Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
         };
         match self.verifier.attempt(&token) {
-            Attempt::Verified(identity) => match admit(&mut req, identity) {
-                Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
-                Err(e) => Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
-            },
+            Attempt::Verified(identity) => {
+                match admit(&mut req, identity, token, &self.revocations) {
+                    Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
+                    Err(e) => Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
+                }
+            }
             Attempt::Rejected(reason) => Either::Left(ready(Err(deny(
                 &self.metrics,
                 &req,
@@ -93,10 +114,11 @@ where
             Attempt::UnknownKid => {
                 let verifier = self.verifier.clone();
                 let metrics = self.metrics.clone();
+                let revocations = self.revocations.clone();
                 let mut inner = self.inner.clone();
                 Either::Right(Either::Right(Box::pin(async move {
                     let outcome = match verifier.verify(&token).await {
-                        Ok(identity) => admit(&mut req, identity),
+                        Ok(identity) => admit(&mut req, identity, token, &revocations),
                         Err(reason) => Err(ProxyError::InvalidToken(reason)),
                     };
                     if let Err(e) = outcome {
@@ -118,21 +140,92 @@ fn deny(metrics: &ProxyMetrics, req: &Req, e: ProxyError) -> ProxyError {
     e
 }
 
-/// Checks the verified agent against the request's snapshot and records it in the context.
-fn admit(req: &mut Req, identity: Arc<Identity>) -> Result<(), ProxyError> {
+/// Checks the verified caller against the request's snapshot and route, and records it in the context: an agent
+/// with the proxy audience on outbound routes, a client application with the agent's audience on the inbound
+/// gateway. idguard-issued tokens must also not be revoked, and the client credential that obtained them must
+/// still exist.
+fn admit(
+    req: &mut Req,
+    identity: Arc<Identity>,
+    token: String,
+    revocations: &Revocations,
+) -> Result<(), ProxyError> {
+    let subject = match req.headers().get(SUBJECT_TOKEN_HEADER) {
+        None => None,
+        Some(v) => {
+            let t = v
+                .to_str()
+                .ok()
+                .filter(|t| is_token_shaped(t))
+                .ok_or(ProxyError::InvalidToken(TokenReason::Malformed))?;
+            Some(Secret::new(t.to_owned()))
+        }
+    };
     let ctx = req
         .extensions_mut()
         .get_mut::<Ctx>()
         .ok_or(ProxyError::Internal)?;
-    let Some((id, agent)) = ctx.routes.snapshot.agents.get_key_value(&*identity.agent) else {
-        return Err(ProxyError::InvalidToken(TokenReason::UnknownAgent));
-    };
-    if !agent.enabled {
-        return Err(ProxyError::InvalidToken(TokenReason::AgentDisabled));
+    let class = ctx
+        .route
+        .as_ref()
+        .map(|r| r.node.class)
+        .ok_or(ProxyError::Internal)?;
+    let snapshot = &ctx.routes.snapshot;
+    if identity.local {
+        if identity
+            .jti_digest
+            .is_some_and(|d| revocations.is_revoked(&d))
+        {
+            return Err(ProxyError::InvalidToken(TokenReason::Revoked));
+        }
+        if let Some(cred) = &identity.credential
+            && !snapshot.credential_current(&identity.agent, cred)
+        {
+            return Err(ProxyError::InvalidToken(TokenReason::CredentialRevoked));
+        }
     }
-    let _ = ctx.log.agent.set(id.clone());
+    let id = if class == RouteClass::Inbound {
+        let expected = ctx.route.as_ref().and_then(|r| r.node.audience.as_deref());
+        if !identity.local || expected != Some(&*identity.audience) {
+            return Err(ProxyError::InvalidToken(TokenReason::BadAudience));
+        }
+        let Some((id, client)) = snapshot.clients.get_key_value(&*identity.agent) else {
+            return Err(ProxyError::InvalidToken(TokenReason::UnknownClient));
+        };
+        if !client.enabled {
+            return Err(ProxyError::InvalidToken(TokenReason::ClientDisabled));
+        }
+        id.clone()
+    } else {
+        if !identity.for_proxy || (identity.local && identity.user.is_some()) {
+            return Err(ProxyError::InvalidToken(TokenReason::BadAudience));
+        }
+        let Some((id, agent)) = snapshot.agents.get_key_value(&*identity.agent) else {
+            return Err(ProxyError::InvalidToken(TokenReason::UnknownAgent));
+        };
+        if !agent.enabled {
+            return Err(ProxyError::InvalidToken(TokenReason::AgentDisabled));
+        }
+        id.clone()
+    };
+    let _ = ctx.log.agent.set(id);
+    // Only the routes that pass the token on (as an exchange subject, or to the agent it is for) keep it.
+    if matches!(class, RouteClass::Service | RouteClass::Inbound) {
+        ctx.token = Some(Secret::new(token));
+    }
+    if class == RouteClass::Service {
+        ctx.subject_token = subject;
+    }
     ctx.identity = Some(identity);
     Ok(())
+}
+
+fn is_token_shaped(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= MAX_TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Finds exactly one token. Two `Authorization` headers, different tokens in different slots, or a token in
@@ -188,11 +281,7 @@ pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Result<String,
         return Err(ProxyError::InvalidRequest(RequestReason::AmbiguousToken));
     }
     let token = found.first().copied().ok_or(ProxyError::MissingToken)?;
-    if token.len() > MAX_TOKEN_LEN
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
+    if !is_token_shaped(token) {
         return Err(ProxyError::InvalidToken(TokenReason::Malformed));
     }
     Ok(token.to_owned())

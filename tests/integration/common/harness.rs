@@ -53,6 +53,8 @@ pub struct Setup {
     pub admin_allow: Vec<String>,
     /// Extra lines for the `[upstream]` table.
     pub upstream_extra: String,
+    /// `[identity]` with `issuer` = the public listener's URL, plus these lines; `None`: no identity service.
+    pub identity: Option<String>,
     pub fragments: Vec<String>,
 }
 
@@ -77,6 +79,7 @@ impl Setup {
             redis_staleness: Duration::from_secs(15),
             redis_max_staleness: Duration::from_secs(300),
             upstream_extra: String::new(),
+            identity: None,
             fragments: vec![],
         }
     }
@@ -163,6 +166,9 @@ impl Setup {
             "\n[admin]\nupstream_allow_hosts = [{}]\n",
             allow.join(", ")
         ));
+        if let Some(extra) = &self.identity {
+            out.push_str(&format!("\n[identity]\nissuer = \"{{PUBLIC}}\"\n{extra}\n"));
+        }
         for f in &self.fragments {
             out.push('\n');
             out.push_str(f);
@@ -179,7 +185,17 @@ impl Setup {
     }
 
     pub async fn start_with_tls(self, tls: Option<Arc<rustls::ServerConfig>>) -> Harness {
-        std::fs::write(self.config_path(), self.toml()).unwrap();
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public_url = format!(
+            "{}://{}",
+            if tls.is_some() { "https" } else { "http" },
+            public.local_addr().unwrap()
+        );
+        std::fs::write(
+            self.config_path(),
+            self.toml().replace("{PUBLIC}", &public_url),
+        )
+        .unwrap();
         let data = self.dir.path().join("data");
         let redis = self.redis.as_ref().map(|(url, prefix)| {
             Arc::new(idguard_admin::redis_store::RedisStore::open(url, prefix, &data).unwrap())
@@ -195,6 +211,12 @@ impl Setup {
         let (reloader, snapshots) =
             Reloader::start(loader.clone(), readiness.clone(), &registry).expect("config loads");
         let reload = Arc::new(Notify::new());
+        let identity = idguard_admin::identity::IdentityService::new(
+            snapshots.clone(),
+            store.clone(),
+            [7u8; 32],
+        )
+        .unwrap();
         let api = idguard_admin::api::AdminApi::new(
             store,
             loader,
@@ -203,8 +225,14 @@ impl Setup {
             idguard_admin::auth::AdminToken::from_secret(ADMIN_TOKEN),
             [7u8; 32],
         );
-        let proxy = idguard_proxy::Proxy::new(snapshots, &registry, readiness.clone()).unwrap();
-        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plane = idguard_proxy::IdentityPlane {
+            keys: identity.local_keys(),
+            revocations: identity.revocations(),
+            exchanger: Arc::new(identity.clone()),
+            routes: identity.public_service(),
+        };
+        let proxy = idguard_proxy::Proxy::new(snapshots, &registry, readiness.clone(), Some(plane))
+            .unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stop_rx) = watch::channel(false);
@@ -225,6 +253,7 @@ impl Setup {
             ));
         }
         tokio::spawn(reloader.run(reload.clone(), stopped()));
+        tokio::spawn(identity.run_key_publisher(stopped()));
         let state = idguard_admin::AdminState {
             registry,
             readiness,

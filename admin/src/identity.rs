@@ -1,0 +1,383 @@
+//! idguard's identity service: an OAuth 2.0 authorization server for agents and client applications, served
+//! on the public listener next to the proxy and reading the same snapshot.
+//!
+//! # Layout
+//! - [`endpoints`]: the axum routes: `/oauth2/token`, `/oauth2/revoke`, `/oauth2/introspect`,
+//!   `/oauth2/authorize` (sign-in page), discovery and `/.well-known/jwks.json`.
+//! - [`client_auth`]: `client_secret_basic`, `client_secret_post`, `private_key_jwt`; the failure limiter.
+//! - [`grants`]: what each grant issues: `client_credentials`, `authorization_code` (PKCE), token exchange
+//!   (RFC 8693), and the in-process [`idguard_config::identity::TokenExchanger`].
+//! - [`login`]: the server-rendered sign-in page for directory users (argon2id passwords) and its codes.
+//! - [`signing`]: the rotating ES256 signing keys and the JWKS.
+//! - [`error`]: [`error::OAuthError`] and its one mapping to HTTP.
+
+pub mod client_auth;
+pub mod endpoints;
+pub mod error;
+pub mod grants;
+pub mod login;
+pub mod signing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idguard_config::identity::{LocalKeys, Revocations};
+use idguard_config::snapshot::IdentitySettings;
+use idguard_config::store::Store;
+use idguard_config::{Snapshot, SnapshotRx};
+use jsonwebtoken::jwk::JwkSet;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use self::client_auth::Limiter;
+use self::error::OAuthError;
+use self::signing::SigningKeys;
+
+/// The identity service. Cheap to clone.
+#[derive(Clone)]
+pub struct IdentityService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    snapshots: SnapshotRx,
+    store: Arc<dyn Store>,
+    /// Set once the shared seed has been read (at start, or as soon as the store answers).
+    keys: std::sync::OnceLock<SigningKeys>,
+    fingerprint_key: aws_lc_rs::hmac::Key,
+    dummy_hash: [u8; 32],
+    limiter: Limiter,
+    revocations: Arc<Revocations>,
+    jwks: watch::Sender<Arc<JwkSet>>,
+}
+
+/// The claims of every token the service issues (RFC 9068), plus `act` for exchanged tokens and `idg_cred`, the
+/// client credential that obtained it (removing that credential ends the token).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The agent, client application or user the token speaks for.
+    pub sub: String,
+    /// One audience.
+    pub aud: String,
+    /// The OAuth client that obtained it.
+    pub client_id: String,
+    /// Space-separated scopes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// Issued at.
+    pub iat: u64,
+    /// Expires at.
+    pub exp: u64,
+    /// Unique id.
+    pub jti: String,
+    /// The acting party (RFC 8693 §4.1), on exchanged tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// Who may act for the subject (RFC 8693 §4.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<Actor>,
+    /// `secret:<id>` or `key:<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idg_cred: Option<String>,
+}
+
+/// An `act` (or `may_act`) claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The actor.
+    pub sub: String,
+    /// The actor before it, when the chain is longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain holds.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |a| a.depth())
+    }
+}
+
+/// A parsed `application/x-www-form-urlencoded` body: each parameter at most once (RFC 6749 §3.1).
+#[derive(Debug, Default)]
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    /// Parses `body`, refusing repeated parameters.
+    ///
+    /// # Errors
+    /// [`OAuthError::InvalidRequest`].
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            if map.insert(k.into_owned(), v.into_owned()).is_some() {
+                return Err(OAuthError::InvalidRequest(
+                    "A parameter was sent more than once.",
+                ));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// A parameter; an empty value counts as absent (RFC 6749 §3.1).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+// === impl IdentityService ===
+
+impl IdentityService {
+    /// The service over the snapshots in `snapshots` and the shared `store` (replay records, codes, the signing
+    /// seed). `fingerprint_key` is the admin API's key for client-secret hashes.
+    ///
+    /// When the store cannot be reached at start (a replica starting while Redis is down), the service answers
+    /// 503 until [`IdentityService::run_key_publisher`] has read the seed.
+    ///
+    /// # Errors
+    /// When the system has no randomness.
+    pub fn new(
+        snapshots: SnapshotRx,
+        store: Arc<dyn Store>,
+        fingerprint_key: [u8; 32],
+    ) -> Result<Self, idguard_config::store::StoreError> {
+        let mut dummy_hash = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut dummy_hash)
+            .map_err(|_| idguard_config::store::StoreError::Unavailable("no randomness".into()))?;
+        let (jwks, _) = watch::channel(Arc::new(JwkSet { keys: vec![] }));
+        let svc = Self {
+            inner: Arc::new(Inner {
+                snapshots,
+                store,
+                keys: std::sync::OnceLock::new(),
+                fingerprint_key: aws_lc_rs::hmac::Key::new(
+                    aws_lc_rs::hmac::HMAC_SHA256,
+                    &fingerprint_key,
+                ),
+                dummy_hash,
+                limiter: Limiter::default(),
+                revocations: Arc::new(Revocations::default()),
+                jwks,
+            }),
+        };
+        svc.init_keys();
+        Ok(svc)
+    }
+
+    /// Reads (or creates) the shared signing seed; `false` while the store cannot be reached.
+    fn init_keys(&self) -> bool {
+        if self.inner.keys.get().is_some() {
+            return true;
+        }
+        let mut init = zeroize::Zeroizing::new([0u8; 32]);
+        if aws_lc_rs::rand::fill(init.as_mut()).is_err() {
+            return false;
+        }
+        match self
+            .inner
+            .store
+            .shared_secret("identity-signing-seed", &init)
+        {
+            Ok(seed) => {
+                let rotation = self
+                    .snapshot()
+                    .identity
+                    .as_ref()
+                    .map_or(86_400, |i| i.key_rotation.as_secs());
+                let _ = self.inner.keys.set(SigningKeys::new(seed, rotation));
+                self.publish_keys();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    reason = "signing_seed_unavailable",
+                    "the identity service waits for the store: {e}"
+                );
+                false
+            }
+        }
+    }
+
+    fn signing(&self) -> Result<&SigningKeys, OAuthError> {
+        self.inner.keys.get().ok_or(OAuthError::Unavailable)
+    }
+
+    /// The published signing keys, for the proxy's key store.
+    pub fn local_keys(&self) -> LocalKeys {
+        self.inner.jwks.subscribe()
+    }
+
+    /// Tokens revoked here, for the proxy to refuse.
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.inner.revocations.clone()
+    }
+
+    /// Re-publishes the JWKS as periods turn; run for the life of the process.
+    pub async fn run_key_publisher(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let ready = self.inner.keys.get().is_some();
+            let wait = if ready { 15 } else { 1 };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(Duration::from_secs(wait)) => {
+                    if ready {
+                        self.publish_keys();
+                    } else {
+                        let svc = self.clone();
+                        let _ = tokio::task::spawn_blocking(move || svc.init_keys()).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish_keys(&self) {
+        let max_ttl = self.snapshot().identity.as_ref().map_or(86_400, |i| {
+            i.access_token_ttl.max(i.exchange_max_ttl).as_secs()
+        });
+        let Some(keys) = self.inner.keys.get() else {
+            return;
+        };
+        let set = keys.jwks(now(), max_ttl);
+        self.inner.jwks.send_if_modified(|old| {
+            let changed = old.keys.len() != set.keys.len()
+                || old
+                    .keys
+                    .iter()
+                    .zip(&set.keys)
+                    .any(|(a, b)| a.common.key_id != b.common.key_id);
+            if changed {
+                *old = Arc::new(set);
+            }
+            changed
+        });
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshots.borrow().clone()
+    }
+
+    fn settings(&self, snapshot: &Snapshot) -> Result<Arc<IdentitySettings>, OAuthError> {
+        snapshot.identity.clone().ok_or(OAuthError::Unavailable)
+    }
+
+    /// The keyed hash a client secret is stored as (the admin API's `secret_hash`).
+    fn secret_digest(&self, secret: &str) -> [u8; 32] {
+        let tag = aws_lc_rs::hmac::sign(
+            &self.inner.fingerprint_key,
+            format!("client-secret\n{secret}").as_bytes(),
+        );
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Signs `claims` as an RFC 9068 access token.
+    fn sign(&self, claims: &AccessClaims) -> Result<String, OAuthError> {
+        self.signing()?
+            .sign(claims, "at+jwt", claims.iat)
+            .map_err(|e| {
+                tracing::error!(reason = "signing_failed", "{e}");
+                OAuthError::Unavailable
+            })
+    }
+
+    /// Verifies a token this service issued: signature with a published key, `typ` `at+jwt`, `iss`, `exp`, and
+    /// not revoked. `None` when any of that fails.
+    pub async fn verify_local(&self, token: &str) -> Option<AccessClaims> {
+        let snapshot = self.snapshot();
+        let settings = snapshot.identity.as_ref()?;
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != jsonwebtoken::Algorithm::ES256
+            || header
+                .typ
+                .as_deref()
+                .map(idguard_config::validate::normalize_typ)
+                .as_deref()
+                != Some("at+jwt")
+        {
+            return None;
+        }
+        let kid = header.kid?;
+        let jwks = self.inner.jwks.borrow().clone();
+        let jwk = jwks.find(&kid)?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+            .ok()?
+            .claims;
+        let digest = jti_digest(&claims.jti);
+        if self.inner.revocations.is_revoked(&digest) {
+            return None;
+        }
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.is_revoked(&digest)).await {
+            Ok(Ok(false)) => Some(claims),
+            _ => None,
+        }
+    }
+
+    /// Revokes a token by `jti` until `exp`: here at once, and in the shared store for other replicas.
+    async fn revoke(&self, claims: &AccessClaims) -> Result<(), OAuthError> {
+        let digest = jti_digest(&claims.jti);
+        self.inner.revocations.revoke(digest, claims.exp, now());
+        let store = self.inner.store.clone();
+        let exp = claims.exp;
+        tokio::task::spawn_blocking(move || store.revoke(&digest, exp))
+            .await
+            .map_err(|_| OAuthError::Unavailable)?
+            .map_err(|_| OAuthError::Unavailable)
+    }
+}
+
+/// The SHA-256 of a `jti`: the key of revocation records here and in the proxy.
+pub fn jti_digest(jti: &str) -> [u8; 32] {
+    sha256(format!("jti\n{jti}").as_bytes())
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// 32 random bytes, base64url: token ids and authorization codes.
+pub(crate) fn random_id() -> Result<String, OAuthError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| OAuthError::Unavailable)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A caller-supplied value made safe for one log field: at most 64 characters, control characters escaped.
+pub(crate) fn log_value(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(64)
+        .flat_map(char::escape_default)
+        .collect();
+    if value.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,532 @@
+//! Client authentication at the token, revocation and introspection endpoints: `client_secret_basic`,
+//! `client_secret_post` and `private_key_jwt` (RFC 7523), exactly one per request.
+//!
+//! Secrets are compared as keyed hashes in constant time, and an unknown `client_id` runs the same comparison
+//! against a dummy hash, so the two cases cost the same and answer the same. Assertions are verified with the
+//! registered key's own algorithm (never the header's choice), their header never selects a key by URL or
+//! embedded key, and each `jti` is claimed once in the shared store. Failures are counted per client id; past
+//! the limit the client gets 429 until the minute is over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use idguard_config::Snapshot;
+use idguard_config::snapshot::{ClientAuth, PublicKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::error::OAuthError;
+use super::{Form, IdentityService, log_value, now, sha256};
+
+/// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest `client_id` considered at all.
+const MAX_CLIENT_ID: usize = 256;
+/// Longest assertion considered.
+const MAX_ASSERTION: usize = 16 * 1024;
+/// How far ahead an assertion's `exp` may be.
+const MAX_ASSERTION_LIFETIME: u64 = 300;
+/// How far in the future an `iat` may be.
+const MAX_CLOCK_SKEW: u64 = 60;
+
+/// Who authenticated, and with which of its credentials.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The client id.
+    pub id: Arc<str>,
+    /// Agent or client application.
+    pub kind: PrincipalKind,
+    /// `secret:<id>` or `key:<id>`: carried in tokens so removing the credential ends them.
+    pub credential: String,
+}
+
+/// The two kinds of OAuth client idguard has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// An agent.
+    Agent,
+    /// A client application.
+    Client,
+}
+
+/// A principal's authentication material, from the snapshot.
+struct Principal<'a> {
+    id: Arc<str>,
+    kind: PrincipalKind,
+    enabled: bool,
+    auth: ClientAuth,
+    secrets: &'a [(String, Vec<u8>)],
+    keys: &'a [PublicKey],
+}
+
+fn principal<'a>(snapshot: &'a Snapshot, id: &str) -> Option<Principal<'a>> {
+    if let Some((k, a)) = snapshot.agents.get_key_value(id) {
+        return Some(Principal {
+            id: k.clone(),
+            kind: PrincipalKind::Agent,
+            enabled: a.enabled,
+            auth: a.auth,
+            secrets: &a.secrets,
+            keys: &a.keys,
+        });
+    }
+    snapshot.clients.get_key_value(id).map(|(k, c)| Principal {
+        id: k.clone(),
+        kind: PrincipalKind::Client,
+        enabled: c.enabled,
+        auth: c.auth,
+        secrets: &c.secrets,
+        keys: &c.keys,
+    })
+}
+
+/// Whether `credential` (`secret:<id>` / `key:<id>`) still belongs to enabled client `id`.
+pub fn credential_current(snapshot: &Snapshot, id: &str, credential: &str) -> bool {
+    snapshot.credential_current(id, credential)
+}
+
+enum Method {
+    Basic {
+        id: String,
+        secret: String,
+    },
+    Post {
+        id: String,
+        secret: String,
+    },
+    Jwt {
+        id: Option<String>,
+        assertion: String,
+    },
+}
+
+/// Failed authentications per client id, per minute.
+#[derive(Default)]
+pub struct Limiter {
+    windows: Mutex<HashMap<String, (u64, u32)>>,
+}
+
+impl Limiter {
+    /// `Err(retry_after)` when `id` has used up this minute's failures.
+    pub(crate) fn check(&self, id: &str, limit: u32, now: u64) -> Result<(), u64> {
+        let windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match windows.get(id) {
+            Some((minute, count)) if *minute == now / 60 && *count >= limit => Err(60 - now % 60),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failure for `id`.
+    pub(crate) fn fail(&self, id: &str, now: u64) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let minute = now / 60;
+        // Bounded: unknown ids are counted too, so forget finished minutes when the map grows.
+        if windows.len() > 100_000 {
+            windows.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = windows.entry(id.to_owned()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+impl IdentityService {
+    /// Authenticates the client of a token-endpoint-style request.
+    ///
+    /// # Errors
+    /// [`OAuthError::InvalidRequest`] for zero-or-two methods or a malformed id, [`OAuthError::InvalidClient`],
+    /// [`OAuthError::RateLimited`], or [`OAuthError::Unavailable`] when a `jti` cannot be recorded.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+    ) -> Result<Authenticated, OAuthError> {
+        let method = method(headers, form)?;
+        let claimed = match &method {
+            Method::Basic { id, .. } | Method::Post { id, .. } => Some(id.clone()),
+            Method::Jwt { id, .. } => id.clone(),
+        };
+        let snapshot = self.snapshot();
+        let settings = self.settings(&snapshot)?;
+        let now = now();
+        if let Some(id) = &claimed {
+            check_client_id(id)?;
+            if let Err(retry) =
+                self.inner
+                    .limiter
+                    .check(id, settings.max_failed_auth_per_minute, now)
+            {
+                tracing::warn!(reason = "rate_limited", client_id = %log_value(id), "client authentication rate-limited");
+                return Err(OAuthError::RateLimited(retry));
+            }
+        }
+        let outcome = match method {
+            Method::Basic { id, secret } | Method::Post { id, secret } => {
+                self.check_secret(&snapshot, &id, &secret)
+            }
+            Method::Jwt { id, assertion } => {
+                self.check_assertion(&snapshot, id.as_deref(), &assertion, now)
+                    .await
+            }
+        };
+        match outcome {
+            Ok(auth) => Ok(auth),
+            Err((reason, id, err)) => {
+                tracing::warn!(reason, client_id = %log_value(id.as_deref().unwrap_or("")), "client authentication failed");
+                if let Some(id) = id.as_deref().or(claimed.as_deref())
+                    && err == OAuthError::InvalidClient
+                {
+                    self.inner.limiter.fail(id, now);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check_secret(
+        &self,
+        snapshot: &Snapshot,
+        id: &str,
+        secret: &str,
+    ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
+        let presented = self.secret_digest(secret);
+        let fail = |reason| Err((reason, Some(id.to_owned()), OAuthError::InvalidClient));
+        let Some(p) = principal(snapshot, id) else {
+            // The same work as a known client: one constant-time comparison against a dummy hash.
+            let _ = presented.ct_eq(&self.inner.dummy_hash);
+            return fail("unknown_client");
+        };
+        let mut matched = None;
+        for (sid, hash) in p.secrets {
+            if bool::from(presented.as_slice().ct_eq(hash.as_slice())) {
+                matched = Some(sid.clone());
+            }
+        }
+        if p.secrets.is_empty() {
+            let _ = presented.ct_eq(&self.inner.dummy_hash);
+        }
+        match (matched, p.auth, p.enabled) {
+            (None, _, _) => fail("bad_client_secret"),
+            (Some(_), ClientAuth::PrivateKeyJwt, _) => fail("auth_method_not_allowed"),
+            (Some(_), _, false) => fail("client_disabled"),
+            (Some(sid), ClientAuth::ClientSecret, true) => Ok(Authenticated {
+                id: p.id,
+                kind: p.kind,
+                credential: format!("secret:{sid}"),
+            }),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn check_assertion(
+        &self,
+        snapshot: &Snapshot,
+        form_id: Option<&str>,
+        assertion: &str,
+        now: u64,
+    ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
+        let bad = |reason: &'static str, id: Option<&str>| {
+            (reason, id.map(str::to_owned), OAuthError::InvalidClient)
+        };
+        if assertion.len() > MAX_ASSERTION {
+            return Err(bad("bad_assertion", form_id));
+        }
+        let mut parts = assertion.split('.');
+        let (Some(h), Some(p), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("bad_assertion", form_id));
+        };
+        let header: AssertionHeader = URL_SAFE_NO_PAD
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| bad("bad_assertion", form_id))?;
+        // The identity comes from the unverified payload only to find the key; everything is re-checked after.
+        let peek: PeekClaims = URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| bad("bad_assertion", form_id))?;
+        let id = match (form_id, peek.sub.as_deref()) {
+            (Some(f), Some(s)) if f != s => return Err(bad("bad_assertion_sub", Some(f))),
+            (Some(f), _) => f.to_owned(),
+            (None, Some(s)) => s.to_owned(),
+            (None, None) => return Err(bad("bad_assertion_sub", None)),
+        };
+        if check_client_id(&id).is_err() {
+            return Err(bad("bad_assertion_sub", None));
+        }
+        let bad_id = |reason: &'static str| bad(reason, Some(&id));
+        if header.jku.is_some()
+            || header.x5u.is_some()
+            || header.jwk.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(bad_id("header_key_reference"));
+        }
+        if header.crit.is_some() {
+            return Err(bad_id("unsupported_crit"));
+        }
+        // An access token or exchanged token is not a client assertion, whatever key signed it.
+        if let Some(typ) = &header.typ {
+            let t = idguard_config::validate::normalize_typ(typ);
+            if t != "jwt" && t != "client-authentication+jwt" {
+                return Err(bad_id("bad_assertion_typ"));
+            }
+        }
+        let Some(p) = principal(snapshot, &id) else {
+            return Err(bad_id("unknown_client"));
+        };
+        if p.auth != ClientAuth::PrivateKeyJwt {
+            return Err(bad_id("auth_method_not_allowed"));
+        }
+        if !p.enabled {
+            return Err(bad_id("client_disabled"));
+        }
+        let candidates: Vec<&PublicKey> = p
+            .keys
+            .iter()
+            .filter(|k| header.kid.as_deref().is_none_or(|kid| kid == k.id))
+            .collect();
+        if candidates.is_empty() {
+            return Err(bad_id("unknown_kid"));
+        }
+        let settings = self
+            .settings(snapshot)
+            .map_err(|e| ("no_identity", Some(id.clone()), e))?;
+        let mut audiences = vec![settings.issuer.clone()];
+        if settings.accept_token_endpoint_audience {
+            audiences.push(settings.token_endpoint());
+        }
+        let mut last = "alg_not_allowed";
+        for key in candidates {
+            let alg = match key.alg {
+                "ES256" => Algorithm::ES256,
+                "RS256" => Algorithm::RS256,
+                "EdDSA" => Algorithm::EdDSA,
+                _ => continue,
+            };
+            // The registered key fixes the algorithm: `none`, HS256 "signed" with the public key, or any other
+            // family never reaches a verifier.
+            if header.alg != key.alg {
+                last = "alg_not_allowed";
+                continue;
+            }
+            let Ok(decoding) = DecodingKey::from_jwk(&key.jwk) else {
+                continue;
+            };
+            let mut validation = Validation::new(alg);
+            validation.set_issuer(&[id.as_str()]);
+            validation.validate_aud = false;
+            validation.leeway = 30;
+            validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+            let claims =
+                match jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation) {
+                    Ok(data) => data.claims,
+                    Err(e) => {
+                        last = match e.kind() {
+                            jsonwebtoken::errors::ErrorKind::InvalidIssuer => "bad_assertion_sub",
+                            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                                "assertion_expired"
+                            }
+                            jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                                "assertion_not_yet_valid"
+                            }
+                            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                                "bad_assertion_signature"
+                            }
+                            _ => "bad_assertion",
+                        };
+                        continue;
+                    }
+                };
+            if claims.sub != id || claims.iss != id {
+                return Err(bad_id("bad_assertion_sub"));
+            }
+            // A single audience: this issuer (an array naming another party too could be replayed there).
+            let aud_ok = match &claims.aud {
+                serde_json::Value::String(a) => audiences.contains(a),
+                serde_json::Value::Array(list) => {
+                    list.len() == 1
+                        && list[0]
+                            .as_str()
+                            .is_some_and(|a| audiences.iter().any(|x| x == a))
+                }
+                _ => false,
+            };
+            if !aud_ok {
+                return Err(bad_id("bad_assertion_aud"));
+            }
+            if claims.exp > now + MAX_ASSERTION_LIFETIME {
+                return Err(bad_id("assertion_lifetime"));
+            }
+            if claims.iat.is_some_and(|iat| iat > now + MAX_CLOCK_SKEW) {
+                return Err(bad_id("assertion_iat_future"));
+            }
+            if claims.nbf.is_some_and(|nbf| nbf > now + MAX_CLOCK_SKEW) {
+                return Err(bad_id("assertion_not_yet_valid"));
+            }
+            let Some(jti) = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256) else {
+                return Err(bad_id("assertion_missing_jti"));
+            };
+            let digest = sha256(format!("assertion\n{id}\n{jti}").as_bytes());
+            let store = self.inner.store.clone();
+            let expires = claims.exp + 60;
+            let first = tokio::task::spawn_blocking(move || store.claim_jti(&digest, expires))
+                .await
+                .map_err(|_| {
+                    (
+                        "store_unavailable",
+                        Some(id.clone()),
+                        OAuthError::Unavailable,
+                    )
+                })?
+                .map_err(|_| {
+                    (
+                        "store_unavailable",
+                        Some(id.clone()),
+                        OAuthError::Unavailable,
+                    )
+                })?;
+            if !first {
+                return Err(bad_id("assertion_replay"));
+            }
+            return Ok(Authenticated {
+                id: p.id,
+                kind: p.kind,
+                credential: format!("key:{}", key.id),
+            });
+        }
+        Err(bad_id(last))
+    }
+}
+
+#[derive(Deserialize)]
+struct AssertionHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    jku: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    x5u: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    jwk: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    x5c: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct PeekClaims {
+    #[serde(default)]
+    sub: Option<String>,
+}
+
+/// Typed claims: a string or float `exp` fails to deserialize and the assertion is refused.
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+/// A client id worth looking up: bounded length, printable ASCII (so it cannot forge a log line either).
+fn check_client_id(id: &str) -> Result<(), OAuthError> {
+    if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        tracing::warn!(reason = "bad_client_id", client_id = %log_value(id), "malformed client_id");
+        return Err(OAuthError::InvalidRequest("client_id is malformed."));
+    }
+    Ok(())
+}
+
+fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
+    let mut methods = Vec::new();
+    let mut auth = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    if let Some(value) = auth.next() {
+        if auth.next().is_some() {
+            return Err(OAuthError::InvalidRequest("Send one Authorization header."));
+        }
+        let text = value.to_str().map_err(|_| OAuthError::InvalidClient)?;
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(OAuthError::InvalidClient);
+        }
+        let decoded = STANDARD
+            .decode(rest.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(OAuthError::InvalidClient)?;
+        let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
+        let decode = |s: &str| -> String {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        methods.push(Method::Basic {
+            id: decode(id),
+            secret: decode(secret),
+        });
+    }
+    if let Some(secret) = form.get("client_secret") {
+        let id = form
+            .get("client_id")
+            .ok_or(OAuthError::InvalidRequest("client_secret needs client_id."))?;
+        methods.push(Method::Post {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        });
+    }
+    match (
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+    ) {
+        (Some(t), Some(a)) if t == JWT_BEARER => methods.push(Method::Jwt {
+            id: form.get("client_id").map(str::to_owned),
+            assertion: a.to_owned(),
+        }),
+        (None, None) => {}
+        _ => {
+            return Err(OAuthError::InvalidRequest(
+                "client_assertion and client_assertion_type (jwt-bearer) go together.",
+            ));
+        }
+    }
+    if methods.len() > 1 {
+        tracing::warn!(
+            reason = "multiple_auth_methods",
+            "more than one client authentication method"
+        );
+        return Err(OAuthError::InvalidRequest(
+            "Use exactly one client authentication method.",
+        ));
+    }
+    methods.pop().ok_or(OAuthError::InvalidClient)
+}

@@ -1,0 +1,463 @@
+//! User sign-in for client applications: the authorization code flow with PKCE (S256 only).
+//!
+//! `GET /oauth2/authorize` checks the client and its exact redirect URI first — a bad one gets an error page,
+//! never a redirect — then the rest (an error there is redirected to the client as RFC 6749 §4.1.2.1 says),
+//! and renders a plain sign-in form. `POST /oauth2/authorize` checks the directory user's argon2id password
+//! (an unknown user costs the same as a wrong password), that the user may use the client and holds the agent's
+//! permission, and redirects with a one-time code. Codes live in the shared store under their hash, so any
+//! replica can redeem one, once.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::client_auth::{Authenticated, PrincipalKind};
+use super::error::OAuthError;
+use super::grants::{TokenResponse, target_agent};
+use super::{Form, IdentityService, log_value, now, random_id, sha256};
+
+/// How long a code may wait to be redeemed.
+const CODE_TTL: u64 = 60;
+
+/// A code's record in the store.
+#[derive(Serialize, Deserialize)]
+struct CodeRecord {
+    client: String,
+    user: String,
+    redirect_uri: String,
+    challenge: String,
+    agent: String,
+    scope: Vec<String>,
+    exp: u64,
+}
+
+/// A checked authorization request.
+struct Checked {
+    client: String,
+    redirect_uri: String,
+    state: Option<String>,
+    challenge: String,
+    agent: String,
+    scope: Vec<String>,
+}
+
+enum Refusal {
+    /// Shown as a page: the redirect URI cannot be trusted.
+    Page(&'static str),
+    /// Sent back to the client's redirect URI.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+    },
+}
+
+impl IdentityService {
+    fn check_authorize(&self, form: &Form) -> Result<Checked, Refusal> {
+        let snapshot = self.snapshot();
+        let Some(client_id) = form.get("client_id") else {
+            return Err(Refusal::Page("client_id is missing."));
+        };
+        let Some(client) = snapshot.clients.get(client_id).filter(|c| c.enabled) else {
+            return Err(Refusal::Page("This application is not registered."));
+        };
+        let Some(redirect_uri) = form.get("redirect_uri") else {
+            return Err(Refusal::Page("redirect_uri is missing."));
+        };
+        if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+            tracing::warn!(reason = "redirect_uri_mismatch", client_id = %log_value(client_id), "authorization request with an unregistered redirect_uri");
+            return Err(Refusal::Page(
+                "The redirect URI is not registered for this application.",
+            ));
+        }
+        let state = form.get("state").map(str::to_owned);
+        let back = |error| Refusal::Redirect {
+            redirect_uri: redirect_uri.to_owned(),
+            state: state.clone(),
+            error,
+        };
+        if form.get("response_type") != Some("code") {
+            return Err(back("unsupported_response_type"));
+        }
+        let challenge = form.get("code_challenge").unwrap_or_default();
+        if form.get("code_challenge_method") != Some("S256")
+            || !(43..=128).contains(&challenge.len())
+            || !challenge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(back("invalid_request"));
+        }
+        let audience = form.get("audience").or(form.get("resource"));
+        let (agent, allowed) = match target_agent(&snapshot, client_id, audience) {
+            Ok(found) => found,
+            Err(OAuthError::InvalidRequest(_)) => return Err(back("invalid_request")),
+            Err(_) => return Err(back("invalid_target")),
+        };
+        let scope: Vec<String> = match form.get("scope") {
+            None => allowed,
+            Some(text) => {
+                let list: Vec<String> = text
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if !list.iter().all(|s| allowed.contains(s)) {
+                    return Err(back("invalid_scope"));
+                }
+                list
+            }
+        };
+        Ok(Checked {
+            client: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            state,
+            challenge: challenge.to_owned(),
+            agent: agent.id.to_string(),
+            scope,
+        })
+    }
+
+    /// `GET /oauth2/authorize`.
+    pub fn authorize_page(&self, query: &str) -> Response {
+        let Ok(form) = Form::parse(query.as_bytes()) else {
+            return page(
+                StatusCode::BAD_REQUEST,
+                error_body("A parameter was sent more than once."),
+            );
+        };
+        match self.check_authorize(&form) {
+            Err(refusal) => refuse(refusal),
+            Ok(_) => page(StatusCode::OK, login_body(&form, None)),
+        }
+    }
+
+    /// `POST /oauth2/authorize`: the sign-in form.
+    pub async fn authorize_submit(&self, body: &[u8]) -> Response {
+        let Ok(form) = Form::parse(body) else {
+            return page(
+                StatusCode::BAD_REQUEST,
+                error_body("A parameter was sent more than once."),
+            );
+        };
+        let checked = match self.check_authorize(&form) {
+            Ok(c) => c,
+            Err(refusal) => return refuse(refusal),
+        };
+        let username = form.get("username").unwrap_or_default().to_owned();
+        let password = zeroize::Zeroizing::new(form.get("password").unwrap_or_default().to_owned());
+        let snapshot = self.snapshot();
+        let Ok(settings) = self.settings(&snapshot) else {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("Sign-in is unavailable."),
+            );
+        };
+        let limiter_key = format!("user:{username}");
+        let now = now();
+        if self
+            .inner
+            .limiter
+            .check(&limiter_key, settings.max_failed_auth_per_minute, now)
+            .is_err()
+        {
+            tracing::warn!(reason = "rate_limited", user = %log_value(&username), "sign-in rate-limited");
+            return page(
+                StatusCode::TOO_MANY_REQUESTS,
+                login_body(
+                    &form,
+                    Some("Too many attempts. Wait a minute and try again."),
+                ),
+            );
+        }
+        let hash = snapshot
+            .directory
+            .users
+            .get(username.as_str())
+            .and_then(|u| u.password_hash.clone());
+        let known = hash.is_some();
+        let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!(reason = if known { "bad_password" } else { "unknown_user" }, user = %log_value(&username), "sign-in failed");
+            self.inner.limiter.fail(&limiter_key, now);
+            return page(
+                StatusCode::UNAUTHORIZED,
+                login_body(&form, Some("The username or password is incorrect.")),
+            );
+        }
+        let allowed = snapshot
+            .clients
+            .get(checked.client.as_str())
+            .is_some_and(|c| super::grants::client_authorizes(c, &username, &snapshot.directory))
+            && snapshot
+                .agents
+                .get(checked.agent.as_str())
+                .is_some_and(|a| a.permission.granted_to(&username, &snapshot.directory));
+        if !allowed {
+            tracing::warn!(reason = "user_not_authorized", user = %log_value(&username), "user may not use this client or agent");
+            return refuse(Refusal::Redirect {
+                redirect_uri: checked.redirect_uri,
+                state: checked.state,
+                error: "access_denied",
+            });
+        }
+        let Ok(code) = random_id() else {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("Sign-in is unavailable."),
+            );
+        };
+        let record = CodeRecord {
+            client: checked.client,
+            user: username,
+            redirect_uri: checked.redirect_uri.clone(),
+            challenge: checked.challenge,
+            agent: checked.agent,
+            scope: checked.scope,
+            exp: now + CODE_TTL,
+        };
+        let Ok(bytes) = serde_json::to_vec(&record) else {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("Sign-in is unavailable."),
+            );
+        };
+        let store = self.inner.store.clone();
+        let key = sha256(format!("code\n{code}").as_bytes());
+        let stored =
+            tokio::task::spawn_blocking(move || store.cache_put(&key, &bytes, record.exp)).await;
+        if !matches!(stored, Ok(Ok(()))) {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("Sign-in is unavailable."),
+            );
+        }
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        params.append_pair("code", &code);
+        if let Some(state) = &checked.state {
+            params.append_pair("state", state);
+        }
+        params.append_pair("iss", &settings.issuer);
+        redirect(&checked.redirect_uri, &params.finish())
+    }
+
+    /// `grant_type=authorization_code`: redeems a code once, for the client it was issued to, with the same
+    /// redirect URI and the PKCE verifier.
+    ///
+    /// # Errors
+    /// [`OAuthError::InvalidGrant`] for anything wrong with the code; [`OAuthError::UnauthorizedClient`] for an
+    /// agent.
+    pub async fn redeem_code(
+        &self,
+        who: &Authenticated,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
+        if who.kind != PrincipalKind::Client {
+            return Err(OAuthError::UnauthorizedClient);
+        }
+        let (Some(code), Some(redirect_uri), Some(verifier)) = (
+            form.get("code"),
+            form.get("redirect_uri"),
+            form.get("code_verifier"),
+        ) else {
+            return Err(OAuthError::InvalidRequest(
+                "code, redirect_uri and code_verifier are required.",
+            ));
+        };
+        let store = self.inner.store.clone();
+        let key = sha256(format!("code\n{code}").as_bytes());
+        let used = sha256(format!("code-used\n{code}").as_bytes());
+        let found = tokio::task::spawn_blocking(move || -> Result<Option<(Vec<u8>, bool)>, ()> {
+            let Some(bytes) = store.cache_get(&key).map_err(|_| ())? else {
+                return Ok(None);
+            };
+            let first = store.claim_jti(&used, now() + CODE_TTL).map_err(|_| ())?;
+            Ok(Some((bytes, first)))
+        })
+        .await
+        .map_err(|_| OAuthError::Unavailable)?
+        .map_err(|()| OAuthError::Unavailable)?;
+        let Some((bytes, first)) = found else {
+            tracing::warn!(
+                reason = "unknown_code",
+                "authorization code unknown or expired"
+            );
+            return Err(OAuthError::InvalidGrant);
+        };
+        if !first {
+            tracing::warn!(reason = "code_replay", "authorization code used twice");
+            return Err(OAuthError::InvalidGrant);
+        }
+        let record: CodeRecord =
+            serde_json::from_slice(&bytes).map_err(|_| OAuthError::InvalidGrant)?;
+        let computed = URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()));
+        let pkce_ok: bool = computed
+            .as_bytes()
+            .ct_eq(record.challenge.as_bytes())
+            .into();
+        if record.client != *who.id
+            || record.redirect_uri != redirect_uri
+            || record.exp < now()
+            || !pkce_ok
+        {
+            tracing::warn!(
+                reason = "code_mismatch",
+                "authorization code redeemed with the wrong client, redirect_uri or verifier"
+            );
+            return Err(OAuthError::InvalidGrant);
+        }
+        self.user_token(who, &record.user, &record.agent, record.scope)
+    }
+}
+
+/// Checks `password` against an argon2id PHC string; without one, against a fixed dummy so the cost is the same.
+fn verify_password(hash: Option<&str>, password: &str) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("idguard-dummy-password").unwrap_or_default());
+    let (phc, real) = match hash {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+        && real
+}
+
+/// Hashes a password as an argon2id PHC string (the crate's default parameters: m=19 MiB, t=2, p=1).
+///
+/// # Errors
+/// When hashing fails (never expected).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness".to_owned())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn refuse(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Page(message) => page(StatusCode::BAD_REQUEST, error_body(message)),
+        Refusal::Redirect {
+            redirect_uri,
+            state,
+            error,
+        } => {
+            let mut params = form_urlencoded::Serializer::new(String::new());
+            params.append_pair("error", error);
+            if let Some(state) = &state {
+                params.append_pair("state", state);
+            }
+            redirect(&redirect_uri, &params.finish())
+        }
+    }
+}
+
+fn redirect(uri: &str, query: &str) -> Response {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let location = format!("{uri}{sep}{query}");
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn page(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, Html(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}\
+label{display:block;margin-top:1rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
+button{margin-top:1.5rem;padding:.5rem 1rem}.error{color:#a00}";
+
+fn error_body(message: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in error</title><style>{STYLE}</style></head>\
+         <body><h1>Sign-in error</h1><p class=\"error\">{}</p></body></html>",
+        escape(message)
+    )
+}
+
+fn login_body(form: &Form, error: Option<&str>) -> String {
+    const CARRIED: [&str; 9] = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "audience",
+        "resource",
+    ];
+    let hidden: String = CARRIED
+        .iter()
+        .filter_map(|name| {
+            form.get(name).map(|v| {
+                format!(
+                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                    escape(v)
+                )
+            })
+        })
+        .collect();
+    let client = escape(form.get("client_id").unwrap_or_default());
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in</title><style>{STYLE}</style></head>\
+         <body><h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
+         <form method=\"post\" action=\"/oauth2/authorize\">{hidden}\
+         <label>Username <input name=\"username\" autocomplete=\"username\" required></label>\
+         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">Sign in</button></form></body></html>"
+    )
+}

@@ -1,0 +1,102 @@
+//! The seams between idguard's identity service (in `idguard-admin`) and the proxy (in `idguard-proxy`). The two
+//! crates never depend on each other; the binary hands one's implementation to the other through these types.
+//!
+//! - [`TokenExchanger`]: get a token for an enterprise service (RFC 8693). The identity service implements it
+//!   in-process; the proxy also has an HTTP implementation for outside providers.
+//! - [`LocalKeys`]: the identity service's current public signing keys, pushed to the proxy's key store.
+//! - [`Revocations`]: token ids revoked through `/oauth2/revoke`, refused by the proxy on the next request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::secret::Secret;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// `urn:ietf:params:oauth:token-type:access_token`.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// `urn:ietf:params:oauth:token-type:jwt`.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// `urn:ietf:params:oauth:grant-type:token-exchange`.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// What the proxy asks for on `/svc/{service}/...`.
+#[derive(Debug)]
+pub struct ExchangeRequest {
+    /// The subject: the agent's own token, or a user's token for the agent (delegation).
+    pub subject_token: Secret,
+    /// With delegation: the agent's token.
+    pub actor_token: Option<Secret>,
+    /// The service's audience identifier.
+    pub audience: String,
+    /// Space-separated scopes asked for (`None`: everything the authorization grants).
+    pub scope: Option<String>,
+}
+
+/// An issued token.
+#[derive(Debug)]
+pub struct ExchangedToken {
+    /// The token.
+    pub access_token: Secret,
+    /// Unix seconds at which it expires.
+    pub expires_at: u64,
+}
+
+/// Why an exchange gave no token. Carries no token material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    /// The authorization server refused (its RFC 6749/8693 error code, e.g. `invalid_scope`).
+    #[error("the exchange was refused: {0}")]
+    Refused(String),
+    /// It could not be reached or answered nonsense.
+    #[error("the exchange endpoint is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Gets a token for an enterprise service.
+pub trait TokenExchanger: Send + Sync {
+    /// Performs one RFC 8693 exchange.
+    fn exchange(
+        &self,
+        request: ExchangeRequest,
+    ) -> BoxFuture<Result<ExchangedToken, ExchangeError>>;
+}
+
+/// The identity service's public signing keys (a JWKS), as published: the proxy watches it.
+pub type LocalKeys = tokio::sync::watch::Receiver<Arc<jsonwebtoken::jwk::JwkSet>>;
+
+/// Revoked tokens by the SHA-256 of their `jti`, each until it would have expired anyway. Read on every request
+/// that carries an idguard-issued token; the common empty case costs one atomic load.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    any: AtomicBool,
+    revoked: RwLock<HashMap<[u8; 32], u64>>,
+}
+
+impl Revocations {
+    /// Revokes `jti_digest` until `expires_at` (Unix seconds), forgetting entries that have expired.
+    pub fn revoke(&self, jti_digest: [u8; 32], expires_at: u64, now: u64) {
+        let mut map = self
+            .revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, exp| *exp >= now);
+        map.insert(jti_digest, expires_at);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Whether `jti_digest` is revoked.
+    pub fn is_revoked(&self, jti_digest: &[u8; 32]) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(jti_digest)
+    }
+}
