@@ -2,6 +2,8 @@
 
 mod admin;
 mod cli;
+mod exchange;
+mod identity;
 mod injection;
 mod leaks;
 mod observability;

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod harness;
+pub mod idp;
 pub mod keys;
 pub mod mock;
 pub mod process;

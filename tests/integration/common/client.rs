@@ -43,6 +43,15 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     send(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
 }
 
+/// POSTs a form body (`application/x-www-form-urlencoded`).
+pub async fn form(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut b = Request::post(url).header("content-type", "application/x-www-form-urlencoded");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
+}
+
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
