@@ -221,21 +221,38 @@ impl IdentityService {
     }
 
     /// Re-publishes the JWKS as periods turn; run for the life of the process.
+    /// Also pulls, every second, the revocations other replicas recorded in the shared store, so their proxies
+    /// refuse those tokens too.
     pub async fn run_key_publisher(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut tick = 0u64;
+        let mut since = now();
         loop {
-            let ready = self.inner.keys.get().is_some();
-            let wait = if ready { 15 } else { 1 };
             tokio::select! {
                 () = &mut shutdown => return,
-                () = tokio::time::sleep(Duration::from_secs(wait)) => {
-                    if ready {
-                        self.publish_keys();
-                    } else {
-                        let svc = self.clone();
-                        let _ = tokio::task::spawn_blocking(move || svc.init_keys()).await;
-                    }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            tick += 1;
+            let svc = self.clone();
+            let from = since;
+            let outcome = tokio::task::spawn_blocking(move || {
+                let ready = svc.init_keys();
+                (ready, svc.inner.store.revocations_since(from))
+            })
+            .await;
+            let Ok((ready, revocations)) = outcome else {
+                continue;
+            };
+            if let Ok(list) = revocations {
+                let now = now();
+                for (digest, exp, at) in list {
+                    self.inner.revocations.revoke(digest, exp, now);
+                    // Re-read the last second next time: entries recorded in the same second may arrive late.
+                    since = since.max(at);
                 }
+            }
+            if ready && tick % 15 == 0 {
+                self.publish_keys();
             }
         }
     }

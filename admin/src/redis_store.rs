@@ -278,13 +278,51 @@ impl Store for RedisStore {
         if expires_at <= now() {
             return Ok(());
         }
-        redis::cmd("SET")
+        let mut conn = self.conn()?;
+        let now = now();
+        // The key answers `is_revoked`; the log lets other replicas' proxies learn of it within a second.
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
             .arg(self.key(&format!("revoked:{}", hex(jti_digest))))
             .arg(1)
             .arg("EXAT")
             .arg(expires_at)
-            .query::<()>(&mut self.conn()?)
+            .ignore()
+            .cmd("ZADD")
+            .arg(self.key("revocations"))
+            .arg(now)
+            .arg(format!("{}:{expires_at}", hex(jti_digest)))
+            .ignore()
+            // Entries older than a day are of no use to a replica that polls every second.
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.key("revocations"))
+            .arg("-inf")
+            .arg(now.saturating_sub(86_400))
+            .ignore()
+            .query::<()>(&mut conn)
             .map_err(unavailable)
+    }
+
+    fn revocations_since(&self, since: u64) -> Result<Vec<([u8; 32], u64, u64)>, StoreError> {
+        let entries: Vec<(String, u64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("revocations"))
+            .arg(since)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query(&mut self.conn()?)
+            .map_err(unavailable)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(member, at)| {
+                let (digest, exp) = member.split_once(':')?;
+                let bytes: Vec<u8> = (0..digest.len())
+                    .step_by(2)
+                    .filter_map(|i| u8::from_str_radix(digest.get(i..i + 2)?, 16).ok())
+                    .collect();
+                Some((<[u8; 32]>::try_from(bytes).ok()?, exp.parse().ok()?, at))
+            })
+            .collect())
     }
 
     fn is_revoked(&self, jti_digest: &[u8; 32]) -> Result<bool, StoreError> {

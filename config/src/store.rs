@@ -215,6 +215,17 @@ pub trait Store: Send + Sync {
     /// [`StoreError::Unavailable`].
     fn revoke(&self, jti_digest: &[u8; 32], expires_at: u64) -> Result<(), StoreError>;
 
+    /// Revocations recorded since `since` (Unix seconds, inclusive): `(jti digest, expires_at, recorded_at)`.
+    /// Replicas poll this to refuse, within a second, tokens another replica revoked. A single-process store
+    /// has nothing to share and returns none.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn revocations_since(&self, since: u64) -> Result<Vec<([u8; 32], u64, u64)>, StoreError> {
+        let _ = since;
+        Ok(Vec::new())
+    }
+
     /// Whether a token is revoked.
     ///
     /// # Errors

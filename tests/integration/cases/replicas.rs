@@ -350,3 +350,84 @@ async fn m04_a_replica_never_goes_back_to_an_older_topology() {
     );
     cleanup(&url, &prefix);
 }
+
+/// Two replicas behind one issuer name share the signing keys, the assertion replay set, authorization codes
+/// and revocations through Redis: a token from one works at the other, an assertion is good once across both,
+/// and a token revoked at one is refused by the other within a second.
+#[tokio::test]
+async fn identity_state_is_shared_across_replicas() {
+    use crate::common::client::form;
+    use crate::common::idp::{AGENT_SECRET, access_token, assertion, basic, jwt_form, secret_hash};
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("idguard-test-{}", rand_hex(6));
+    let mock = Mock::start().await;
+    let (mut a, mut b) = replica_pair(&mock, &url, &prefix);
+    let issuer = "https://idguard.lb.test";
+    let identity = format!("issuer = \"{issuer}\"\n");
+    let k = keys();
+    let agents = format!(
+        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n\n\
+         [[agents]]\nid = \"agent-j\"\nauth = \"private_key_jwt\"\nkeys = [{{ id = \"es-1\", jwk = {{ kty = \"EC\", crv = \"P-256\", x = {}, y = {} }} }}]\n\n\
+         [[outbound]]\nagent = \"agent-s\"\nnode = \"openai\"\n",
+        secret_hash(AGENT_SECRET),
+        k.es256.jwk["x"],
+        k.es256.jwk["y"],
+    );
+    for s in [&mut a, &mut b] {
+        s.identity = Some(identity.clone());
+        s.raw(&agents);
+    }
+    let (a, b) = (a.start().await, b.start().await);
+
+    // A token from A is accepted by B's proxy.
+    let (status, _, body) = form(
+        &a.url("/oauth2/token"),
+        &[("authorization", &basic("agent-s", AGENT_SECRET))],
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = access_token(&body);
+    let at_b = |t: String| {
+        let url = b.url("/llm/openai/models");
+        async move { get(&url, &[("authorization", &bearer(&t))]).await.0 }
+    };
+    assert_eq!(at_b(token.clone()).await, 200);
+
+    // One assertion, 100 attempts split across both replicas: exactly one token.
+    let assertion = assertion(&k.es256, "agent-j", issuer, |_| {});
+    let body = jwt_form("grant_type=client_credentials", &assertion);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let url = if i % 2 == 0 {
+            a.url("/oauth2/token")
+        } else {
+            b.url("/oauth2/token")
+        };
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move { form(&url, &[], &body).await.0 }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(status == 200 || status == 401, "{status}");
+        ok += usize::from(status == 200);
+    }
+    assert_eq!(ok, 1);
+
+    // Revoked at A, refused at B.
+    let (status, _, _) = form(
+        &a.url("/oauth2/revoke"),
+        &[("authorization", &basic("agent-s", AGENT_SECRET))],
+        &format!("token={token}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    within(
+        Duration::from_secs(3),
+        "revocation reaches replica B",
+        async || at_b(token.clone()).await == 401,
+    )
+    .await;
+    cleanup(&url, &prefix);
+}

@@ -167,7 +167,12 @@ impl Setup {
             allow.join(", ")
         ));
         if let Some(extra) = &self.identity {
-            out.push_str(&format!("\n[identity]\nissuer = \"{{PUBLIC}}\"\n{extra}\n"));
+            // Replicas behind one name set their own issuer; otherwise it is this listener's URL.
+            if extra.contains("issuer =") {
+                out.push_str(&format!("\n[identity]\n{extra}\n"));
+            } else {
+                out.push_str(&format!("\n[identity]\nissuer = \"{{PUBLIC}}\"\n{extra}\n"));
+            }
         }
         for f in &self.fragments {
             out.push('\n');
