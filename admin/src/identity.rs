@@ -251,7 +251,7 @@ impl IdentityService {
                     since = since.max(at);
                 }
             }
-            if ready && tick % 15 == 0 {
+            if ready && tick.is_multiple_of(15) {
                 self.publish_keys();
             }
         }
