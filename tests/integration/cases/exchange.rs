@@ -691,3 +691,177 @@ async fn an_outside_rfc8693_endpoint_is_used_when_configured() {
     let t2 = w.agent1_token().await;
     assert_eq!(call(&w, "/svc/hr/people", &t2, &[]).await.0, 403);
 }
+
+/// Secrets issued through the admin API: ≥ 256 bits, several at once for rotation, each revocable on its own;
+/// a disabled agent gets no token and its tokens stop working.
+#[tokio::test]
+async fn api_issued_secrets_rotate_and_revoke() {
+    use crate::common::harness::admin;
+    let w = world("").await;
+    let (status, _, agent) = admin(
+        &w.h,
+        "POST",
+        "/admin/v1/agents",
+        Some(serde_json::json!({"name": "rotating"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{agent}");
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let mut secrets = Vec::new();
+    for _ in 0..2 {
+        let (status, _, s) = admin(
+            &w.h,
+            "POST",
+            &format!("/admin/v1/agents/{id}/secrets"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, 201, "{s}");
+        let secret = s["secret"].as_str().unwrap().to_owned();
+        // idgsec_ + 43 base64url characters = 32 random bytes.
+        assert!(secret.len() >= 7 + 43, "{secret}");
+        secrets.push((s["id"].as_str().unwrap().to_owned(), secret));
+    }
+    let get_token = |secret: String| {
+        let (url, id) = (w.token_url(), id.clone());
+        async move {
+            form(
+                &url,
+                &[("authorization", &basic(&id, &secret))],
+                "grant_type=client_credentials",
+            )
+            .await
+        }
+    };
+    let (status, _, body) = get_token(secrets[0].1.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let old_token = access_token(&body);
+    assert_eq!(get_token(secrets[1].1.clone()).await.0, 200);
+    // Retire the first secret: it stops working, its token stops working, the second goes on.
+    let (status, _, _) = admin(
+        &w.h,
+        "DELETE",
+        &format!("/admin/v1/agents/{id}/secrets/{}", secrets[0].0),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    crate::common::harness::within(
+        std::time::Duration::from_secs(2),
+        "secret removal applies",
+        async || get_token(secrets[0].1.clone()).await.0 == 401,
+    )
+    .await;
+    assert_eq!(get_token(secrets[1].1.clone()).await.0, 200);
+    // The agent has no edge, so the proxy would refuse anyway; introspection shows the token is dead.
+    let (_, _, body) = form(
+        &w.h.url("/oauth2/introspect"),
+        &[("authorization", &basic(&id, &secrets[1].1))],
+        &format!("token={old_token}"),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["active"],
+        false
+    );
+    // Disabled: no token, and existing tokens are refused at the proxy.
+    let live = w.agent1_token().await;
+    assert_eq!(call(&w, "/llm/openai/x", &live, &[]).await.0, 200);
+    w.edit(|t| {
+        t.replace(
+            "[[agents]]\nid = \"agent-1\"\n",
+            "[[agents]]\nid = \"agent-1\"\nenabled = false\n",
+        )
+    })
+    .await;
+    assert_eq!(call(&w, "/llm/openai/x", &live, &[]).await.0, 401);
+    let (status, _, _) = w
+        .token(
+            &[],
+            &format!(
+                "grant_type=client_credentials&client_id=agent-1&client_secret={AGENT_SECRET}"
+            ),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+/// Auto mode: every user the client authorizes holds the agent's permission — here through an organizational
+/// unit above theirs. Manual mode through a group.
+#[tokio::test]
+async fn agent_permission_modes_and_the_organization_tree() {
+    let w = world(&format!(
+        "[[organizations]]\nid = \"eng\"\n\n[[organizations]]\nid = \"eng-ml\"\nparent = \"eng\"\n\n\
+         [[groups]]\nid = \"ops\"\n\n\
+         [[users]]\nid = \"carol\"\norganization = \"eng-ml\"\npassword_hash = \"{carol}\"\n\n\
+         [[users]]\nid = \"dave\"\ngroups = [\"ops\"]\npassword_hash = \"{dave}\"\n\n\
+         [[agents]]\nid = \"agent-auto\"\nendpoint = \"http://{ep}/auto\"\n\n\
+         [[agents]]\nid = \"agent-ops\"\nendpoint = \"http://{ep}/ops\"\npermission = {{ mode = \"manual\", groups = [\"ops\"] }}\n\n\
+         [[clients]]\nid = \"portal\"\nredirect_uris = [\"{REDIRECT}\"]\norganizations = [\"eng\"]\ngroups = [\"ops\"]\n\
+         secrets = [{{ id = \"p1\", hash = \"{hash}\" }}]\n\n\
+         [[inbound]]\nclient = \"portal\"\nagent = \"agent-auto\"\nscopes = [\"agent.access\"]\n\n\
+         [[inbound]]\nclient = \"portal\"\nagent = \"agent-ops\"\nscopes = [\"agent.access\"]\n",
+        carol = crate::common::idp::argon2id("carol-password-1"),
+        dave = crate::common::idp::argon2id("dave-password-1"),
+        ep = "127.0.0.1:9",
+        hash = crate::common::idp::secret_hash(CLIENT_SECRET),
+    ))
+    .await;
+    let signin = |user: &'static str, password: &'static str, agent: &'static str| {
+        let w = &w;
+        async move {
+            let (verifier, challenge) = pkce();
+            let params = format!(
+                "response_type=code&client_id=portal&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&audience={}",
+                enc(REDIRECT),
+                enc(&format!("urn:idguard:agent:{agent}"))
+            );
+            let (status, headers, _) = form(
+                &w.h.url("/oauth2/authorize"),
+                &[],
+                &format!("{params}&username={user}&password={password}"),
+            )
+            .await;
+            assert_eq!(status, 303);
+            let location = headers
+                .get("location")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let Some(code) = query_param(&location, "code") else {
+                return Err(query_param(&location, "error").unwrap());
+            };
+            let (status, _, body) = form(
+                &w.token_url(),
+                &[("authorization", &basic("portal", CLIENT_SECRET))],
+                &format!(
+                    "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}",
+                    enc(REDIRECT)
+                ),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            Ok(access_token(&body))
+        }
+    };
+    // carol: in eng-ml, under eng, which the client authorizes; agent-auto is in auto mode.
+    let t = signin("carol", "carol-password-1", "agent-auto")
+        .await
+        .unwrap();
+    assert_eq!(claims_of(&t)["sub"], "carol");
+    // carol is not in ops: agent-ops (manual, group ops) refuses her; dave (ops) gets in.
+    assert_eq!(
+        signin("carol", "carol-password-1", "agent-ops")
+            .await
+            .unwrap_err(),
+        "access_denied"
+    );
+    let t = signin("dave", "dave-password-1", "agent-ops")
+        .await
+        .unwrap();
+    assert_eq!(claims_of(&t)["aud"], "urn:idguard:agent:agent-ops");
+}
