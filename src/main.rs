@@ -294,8 +294,9 @@ pub(crate) async fn serve_with(
         snapshots.clone(),
         store.clone(),
         fingerprint_key,
+        &registry,
     )
-    .map_err(|e| anyhow::anyhow!("starting the identity service: {e}"))?;
+    .context("starting the identity service")?;
     let api = idguard_admin::api::AdminApi::new(
         store,
         loader,

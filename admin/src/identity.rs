@@ -42,7 +42,48 @@ pub struct IdentityService {
     inner: Arc<Inner>,
 }
 
+/// Starting the identity service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The system gave no randomness.
+    #[error("no randomness available")]
+    Randomness,
+    /// Its metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// `idguard_identity_requests_total{endpoint, outcome}` and `idguard_identity_tokens_issued_total{grant}`. Label
+/// values are fixed names and RFC 6749 error codes only.
+struct Metrics {
+    requests: prometheus::IntCounterVec,
+    issued: prometheus::IntCounterVec,
+}
+
+impl Metrics {
+    fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let requests = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "idguard_identity_requests_total",
+                "Requests to the identity service by endpoint and outcome (ok or the OAuth error code).",
+            ),
+            &["endpoint", "outcome"],
+        )?;
+        let issued = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "idguard_identity_tokens_issued_total",
+                "Access tokens issued, by grant type.",
+            ),
+            &["grant"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(issued.clone()))?;
+        Ok(Self { requests, issued })
+    }
+}
+
 struct Inner {
+    metrics: Metrics,
     snapshots: SnapshotRx,
     store: Arc<dyn Store>,
     /// Set once the shared seed has been read (at start, or as soon as the store answers).
@@ -140,21 +181,23 @@ impl IdentityService {
     /// seed). `fingerprint_key` is the admin API's key for client-secret hashes.
     ///
     /// When the store cannot be reached at start (a replica starting while Redis is down), the service answers
-    /// 503 until [`IdentityService::run_key_publisher`] has read the seed.
+    /// 503 until [`IdentityService::run_key_publisher`] has read the seed. Its metrics go to `registry`.
     ///
     /// # Errors
-    /// When the system has no randomness.
+    /// [`StartError`].
     pub fn new(
         snapshots: SnapshotRx,
         store: Arc<dyn Store>,
         fingerprint_key: [u8; 32],
-    ) -> Result<Self, idguard_config::store::StoreError> {
+        registry: &prometheus::Registry,
+    ) -> Result<Self, StartError> {
         let mut dummy_hash = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut dummy_hash)
-            .map_err(|_| idguard_config::store::StoreError::Unavailable("no randomness".into()))?;
+        aws_lc_rs::rand::fill(&mut dummy_hash).map_err(|_| StartError::Randomness)?;
+        let metrics = Metrics::new(registry)?;
         let (jwks, _) = watch::channel(Arc::new(JwkSet { keys: vec![] }));
         let svc = Self {
             inner: Arc::new(Inner {
+                metrics,
                 snapshots,
                 store,
                 keys: std::sync::OnceLock::new(),
@@ -277,6 +320,15 @@ impl IdentityService {
             }
             changed
         });
+    }
+
+    /// Counts one request to `endpoint` ending in `outcome` (`ok` or an OAuth error code).
+    fn count(&self, endpoint: &str, outcome: &str) {
+        self.inner
+            .metrics
+            .requests
+            .with_label_values(&[endpoint, outcome])
+            .inc();
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {

@@ -221,9 +221,51 @@ credential = "bench-key"
 [[outbound]]
 agent = "bench-agent"
 node = "bench"
+
+# Scenario (d): the same upstream as an enterprise service, reached with an exchanged token.
+[identity]
+issuer = "http://127.0.0.1:{port}"
+
+[[enterprise]]
+id = "benchsvc"
+audience = "urn:bench:svc"
+upstream = "http://{upstream}"
+permissions = [{{ scope = "svc.read" }}]
+
+[[outbound]]
+agent = "bench-agent"
+node = "benchsvc"
+scopes = ["svc.read"]
 "#,
             iss = keys::ISSUER,
             aud = keys::AUDIENCE,
+        )
+    };
+    // The agent's client secret for the identity service, hashed under a fingerprint key written into the data
+    // directory before idguard starts.
+    let fingerprint = [11u8; 32];
+    let data = dir.join("idguard-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("fingerprint.key"),
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            fingerprint,
+        ),
+    )
+    .unwrap();
+    let secret = "bench-agent-client-secret-0123456789";
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &fingerprint);
+    let hash: String = aws_lc_rs::hmac::sign(&key, format!("client-secret\n{secret}").as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(dir.join("client-secret"), secret).unwrap();
+    let config = |cache: usize| {
+        config(cache).replace(
+            "[[agents]]\nid = \"bench-agent\"\n",
+            &format!("[[agents]]\nid = \"bench-agent\"\nsecrets = [{{ id = \"b1\", hash = \"{hash}\" }}]\n"),
         )
     };
     std::fs::write(dir.join("idguard.toml"), config(100_000)).unwrap();

@@ -121,8 +121,15 @@ async fn token(
     body: Bytes,
 ) -> Response {
     match token_inner(&svc, &uri, &headers, &body).await {
-        Ok(resp) => json(&resp),
-        Err(e) => e.into_response(),
+        Ok((grant, resp)) => {
+            svc.count("token", "ok");
+            svc.inner.metrics.issued.with_label_values(&[grant]).inc();
+            json(&resp)
+        }
+        Err(e) => {
+            svc.count("token", e.code());
+            e.into_response()
+        }
     }
 }
 
@@ -131,7 +138,7 @@ async fn token_inner(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<super::grants::TokenResponse, OAuthError> {
+) -> Result<(&'static str, super::grants::TokenResponse), OAuthError> {
     let form = form_request(uri, headers, body)?;
     let grant = form
         .get("grant_type")
@@ -139,11 +146,11 @@ async fn token_inner(
     match grant {
         "client_credentials" => {
             let who = svc.authenticate(headers, &form).await?;
-            svc.client_credentials(&who, &form)
+            Ok(("client_credentials", svc.client_credentials(&who, &form)?))
         }
         "authorization_code" => {
             let who = svc.authenticate(headers, &form).await?;
-            svc.redeem_code(&who, &form).await
+            Ok(("authorization_code", svc.redeem_code(&who, &form).await?))
         }
         TOKEN_EXCHANGE_GRANT => {
             // Client authentication is optional for an exchange (the subject token is the proof), but when sent
@@ -170,7 +177,10 @@ async fn token_inner(
                 scope: form.get("scope"),
                 requested_token_type: form.get("requested_token_type"),
             };
-            svc.exchange(caller.as_ref(), params).await
+            Ok((
+                "token_exchange",
+                svc.exchange(caller.as_ref(), params).await?,
+            ))
         }
         _ => Err(OAuthError::UnsupportedGrantType),
     }
@@ -198,6 +208,10 @@ async fn revoke(
         Ok(())
     }
     .await;
+    svc.count(
+        "revoke",
+        result.as_ref().err().map_or("ok", OAuthError::code),
+    );
     match result {
         Ok(()) => {
             let mut resp = StatusCode::OK.into_response();
@@ -258,6 +272,10 @@ async fn introspect(
         Ok(out)
     }
     .await;
+    svc.count(
+        "introspect",
+        result.as_ref().err().map_or("ok", OAuthError::code),
+    );
     match result {
         Ok(v) => json(&v),
         Err(e) => e.into_response(),

@@ -57,6 +57,14 @@ async fn client_secret_basic_and_post_issue_rfc9068_tokens() {
     assert_eq!(status, 200, "{body}");
     let token = access_token(&body);
     assert_eq!(claims_of(&token)["scope"], "llm.use");
+    let m = w.h.metrics().await;
+    assert_eq!(
+        crate::common::harness::metric_value(
+            &m,
+            "idguard_identity_tokens_issued_total{grant=\"client_credentials\"}"
+        ),
+        2.0
+    );
     // The token works at the proxy: the LLM sees the stored key and never the token.
     let (status, _, _) = get(
         &w.h.url("/llm/openai/models"),
@@ -124,6 +132,16 @@ async fn a01_a02_wrong_secret_and_unknown_client_answer_identically() {
         )
         .await;
     assert_eq!((other.0, other.2.as_str()), (401, wrong.2.as_str()));
+    // Counted by outcome, never by client id.
+    let m = w.h.metrics().await;
+    assert_eq!(
+        crate::common::harness::metric_value(
+            &m,
+            "idguard_identity_requests_total{endpoint=\"token\",outcome=\"invalid_client\"}"
+        ),
+        3.0
+    );
+    assert!(!m.contains("agent-nobody"));
     // Timing: the median cost of an unknown id and of a wrong secret differ by well under a millisecond.
     let mut known = Vec::new();
     let mut unknown = Vec::new();

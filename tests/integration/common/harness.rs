@@ -220,6 +220,7 @@ impl Setup {
             snapshots.clone(),
             store.clone(),
             [7u8; 32],
+            &registry,
         )
         .unwrap();
         let api = idguard_admin::api::AdminApi::new(
