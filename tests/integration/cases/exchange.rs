@@ -865,3 +865,31 @@ async fn agent_permission_modes_and_the_organization_tree() {
         .unwrap();
     assert_eq!(claims_of(&t)["aud"], "urn:idguard:agent:agent-ops");
 }
+
+#[tokio::test]
+async fn an_external_oauth_token_is_refreshed_30s_before_it_expires() {
+    let provider = Mock::start().await;
+    // 31 s of life: stale for the cache one second after it arrives.
+    provider.set(Behavior::Status(
+        200,
+        r#"{"access_token":"short-lived-token","expires_in":31}"#.into(),
+    ));
+    let api = Mock::start().await;
+    let w = world_oauth(&provider, &api).await;
+    let t = w.agent1_token().await;
+    assert_eq!(call(&w, "/ext/partner/a", &t, &[]).await.0, 200);
+    assert_eq!(call(&w, "/ext/partner/b", &t, &[]).await.0, 200);
+    assert_eq!(provider.count(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(call(&w, "/ext/partner/c", &t, &[]).await.0, 200);
+    assert_eq!(provider.count(), 2, "refreshed once stale");
+    // The provider refusing the client secret is a 502 for the caller, never the provider's body.
+    provider.set(Behavior::Status(
+        401,
+        r#"{"error":"invalid_client"}"#.into(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = call(&w, "/ext/partner/d", &t, &[]).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("invalid_client"));
+}
