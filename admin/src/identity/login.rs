@@ -182,6 +182,11 @@ impl IdentityService {
             .get(username.as_str())
             .and_then(|u| u.password_hash.clone());
         let known = hash.is_some();
+        // argon2id holds 19 MiB for tens of milliseconds: a few at a time, so a burst of sign-ins queues instead of
+        // exhausting memory.
+        let Ok(_permit) = password_slots().acquire().await else {
+            return page(StatusCode::SERVICE_UNAVAILABLE, error_body("Sign-in is unavailable."));
+        };
         let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
             .await
             .unwrap_or(false);
@@ -316,6 +321,14 @@ impl IdentityService {
         }
         self.user_token(who, &record.user, &record.agent, record.scope)
     }
+}
+
+/// Concurrent password verifications allowed.
+const PASSWORD_SLOTS: usize = 4;
+
+fn password_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_SLOTS);
+    &SLOTS
 }
 
 /// Checks `password` against an argon2id PHC string; without one, against a fixed dummy so the cost is the same.
