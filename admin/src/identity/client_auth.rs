@@ -490,8 +490,15 @@ fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default()
         };
+        let id = decode(id);
+        // A client_id in the body too must name the same client.
+        if form.get("client_id").is_some_and(|f| f != id) {
+            return Err(OAuthError::InvalidRequest(
+                "client_id does not match the authenticated client.",
+            ));
+        }
         methods.push(Method::Basic {
-            id: decode(id),
+            id,
             secret: decode(secret),
         });
     }

@@ -185,7 +185,10 @@ impl IdentityService {
         // argon2id holds 19 MiB for tens of milliseconds: a few at a time, so a burst of sign-ins queues instead of
         // exhausting memory.
         let Ok(_permit) = password_slots().acquire().await else {
-            return page(StatusCode::SERVICE_UNAVAILABLE, error_body("Sign-in is unavailable."));
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("Sign-in is unavailable."),
+            );
         };
         let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
             .await

@@ -192,6 +192,12 @@ async fn a03_malformed_requests_are_refused() {
             ),
             "secret + assertion",
         ),
+        // Basic for one client, client_id of another in the body.
+        (
+            vec![("authorization", basic("agent-1", AGENT_SECRET))],
+            "grant_type=client_credentials&client_id=web".into(),
+            "mismatched client_id",
+        ),
         // grant_type twice.
         (
             vec![("authorization", basic("agent-1", AGENT_SECRET))],
