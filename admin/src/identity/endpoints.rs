@@ -123,6 +123,7 @@ async fn token(
     match token_inner(&svc, &uri, &headers, &body).await {
         Ok((grant, resp)) => {
             svc.count("token", "ok");
+            tracing::info!(reason = "token_issued", grant, scope = %resp.scope, expires_in = resp.expires_in, "token issued");
             svc.inner.metrics.issued.with_label_values(&[grant]).inc();
             json(&resp)
         }
