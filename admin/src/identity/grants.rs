@@ -370,6 +370,12 @@ impl IdentityService {
             );
             return Err(OAuthError::InvalidRequest("subject_token is invalid."));
         };
+        // The subject's client must still be enabled and hold the credential the subject was obtained with.
+        if let Some(cred) = &subject.idg_cred
+            && !credential_current(&snapshot, &subject.client_id, cred)
+        {
+            return Err(OAuthError::InvalidRequest("subject_token is invalid."));
+        }
         // A token already issued for a service is not a way to reach another one (no chain hopping).
         if subject.act.is_some()
             || snapshot
