@@ -735,6 +735,13 @@ async fn api_issued_secrets_rotate_and_revoke() {
             .await
         }
     };
+    // New secrets apply once the reload the API triggered has swapped the snapshot in (milliseconds).
+    crate::common::harness::within(
+        std::time::Duration::from_secs(2),
+        "new secrets apply",
+        async || get_token(secrets[1].1.clone()).await.0 == 200,
+    )
+    .await;
     let (status, _, body) = get_token(secrets[0].1.clone()).await;
     assert_eq!(status, 200, "{body}");
     let old_token = access_token(&body);

@@ -751,3 +751,110 @@ async fn revocation_and_introspection() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// A key registered as PEM through the admin API authenticates an API-managed agent; deleting it ends both the
+/// key and the tokens obtained with it.
+#[tokio::test]
+async fn private_key_jwt_with_a_pem_key_registered_through_the_api() {
+    use crate::common::harness::admin;
+    use base64::Engine;
+    let w = world("").await;
+    let (status, _, agent) = admin(
+        &w.h,
+        "POST",
+        "/admin/v1/agents",
+        Some(serde_json::json!({"name": "pem agent", "auth": "private_key_jwt"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{agent}");
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let es = &keys().es256;
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap()
+    };
+    // SubjectPublicKeyInfo for P-256: the fixed prefix, then the uncompressed point.
+    let mut der: Vec<u8> = (0..26)
+        .map(|i| {
+            u8::from_str_radix(
+                &"3059301306072a8648ce3d020106082a8648ce3d030107034200"[i * 2..i * 2 + 2],
+                16,
+            )
+            .unwrap()
+        })
+        .collect();
+    der.push(0x04);
+    der.extend(b64(es.jwk["x"].as_str().unwrap()));
+    der.extend(b64(es.jwk["y"].as_str().unwrap()));
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    let (status, _, key) = admin(
+        &w.h,
+        "POST",
+        &format!("/admin/v1/agents/{id}/keys"),
+        Some(serde_json::json!({"id": "pem-1", "pem": pem})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let signed = |kid: &str| {
+        let claims = serde_json::json!({
+            "iss": id, "sub": id, "aud": w.issuer(), "iat": now(), "exp": now() + 60,
+            "jti": format!("p-{}", crate::common::keys::rand_hex(8)),
+        });
+        es.sign_raw(
+            &serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid}).to_string(),
+            &claims.to_string(),
+        )
+    };
+    // The key applies once the reload the API triggered has swapped the snapshot in (milliseconds).
+    let mut answer = (0, String::new());
+    for _ in 0..100 {
+        let (status, _, body) = crate::common::client::form(
+            &w.token_url(),
+            &[],
+            &jwt_form("grant_type=client_credentials", &signed("pem-1")),
+        )
+        .await;
+        answer = (status, body);
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, 200, "{body}");
+    let token = access_token(&body);
+    assert_eq!(claims_of(&token)["idg_cred"], "key:pem-1");
+    let at_proxy = |t: String| {
+        let url = w.h.url("/llm/openai/models");
+        async move {
+            get(&url, &[("authorization", &format!("Bearer {t}"))])
+                .await
+                .0
+        }
+    };
+    // Valid but without an edge to the node: 403, decided after the token was accepted.
+    assert_eq!(at_proxy(token.clone()).await, 403);
+    let (status, _, _) = admin(
+        &w.h,
+        "DELETE",
+        &format!("/admin/v1/agents/{id}/keys/pem-1"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    crate::common::harness::within(
+        std::time::Duration::from_secs(2),
+        "key removal applies",
+        async || try_assertion(&w, &signed("pem-1")).await == 401,
+    )
+    .await;
+    // The token obtained with the deleted key is refused before authorization.
+    assert_eq!(at_proxy(token).await, 401);
+}
