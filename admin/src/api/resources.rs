@@ -278,11 +278,16 @@ struct PatchAgent {
 }
 
 fn check_agent_endpoint(api: &AdminApi, endpoint: Option<&String>) -> Result<()> {
-    let Some(url) = endpoint else { return Ok(()) };
+    check_upstream_field(api, endpoint, "agents.endpoint")
+}
+
+/// The admin API's SSRF rules for an upstream URL given in `field`.
+fn check_upstream_field(api: &AdminApi, url: Option<&String>, field: &str) -> Result<()> {
+    let Some(url) = url else { return Ok(()) };
     crate::ssrf::check_upstream(url, &api.snapshot().settings.upstream_allow_hosts).map_err(
         |message| {
             AdminError::Invalid(vec![idguard_config::ValidationError {
-                path: "agents.endpoint".into(),
+                path: field.into(),
                 line: None,
                 message,
             }])
@@ -883,16 +888,7 @@ pub async fn get_enterprise(
 }
 
 fn check_service_upstream(api: &AdminApi, upstream: Option<&String>) -> Result<()> {
-    let Some(url) = upstream else { return Ok(()) };
-    crate::ssrf::check_upstream(url, &api.snapshot().settings.upstream_allow_hosts).map_err(
-        |message| {
-            AdminError::Invalid(vec![idguard_config::ValidationError {
-                path: "enterprise.upstream".into(),
-                line: None,
-                message,
-            }])
-        },
-    )
+    check_upstream_field(api, upstream, "enterprise.upstream")
 }
 
 /// `POST /admin/v1/enterprise`: name, audience identifier (immutable once saved), permissions.

@@ -58,6 +58,30 @@ fn encodings(secret: &str, window: usize) -> Vec<String> {
     out
 }
 
+/// Leaks in what `mock` received: its URI, body and headers, except the `allowed` (header, exact value) pairs —
+/// the one place a secret may be.
+fn upstream_leaks(
+    name: &str,
+    mock: &Mock,
+    allowed: &[(&str, String)],
+    secrets: &[(String, String)],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for Recorded {
+        uri, headers, body, ..
+    } in mock.recorded()
+    {
+        let mut rest = format!("{uri}\n{}", String::from_utf8_lossy(&body));
+        for (k, v) in &headers {
+            if !allowed.iter().any(|(h, val)| h == k && val == v) {
+                rest.push_str(&format!("\n{k}: {v}"));
+            }
+        }
+        found.extend(find_leak(&format!("upstream {name}"), &rest, secrets));
+    }
+    found
+}
+
 fn find_leak(sink: &str, haystack: &str, secrets: &[(String, String)]) -> Vec<String> {
     let mut found = Vec::new();
     for (name, secret) in secrets {
@@ -386,40 +410,24 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
 
     // Upstream captures: a stored key only at its own upstream, only in its configured header; no token, no
     // caller key, no master key anywhere.
-    let check_upstream =
-        |name: &str, mock: &Mock, own: Option<(&str, String)>, leaks: &mut Vec<String>| {
-            for r in mock.recorded() {
-                let Recorded {
-                    uri, headers, body, ..
-                } = &r;
-                let mut rest = format!("{uri}\n{}", String::from_utf8_lossy(body));
-                for (k, v) in headers {
-                    match &own {
-                        Some((header, value)) if k == header && v == value => {}
-                        _ => rest.push_str(&format!("\n{k}: {v}")),
-                    }
-                }
-                leaks.extend(find_leak(&format!("upstream {name}"), &rest, &everything));
-            }
-        };
-    check_upstream(
+    leaks.extend(upstream_leaks(
         "openai",
         &openai,
-        Some(("authorization", format!("Bearer {s_openai}"))),
-        &mut leaks,
-    );
-    check_upstream(
+        &[("authorization", format!("Bearer {s_openai}"))],
+        &everything,
+    ));
+    leaks.extend(upstream_leaks(
         "claude",
         &claude,
-        Some(("x-api-key", s_claude.clone())),
-        &mut leaks,
-    );
-    check_upstream(
+        &[("x-api-key", s_claude.clone())],
+        &everything,
+    ));
+    leaks.extend(upstream_leaks(
         "echo",
         &echo,
-        Some(("authorization", format!("Bearer {s_echo}"))),
-        &mut leaks,
-    );
+        &[("authorization", format!("Bearer {s_echo}"))],
+        &everything,
+    ));
     // The query key: exactly once, in its own parameter, at its own upstream; nowhere else there.
     for r in weather.recorded() {
         let own = format!("appid={s_query}");
@@ -789,46 +797,35 @@ async fn k01_identity_secrets_and_tokens_reach_no_sink() {
         leaks.extend(find_leak("token response", &rest, &everything));
     }
     // Upstreams: each sees only what is meant for it, where it is meant to be.
-    let sweep = |name: &str, mock: &Mock, allowed: &[(&str, String)], leaks: &mut Vec<String>| {
-        for r in mock.recorded() {
-            let mut rest = format!("{}\n{}", r.uri, String::from_utf8_lossy(&r.body));
-            for (k, v) in &r.headers {
-                if !allowed.iter().any(|(h, val)| h == k && val == v) {
-                    rest.push_str(&format!("\n{k}: {v}"));
-                }
-            }
-            leaks.extend(find_leak(&format!("upstream {name}"), &rest, &everything));
-        }
-    };
-    sweep(
+    leaks.extend(upstream_leaks(
         "llm",
         &llm,
         &[("authorization", format!("Bearer {s_llm}"))],
-        &mut leaks,
-    );
-    sweep(
+        &everything,
+    ));
+    leaks.extend(upstream_leaks(
         "partner",
         &partner,
         &[("authorization", format!("Bearer {s_ext_token}"))],
-        &mut leaks,
-    );
+        &everything,
+    ));
     let crm_allowed: Vec<(&str, String)> = exchanged
         .iter()
         .map(|t| ("authorization", format!("Bearer {t}")))
         .collect();
-    sweep("crm", &crm, &crm_allowed, &mut leaks);
-    sweep(
+    leaks.extend(upstream_leaks("crm", &crm, &crm_allowed, &everything));
+    leaks.extend(upstream_leaks(
         "agent endpoint",
         &agent_ep,
         &[("x-idguard-subject-token", web_token.clone())],
-        &mut leaks,
-    );
+        &everything,
+    ));
     // The provider sees the OAuth client secret in Basic, and nothing else of ours.
-    sweep(
+    leaks.extend(upstream_leaks(
         "oauth provider",
         &provider,
         &[("authorization", basic("idg", &s_oauth))],
-        &mut leaks,
-    );
+        &everything,
+    ));
     assert!(leaks.is_empty(), "leaks found:\n{}", leaks.join("\n"));
 }
