@@ -370,3 +370,66 @@ permission = { mode = "manual", organizations = ["eng"], groups = ["support"] }
         );
     }
 }
+
+#[test]
+fn identity_settings_and_their_objects_are_checked_by_field() {
+    let bad = format!(
+        r#"{}
+[identity]
+issuer = "ftp://idguard.example.com"
+access_token_ttl_seconds = 5
+exchange_max_ttl_seconds = 100000
+max_act_depth = 0
+
+[[llm]]
+id = "bad-oauth"
+upstream = "https://api.example.com"
+style = "bearer"
+credential = "c1"
+oauth = {{ token_url = "http://evil.example.com/token", client_id = "x", scopes = ["has space"] }}
+
+[[enterprise]]
+id = "svc"
+audience = "urn:svc"
+exchange = {{ token_url = "https://as.example.com/token", client_id = "idg" }}
+
+[[users]]
+id = "u1"
+password_hash = "plaintext"
+"#,
+        file("c1")
+    );
+    let errors = build(&bad).unwrap_err();
+    for path in [
+        "identity.issuer:",
+        "identity.access_token_ttl_seconds:",
+        "identity.exchange_max_ttl_seconds:",
+        "identity.max_act_depth:",
+        "llm[1].oauth:",
+        "llm[1].oauth.token_url:",
+        "llm[1].oauth.scopes[0]:",
+        "enterprise[0].exchange:",
+        "users[0].password_hash:",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(path)),
+            "{path} missing from {errors:#?}"
+        );
+    }
+    // A good [identity] adds idguard's own issuer with keys handed over in-process.
+    let good = format!(
+        "{}\n[identity]\nissuer = \"https://idguard.example.com/\"\n",
+        file("c1")
+    );
+    let snapshot = build(&good).unwrap();
+    let identity = snapshot.identity.as_ref().unwrap();
+    assert_eq!(identity.issuer, "https://idguard.example.com");
+    assert_eq!(identity.audience, "urn:idguard:proxy");
+    assert_eq!(
+        identity.token_endpoint(),
+        "https://idguard.example.com/oauth2/token"
+    );
+    let local = snapshot.issuers.last().unwrap();
+    assert_eq!(local.keys, KeySource::Local);
+    assert_eq!(local.issuer, "https://idguard.example.com");
+}
