@@ -2,7 +2,7 @@
 //! immutable [`Snapshot`] that both planes read. This crate speaks no HTTP and depends on no crate of ours.
 //!
 //! # Layout
-//! - [`env`]: every environment variable idguard reads, as a `pub const ENV_*`.
+//! - [`mod@env`]: every environment variable idguard reads, as a `pub const ENV_*`.
 //! - [`raw`]: the serde input types of the routing file (`deny_unknown_fields` everywhere).
 //! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns.
 //! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.

@@ -308,7 +308,7 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
 /// relative paths stay as written, so write the export beside the original file.
 ///
 /// # Errors
-/// [`ConfigError::Invalid`] when a stored object does not fit its type, or [`ConfigError::Parse`] when the
+/// [`crate::ConfigError::Invalid`] when a stored object does not fit its type, or [`crate::ConfigError::Parse`] when the
 /// result cannot be written as TOML.
 pub fn export(mut raw: RawConfig, objects: &[StoredObject]) -> Result<String, crate::ConfigError> {
     merge(&mut raw, objects).map_err(crate::ConfigError::Invalid)?;

@@ -1,15 +1,16 @@
 //! idguard's data plane: the reverse proxy agents call instead of their LLM or external API.
 //!
 //! A request is routed by prefix to a node, its agent token verified, the agent→node edge checked against the
-//! topology, every credential the caller sent removed, the stored one injected, and the exchange streamed to
-//! the upstream and back. See `docs/request-lifecycle.md`.
+//! topology, every credential the caller sent removed, the stored one (or a token exchanged for an enterprise
+//! service) injected, and the exchange streamed to the upstream and back. Client applications reach agents
+//! through the inbound gateway on the same path. See `docs/request-lifecycle.md`.
 //!
 //! # Layout
 //! - [`server`]: accept loop over an already-bound listener; TLS; graceful drain.
 //! - [`stack`]: the one function that orders the layers.
 //! - [`middleware`]: the layers, one concern each ([`middleware::observe`], [`middleware::limits`],
 //!   [`middleware::route`], [`middleware::verify_token`], [`middleware::authorize`], [`middleware::strip`],
-//!   [`middleware::inject`]).
+//!   [`middleware::obtain`], [`middleware::inject`]).
 //! - [`forward`]: the innermost service: build the upstream URI, send, clean the response.
 //! - [`routes`]: the per-snapshot routing table, credentials prepared as sensitive header values.
 //! - [`verify`] and [`keys`]: token verification, its cache, and the issuers' keys.
