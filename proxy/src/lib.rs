@@ -163,6 +163,8 @@ impl Proxy {
                     let generation = snapshot.generation;
                     shared.verifier.keys().set_issuers(&snapshot.issuers);
                     shared.routes.store(Arc::new(Routes::build(snapshot)));
+                    // Obtained tokens are keyed by generation; the old generation's can never be hit again.
+                    shared.tokens.clear();
                     refresh_due(shared.verifier.keys()).await;
                     tracing::debug!(generation, "routing table swapped");
                 }

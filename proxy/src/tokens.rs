@@ -45,6 +45,11 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// Forgets every token (a new topology is in force; entries of the old one could never be hit again).
+    pub fn clear(&self) {
+        self.slots.clear();
+    }
+
     /// The cached token for `key` if it is still fresh. Never waits.
     pub fn fresh(&self, key: &[u8; 32]) -> Option<Arc<Injection>> {
         let slot = self.slots.get(key)?;
@@ -94,15 +99,19 @@ impl TokenCache {
     }
 }
 
-/// The cache key of an exchanged token: agent, subject, service and scopes, hashed.
+/// The cache key of an exchanged token: agent, subject, service and scopes, hashed, within one topology
+/// `generation` — a token exchanged under an older topology (a user who has since lost the agent's permission,
+/// say) is never served from the cache.
 pub fn exchange_key(
     agent: &str,
     subject_digest: &[u8; 32],
     service: &str,
     scope: &str,
+    generation: u64,
 ) -> [u8; 32] {
-    let mut text = Vec::with_capacity(agent.len() + service.len() + scope.len() + 48);
+    let mut text = Vec::with_capacity(agent.len() + service.len() + scope.len() + 56);
     text.extend_from_slice(b"exchange\n");
+    text.extend_from_slice(&generation.to_be_bytes());
     text.extend_from_slice(agent.as_bytes());
     text.push(b'\n');
     text.extend_from_slice(subject_digest);
@@ -113,9 +122,9 @@ pub fn exchange_key(
     sha256(&text)
 }
 
-/// The cache key of an external node's OAuth token.
-pub fn oauth_key(node: &str) -> [u8; 32] {
-    sha256(format!("oauth\n{node}").as_bytes())
+/// The cache key of an external node's OAuth token (its client settings may change with the topology).
+pub fn oauth_key(node: &str, generation: u64) -> [u8; 32] {
+    sha256(format!("oauth\n{generation}\n{node}").as_bytes())
 }
 
 /// Turns an issued token into what the cache keeps: `Authorization: Bearer` (or the node's style), refreshed

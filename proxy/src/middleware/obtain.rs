@@ -123,7 +123,7 @@ fn plan(shared: &Shared, req: &mut Req) -> Result<Option<([u8; 32], Fetch)>, Pro
                 .clone()
                 .ok_or(ProxyError::CredentialUnavailable)?;
             Ok(Some((
-                oauth_key(&route.node.id),
+                oauth_key(&route.node.id, ctx.routes.snapshot.generation),
                 Fetch::OAuth {
                     url: src.token_url.clone(),
                     client_id: src.client_id.clone(),
@@ -168,7 +168,13 @@ fn plan(shared: &Shared, req: &mut Req) -> Result<Option<([u8; 32], Fetch)>, Pro
                     .clone()
                     .ok_or(ProxyError::CredentialUnavailable)?,
             };
-            let key = exchange_key(&identity.agent, &subject_digest, &route.node.id, "");
+            let key = exchange_key(
+                &identity.agent,
+                &subject_digest,
+                &route.node.id,
+                "",
+                ctx.routes.snapshot.generation,
+            );
             Ok(Some((key, Fetch::Exchange { exchanger, request })))
         }
     }

@@ -519,6 +519,24 @@ async fn user_sign_in_with_pkce_and_the_inbound_gateway() {
     let (status, _) = call(&w, "/agents/agent-k/x", &web, &[]).await;
     assert_eq!(status, 200);
     assert!(w.agent_ep.last().header("x-idguard-user").is_none());
+
+    // alice loses agent-k's permission (manual mode, now bob only): her token stops at the gateway, and the agent
+    // can no longer act for her.
+    w.edit(|t| t.replace("users = [\"alice\"] }", "users = [\"bob\"] }"))
+        .await;
+    let (status, body) = call(&w, "/agents/agent-k/tasks", &user_token, &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("user_not_authorized"));
+    let agent = w.agentk_token().await;
+    let (status, body) = call(
+        &w,
+        "/svc/crm/for-alice-again",
+        &agent,
+        &[("x-idguard-subject-token", &passed)],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("exchange_refused"));
 }
 
 #[tokio::test]
