@@ -75,7 +75,7 @@ pub(crate) enum Command {
         #[arg(long)]
         new_key: bool,
     },
-    /// Run a self-contained demo: a mock LLM, a demo agent and its token, and the proxy between them.
+    /// Run a self-contained demo: a mock LLM, a demo agent with a client secret, and idguard between them.
     Demo {
         /// Public listener address for the demo proxy.
         #[arg(long, default_value = "127.0.0.1:8080")]

@@ -1,20 +1,18 @@
-//! `idguard demo`: the whole flow on one machine with nothing to set up. It generates a signing key for a demo
-//! issuer, a demo LLM API key (sealed under a throwaway master key), starts a mock OpenAI-style upstream that
-//! reports whether it received exactly the stored key, starts the proxy in front of it, and mints a token for
-//! the demo agent. The printed curl goes through the proxy with the agent's token; the answer shows the
-//! upstream saw the stored key while the caller never held it.
+//! `idguard demo`: the whole flow on one machine with nothing to set up. It generates a demo LLM API key (sealed
+//! under a throwaway master key) and a client secret for the demo agent, starts a mock OpenAI-style upstream that
+//! reports whether it received exactly the stored key, and starts idguard in front of it with its identity
+//! service on. The printed commands are what an agent does: get a token from idguard's token endpoint with its
+//! client secret, then call the LLM through the proxy with that token; the answer shows the upstream saw the
+//! stored key while the agent never held it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
@@ -23,8 +21,7 @@ use idguard_config::{Loader, MasterKeys};
 use rand::RngCore;
 use tokio::net::TcpListener;
 
-const ISSUER: &str = "https://issuer.idguard.demo";
-const AUDIENCE: &str = "idguard-demo-proxy";
+const ISSUER: &str = "http://idguard.demo";
 const AGENT: &str = "demo-agent";
 
 pub(crate) async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
@@ -32,23 +29,23 @@ pub(crate) async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCo
     std::fs::create_dir_all(&dir).context("creating the demo directory")?;
 
     // The demo's stored LLM key: the caller never sees it; the mock upstream checks for it.
-    let mut raw = [0u8; 12];
-    rand::rng().fill_bytes(&mut raw);
-    let llm_key: Arc<str> = Arc::from(format!("sk-demo-{}", hex(&raw)));
+    let llm_key: Arc<str> = Arc::from(format!("sk-demo-{}", hex(&random::<12>())));
     let upstream = start_mock_upstream(llm_key.clone()).await?;
 
-    // A signing key for the demo issuer; its public half goes in the JWKS the proxy trusts.
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|_| anyhow::anyhow!("key generation failed"))?;
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-        .map_err(|_| anyhow::anyhow!("key generation failed"))?;
-    let point = pair.public_key().as_ref();
-    let jwks = serde_json::json!({"keys": [{
-        "kty": "EC", "crv": "P-256", "kid": "demo-1", "use": "sig", "alg": "ES256",
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-    }]});
-    std::fs::write(dir.join("jwks.json"), jwks.to_string()).context("writing the demo JWKS")?;
+    // The agent's client secret, stored only as a keyed hash under the data directory's fingerprint key (written
+    // here before idguard starts, as the admin API would have done when it issued the secret).
+    let data_dir = dir.join("data");
+    std::fs::create_dir_all(&data_dir).context("creating the demo data directory")?;
+    let fingerprint = random::<32>();
+    std::fs::write(
+        data_dir.join("fingerprint.key"),
+        URL_SAFE_NO_PAD.encode(fingerprint),
+    )
+    .context("writing the demo fingerprint key")?;
+    let secret = format!("idgsec_{}", URL_SAFE_NO_PAD.encode(random::<32>()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &fingerprint);
+    let hash =
+        hex(aws_lc_rs::hmac::sign(&key, format!("client-secret\n{secret}").as_bytes()).as_ref());
 
     let master = MasterKeys::parse(&MasterKeys::generate_encoded())?;
     let sealed = master.seal("demo-llm-key", llm_key.as_bytes())?;
@@ -57,14 +54,13 @@ pub(crate) async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCo
 [listeners]
 admin = "127.0.0.1:0"
 
-[[issuers]]
+[identity]
 issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-jwks_file = "jwks.json"
 
 [[agents]]
 id = "{AGENT}"
 name = "Demo agent"
+secrets = [{{ id = "demo-secret", hash = "{hash}" }}]
 
 [[credentials]]
 id = "demo-llm-key"
@@ -85,31 +81,34 @@ node = "demo"
     let config_path = dir.join("idguard.toml");
     std::fs::write(&config_path, config).context("writing the demo config")?;
 
-    let token = mint_token(pkcs8.as_ref())?;
     let loader = Loader::new(&config_path, Some(Arc::new(master)));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let data_dir = dir.join("data");
     let server = crate::serve_with(loader, &data_dir, Some(listen), None, Some(ready_tx));
     tokio::pin!(server);
     let addr = tokio::select! {
         result = &mut server => return result,
         addr = ready_rx => addr.context("the proxy did not start")?,
     };
+    let token_url = format!("http://{addr}/oauth2/token");
     let url = format!("http://{addr}/llm/demo/v1/chat/completions");
     let body = r#"{"model":"demo","messages":[{"role":"user","content":"Hello"}]}"#;
     println!(
-        "\nidguard demo is running. The proxy holds the LLM key; the agent holds only its own token.\n"
+        "\nidguard demo is running. The proxy holds the LLM key; the agent holds only its client secret and tokens.\n"
     );
     println!("  config:   {}", config_path.display());
     println!("  upstream: http://{upstream} (mock, expects the stored key)");
-    println!("\nCall the LLM through the proxy as the demo agent:\n");
+    println!("\n1. The agent gets a token from idguard's identity service:\n");
     println!(
-        "curl -s {url} \\\n  -H 'Authorization: Bearer {token}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{body}'\n"
+        "TOKEN=$(curl -s -u '{AGENT}:{secret}' -d grant_type=client_credentials {token_url} \\\n  | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n"
+    );
+    println!("2. It calls the LLM through the proxy with that token:\n");
+    println!(
+        "curl -s {url} \\\n  -H \"Authorization: Bearer $TOKEN\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{body}'\n"
     );
     if once {
         let answer = tokio::select! {
             result = &mut server => return result,
-            answer = post(&url, &token, body) => answer?,
+            answer = agent_flow(&token_url, &secret, &url, body) => answer?,
         };
         println!("{answer}");
         let json = answer.split_once('\n').map_or("", |(_, body)| body);
@@ -127,20 +126,41 @@ node = "demo"
     server.await
 }
 
-fn mint_token(pkcs8: &[u8]) -> anyhow::Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some("demo-1".into());
-    let claims = serde_json::json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": AGENT, "client_id": AGENT,
-        "iat": now, "exp": now + 3600, "jti": format!("demo-{now}"), "scope": "agent.access",
-    });
-    Ok(jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_ec_der(pkcs8),
-    )?)
+/// What the printed commands do: a token by `client_secret_basic`, then the call.
+async fn agent_flow(
+    token_url: &str,
+    secret: &str,
+    url: &str,
+    body: &'static str,
+) -> anyhow::Result<String> {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = Request::post(token_url)
+        .header(
+            "authorization",
+            format!("Basic {}", STANDARD.encode(format!("{AGENT}:{secret}"))),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(
+            b"grant_type=client_credentials",
+        )))?;
+    let resp = client.request(req).await?;
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let token = serde_json::from_slice::<serde_json::Value>(&bytes)?["access_token"]
+        .as_str()
+        .context("the token endpoint issued no token")?
+        .to_owned();
+    println!(
+        "(token obtained: {} bytes, expires in 15 minutes)\n",
+        token.len()
+    );
+    post(url, &token, body).await
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rand::rng().fill_bytes(&mut out);
+    out
 }
 
 async fn start_mock_upstream(expected: Arc<str>) -> anyhow::Result<SocketAddr> {
