@@ -7,7 +7,6 @@
 //! embedded key, and each `jti` is claimed once in the shared store. Failures are counted per client id; past
 //! the limit the client gets 429 until the minute is over.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -105,20 +104,42 @@ enum Method {
     },
 }
 
-/// Failed authentications per client id, per minute.
-#[derive(Default)]
+/// Failed authentications per client id, per minute, in a fixed table of counters indexed by a keyed hash of the
+/// id. Unknown ids are counted like known ones (a different answer for them would tell the two apart), so the table
+/// must not grow with what attackers send: its size is fixed, and a collision can only make limiting stricter for
+/// the two ids that share a slot — which an attacker cannot aim for without the hash key.
 pub struct Limiter {
-    windows: Mutex<HashMap<String, (u64, u32)>>,
+    hasher: std::collections::hash_map::RandomState,
+    slots: Mutex<Vec<(u64, u32)>>,
+}
+
+/// Counter slots (1 MiB).
+const LIMITER_SLOTS: usize = 1 << 16;
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self {
+            hasher: std::collections::hash_map::RandomState::new(),
+            slots: Mutex::new(vec![(0, 0); LIMITER_SLOTS]),
+        }
+    }
 }
 
 impl Limiter {
+    fn slot(&self, id: &str) -> usize {
+        use std::hash::BuildHasher;
+        // The modulo keeps the value below LIMITER_SLOTS, so the conversion cannot truncate.
+        usize::try_from(self.hasher.hash_one(id) % LIMITER_SLOTS as u64).unwrap_or(0)
+    }
+
     /// `Err(retry_after)` when `id` has used up this minute's failures.
     pub(crate) fn check(&self, id: &str, limit: u32, now: u64) -> Result<(), u64> {
-        let windows = self
-            .windows
+        let slot = self.slot(id);
+        let slots = self
+            .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match windows.get(id) {
+        match slots.get(slot) {
             Some((minute, count)) if *minute == now / 60 && *count >= limit => Err(60 - now % 60),
             _ => Ok(()),
         }
@@ -126,20 +147,18 @@ impl Limiter {
 
     /// Counts one failure for `id`.
     pub(crate) fn fail(&self, id: &str, now: u64) {
-        let mut windows = self
-            .windows
+        let slot = self.slot(id);
+        let mut slots = self
+            .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let minute = now / 60;
-        // Bounded: unknown ids are counted too, so forget finished minutes when the map grows.
-        if windows.len() > 100_000 {
-            windows.retain(|_, (m, _)| *m == minute);
+        if let Some(entry) = slots.get_mut(slot) {
+            if entry.0 != minute {
+                *entry = (minute, 0);
+            }
+            entry.1 = entry.1.saturating_add(1);
         }
-        let entry = windows.entry(id.to_owned()).or_insert((minute, 0));
-        if entry.0 != minute {
-            *entry = (minute, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
     }
 }
 
@@ -536,4 +555,29 @@ fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
         ));
     }
     methods.pop().ok_or(OAuthError::InvalidClient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_counts_per_id_per_minute_in_fixed_memory() {
+        let limiter = Limiter::default();
+        let now = 6_000; // the start of a minute
+        for _ in 0..3 {
+            limiter.fail("agent-1", now);
+        }
+        assert!(limiter.check("agent-1", 3, now + 5).is_err());
+        assert_eq!(limiter.check("agent-1", 3, now + 5), Err(55));
+        assert!(limiter.check("agent-1", 4, now + 5).is_ok());
+        // The next minute starts afresh.
+        assert!(limiter.check("agent-1", 3, now + 60).is_ok());
+        // A flood of distinct ids neither grows the table nor resets the counted one.
+        for i in 0..200_000 {
+            limiter.fail(&format!("ghost-{i}"), now + 1);
+        }
+        assert_eq!(limiter.slots.lock().unwrap().len(), LIMITER_SLOTS);
+        assert!(limiter.check("agent-1", 3, now + 2).is_err());
+    }
 }

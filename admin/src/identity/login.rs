@@ -150,7 +150,13 @@ impl IdentityService {
             Ok(c) => c,
             Err(refusal) => return refuse(refusal),
         };
-        let username = form.get("username").unwrap_or_default().to_owned();
+        // Directory ids are at most 128 characters; anything longer is no user (and never a limiter key).
+        let username: String = form
+            .get("username")
+            .unwrap_or_default()
+            .chars()
+            .take(129)
+            .collect();
         let password = zeroize::Zeroizing::new(form.get("password").unwrap_or_default().to_owned());
         let snapshot = self.snapshot();
         let Ok(settings) = self.settings(&snapshot) else {
