@@ -543,7 +543,13 @@ async fn credential_values_are_never_returned() {
     assert!(file_one["fingerprint"].as_str().is_some());
     let m = h.metrics().await;
     assert!(!m.contains(&secret[secret.len() - 8..]));
-    assert!(metric_value(&m, "idguard_config_generation") >= 2.0);
+    // The write is live once the reload it triggered has been applied (asynchronously, within milliseconds).
+    crate::common::harness::within(
+        Duration::from_secs(2),
+        "the credential write is applied",
+        async || metric_value(&h.metrics().await, "idguard_config_generation") >= 2.0,
+    )
+    .await;
 }
 
 #[tokio::test]
