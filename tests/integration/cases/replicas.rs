@@ -255,6 +255,11 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
     let mut s = Setup::standard(&mock, &canary("m01"));
     s.redis = Some((format!("redis://127.0.0.1:{port}"), "idguard-m01".into()));
     s.redis_staleness = Duration::from_millis(300);
+    s.identity = Some(String::new());
+    s.raw(&format!(
+        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n",
+        crate::common::idp::secret_hash(crate::common::idp::AGENT_SECRET)
+    ));
     // Nothing listens on the port yet: the replica starts from the routing file alone and says it is not ready.
     let h = s.start().await;
     let readyz = format!("http://{}/readyz", h.admin);
@@ -273,7 +278,30 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
         .0,
         200
     );
-    // Redis arrives: readiness follows and the API works.
+    // The identity service fails closed: without the shared signing seed (and replay set) it issues nothing.
+    let token_request = async || {
+        crate::common::client::form(
+            &h.url("/oauth2/token"),
+            &[(
+                "authorization",
+                &crate::common::idp::basic("agent-s", crate::common::idp::AGENT_SECRET),
+            )],
+            "grant_type=client_credentials",
+        )
+        .await
+    };
+    let (status, headers, body) = token_request().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(
+        headers
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("no-store")
+    );
+    // Redis arrives: readiness follows, the API works, and tokens are issued.
     let _redis = OwnRedis::start(port, tempfile::tempdir().unwrap());
     within(
         Duration::from_secs(5),
@@ -287,6 +315,12 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
             .0,
         201
     );
+    within(
+        Duration::from_secs(5),
+        "tokens once the signing seed is read",
+        async || token_request().await.0 == 200,
+    )
+    .await;
 }
 
 #[tokio::test]
