@@ -751,14 +751,17 @@ async fn create_node(
     if let Some(r) = replayed {
         return Ok(r);
     }
-    let allow = &api.snapshot().settings.upstream_allow_hosts;
-    if let Err(message) = crate::ssrf::check_upstream(&raw.upstream, allow) {
-        return Err(AdminError::Invalid(vec![idguard_config::ValidationError {
-            path: format!("{}.upstream", kind.as_str()),
-            line: None,
-            message,
-        }]));
-    }
+    check_upstream_field(
+        api,
+        Some(&raw.upstream),
+        &format!("{}.upstream", kind.as_str()),
+    )?;
+    // An OAuth token endpoint is an upstream too: the client secret goes there.
+    check_upstream_field(
+        api,
+        raw.oauth.as_ref().map(|o| &o.token_url),
+        &format!("{}.oauth.token_url", kind.as_str()),
+    )?;
     let id = raw.id.clone();
     if api.file_managed(Kind::Llm, &id)? || api.file_managed(Kind::External, &id)? {
         return Err(AdminError::FileManaged {
@@ -903,6 +906,12 @@ pub async fn create_enterprise(
         return Ok(r);
     }
     check_service_upstream(&api, raw.upstream.as_ref())?;
+    // An outside exchange endpoint receives agents' tokens: the same rules as an upstream.
+    check_upstream_field(
+        &api,
+        raw.exchange.as_ref().map(|x| &x.token_url),
+        "enterprise.exchange.token_url",
+    )?;
     let id = raw.id.clone();
     if api.file_managed(Kind::Enterprise, &id)? {
         return Err(AdminError::FileManaged {

@@ -787,6 +787,24 @@ async fn j01_api_upstreams_are_refused_when_they_point_inside() {
             "{upstream}"
         );
     }
+    // Token endpoints get the same rules: an OAuth client secret or an agent's token would be sent there.
+    for (path, body, field) in [
+        (
+            "/admin/v1/external",
+            json!({"id": "x", "upstream": "https://api.example.com", "style": "bearer", "credential": "cred-openai",
+                   "oauth": {"token_url": "http://169.254.169.254/token", "client_id": "c"}}),
+            "external.oauth.token_url",
+        ),
+        (
+            "/admin/v1/enterprise",
+            json!({"id": "svc", "audience": "urn:svc", "exchange": {"token_url": "https://10.0.0.1/token"}}),
+            "enterprise.exchange.token_url",
+        ),
+    ] {
+        let (status, _, resp) = admin(&h, "POST", path, Some(body), &[]).await;
+        assert_eq!(status, 422, "{path}: {resp}");
+        assert_eq!(resp["error"]["fields"][0]["path"], field);
+    }
     let list = admin(&h, "GET", "/admin/v1/llm", None, &[]).await.2;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "nothing stored");
     let ok = json!({"id": "n", "upstream": "https://api.example.com/v1", "style": "bearer", "credential": "cred-openai"});
