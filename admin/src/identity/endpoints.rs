@@ -64,10 +64,33 @@ impl IdentityService {
             .route("/.well-known/openid-configuration", get(metadata))
             .route("/.well-known/jwks.json", get(jwks))
             .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                require_configured,
+            ))
             // Every answer of the OAuth endpoints — errors and 405s included — must not be cached (RFC 6749 §5.1).
             .layer(axum::middleware::map_response(no_store))
             .with_state(self.clone())
     }
+}
+
+/// Without `[identity]` there is no identity service: its paths are simply not found.
+async fn require_configured(
+    State(svc): State<IdentityService>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if svc.snapshot().identity.is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": "not_found",
+                "error_description": "The identity service is not configured on this proxy.",
+            })),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn no_store(mut resp: Response) -> Response {

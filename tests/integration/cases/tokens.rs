@@ -38,6 +38,10 @@ fn es() -> &'static SigningKey {
 #[tokio::test]
 async fn es256_rs256_and_eddsa_tokens_are_accepted() {
     let (mock, h) = standard().await;
+    // No [identity] here: the identity service's paths are not found (the proxy trusts [[issuers]] only).
+    for path in ["/oauth2/token", "/.well-known/jwks.json"] {
+        assert_eq!(get(&h.url(path), &[]).await.0, 404, "{path}");
+    }
     for key in [&keys().es256, &keys().rs256, &keys().eddsa] {
         let token = key.token(&claims("agent-1", ""));
         assert_eq!(with_token(&h, &token).await, 200, "{}", key.alg_name());
