@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use idguard_config::identity::{LocalKeys, Revocations};
+use idguard_config::identity::{LocalKeys, Revocations, jti_digest};
 use idguard_config::snapshot::IdentitySettings;
 use idguard_config::store::Store;
 use idguard_config::{Snapshot, SnapshotRx};
@@ -144,9 +144,20 @@ impl Actor {
     }
 }
 
-/// A parsed `application/x-www-form-urlencoded` body: each parameter at most once (RFC 6749 §3.1).
-#[derive(Debug, Default)]
+/// A parsed `application/x-www-form-urlencoded` body: each parameter at most once (RFC 6749 §3.1). It holds
+/// secrets (`client_secret`, `password`, tokens), so it prints its parameter names only.
+#[derive(Default)]
 pub struct Form(HashMap<String, String>);
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Form")
+            .field("parameters", &names)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Form {
     /// Parses `body`, refusing repeated parameters.
@@ -412,11 +423,6 @@ impl IdentityService {
     }
 }
 
-/// The SHA-256 of a `jti`: the key of revocation records here and in the proxy.
-pub fn jti_digest(jti: &str) -> [u8; 32] {
-    sha256(format!("jti\n{jti}").as_bytes())
-}
-
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
@@ -449,4 +455,37 @@ pub(crate) fn log_value(value: &str) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_and_token_responses_never_print_their_secrets() {
+        let form = Form::parse(
+            b"grant_type=client_credentials&client_secret=CANARY-secret&password=CANARY-pw",
+        )
+        .unwrap();
+        let printed = format!("{form:?}");
+        assert!(
+            printed.contains("client_secret") && !printed.contains("CANARY"),
+            "{printed}"
+        );
+        let response = grants::TokenResponse {
+            access_token: "eyJ.CANARY-token.sig".into(),
+            token_type: "Bearer",
+            expires_in: 60,
+            scope: "a".into(),
+            issued_token_type: None,
+        };
+        let printed = format!("{response:?}");
+        assert!(
+            printed.contains("[redacted]") && !printed.contains("CANARY"),
+            "{printed}"
+        );
+        // A repeated parameter is refused rather than one value silently winning.
+        assert!(Form::parse(b"a=1&a=2").is_err());
+        assert_eq!(Form::parse(b"a=&b=x").unwrap().get("a"), None);
+    }
 }

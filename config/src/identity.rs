@@ -69,6 +69,15 @@ pub trait TokenExchanger: Send + Sync {
 /// The identity service's public signing keys (a JWKS), as published: the proxy watches it.
 pub type LocalKeys = tokio::sync::watch::Receiver<Arc<jsonwebtoken::jwk::JwkSet>>;
 
+/// The key a token's `jti` is revoked (and replay-checked) under: SHA-256 of `jti\n<jti>`. One definition for the
+/// identity service, which writes revocations, and the proxy, which reads them.
+pub fn jti_digest(jti: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("jti\n{jti}").as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Revoked tokens by the SHA-256 of their `jti`, each until it would have expired anyway. Read on every request
 /// that carries an idguard-issued token; the common empty case costs one atomic load.
 #[derive(Debug, Default)]

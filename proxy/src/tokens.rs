@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use idguard_config::identity::{
@@ -21,6 +20,7 @@ use tokio::sync::OnceCell;
 use crate::error::ProxyError;
 use crate::routes::Injection;
 use crate::upstream::{TokenAnswer, UpstreamClient};
+pub(crate) use crate::verify::{now, sha256};
 
 /// How long before `exp` a cached token stops being served.
 pub const REFRESH_MARGIN: u64 = 30;
@@ -210,18 +210,4 @@ impl TokenExchanger for HttpExchanger {
             }
         })
     }
-}
-
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

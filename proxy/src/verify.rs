@@ -321,7 +321,10 @@ fn check_with(
         audience: audience.into_boxed_str(),
         for_proxy,
         local,
-        jti_digest: claims.jti.map(|j| sha256(format!("jti\n{j}").as_bytes())),
+        jti_digest: claims
+            .jti
+            .as_deref()
+            .map(idguard_config::identity::jti_digest),
         credential: claims.idg_cred.map(String::into_boxed_str),
         token_digest,
         scopes,
@@ -347,14 +350,14 @@ fn alg_name(key: &VerifyKey) -> &'static str {
     }
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -84,11 +84,6 @@ fn principal<'a>(snapshot: &'a Snapshot, id: &str) -> Option<Principal<'a>> {
     })
 }
 
-/// Whether `credential` (`secret:<id>` / `key:<id>`) still belongs to enabled client `id`.
-pub fn credential_current(snapshot: &Snapshot, id: &str, credential: &str) -> bool {
-    snapshot.credential_current(id, credential)
-}
-
 enum Method {
     Basic {
         id: String,

@@ -12,12 +12,12 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use idguard_config::identity::TOKEN_EXCHANGE_GRANT;
 
-use super::client_auth::{PrincipalKind, credential_current};
+use super::client_auth::PrincipalKind;
 use super::error::OAuthError;
 use super::grants::ExchangeParams;
 use super::{Form, IdentityService, now};
@@ -274,7 +274,7 @@ async fn introspect(
         let current = claims
             .idg_cred
             .as_deref()
-            .is_none_or(|c| credential_current(&snapshot, &claims.client_id, c));
+            .is_none_or(|c| snapshot.credential_current(&claims.client_id, c));
         if !entitled || !current || claims.exp < now() {
             return Ok(inactive);
         }
@@ -312,7 +312,6 @@ async fn authorize_get(State(svc): State<IdentityService>, uri: Uri) -> Response
 
 async fn authorize_post(
     State(svc): State<IdentityService>,
-    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -320,7 +319,7 @@ async fn authorize_post(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if method != Method::POST || !form_type {
+    if !form_type {
         return OAuthError::InvalidRequest("The sign-in form must be form-encoded.")
             .into_response();
     }

@@ -18,15 +18,16 @@ use idguard_config::identity::{
     TokenExchanger,
 };
 use idguard_config::secret::Secret;
-use idguard_config::snapshot::{Agent, Client, Directory};
+use idguard_config::snapshot::Agent;
 use serde::Serialize;
 
-use super::client_auth::{Authenticated, PrincipalKind, credential_current};
+use super::client_auth::{Authenticated, PrincipalKind};
 use super::error::OAuthError;
 use super::{AccessClaims, Actor, Form, IdentityService, now, random_id};
 
-/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1).
-#[derive(Debug, Serialize)]
+/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). Serialized only into the response to the client
+/// that obtained it; its `Debug` hides the token.
+#[derive(Serialize)]
 pub struct TokenResponse {
     /// The token.
     pub access_token: String,
@@ -40,6 +41,16 @@ pub struct TokenResponse {
     /// Token exchange only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parameters of one exchange, from a form or from the proxy in-process.
@@ -124,11 +135,6 @@ pub fn agent_scopes(snapshot: &Snapshot, agent: &str) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// Whether `user` may use `client` (see [`Client::authorizes`]).
-pub fn client_authorizes(client: &Client, user: &str, directory: &Directory) -> bool {
-    client.authorizes(user, directory)
 }
 
 /// Picks the agent a client application's token is for: by `audience`/`resource`, or its only inbound agent.
@@ -282,7 +288,7 @@ impl IdentityService {
         else {
             return Err(OAuthError::InvalidGrant);
         };
-        if !client_authorizes(client, user, &snapshot.directory)
+        if !client.authorizes(user, &snapshot.directory)
             || !agent.permission.granted_to(user, &snapshot.directory)
         {
             tracing::warn!(
@@ -372,7 +378,7 @@ impl IdentityService {
         };
         // The subject's client must still be enabled and hold the credential the subject was obtained with.
         if let Some(cred) = &subject.idg_cred
-            && !credential_current(&snapshot, &subject.client_id, cred)
+            && !snapshot.credential_current(&subject.client_id, cred)
         {
             return Err(OAuthError::InvalidRequest("subject_token is invalid."));
         }
@@ -449,7 +455,7 @@ impl IdentityService {
             ));
         };
         if let Some(cred) = &agent_claims.idg_cred
-            && !credential_current(&snapshot, agent_id, cred)
+            && !snapshot.credential_current(agent_id, cred)
         {
             return Err(OAuthError::InvalidRequest(
                 "The agent's token is no longer valid.",

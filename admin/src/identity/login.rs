@@ -210,7 +210,7 @@ impl IdentityService {
         let allowed = snapshot
             .clients
             .get(checked.client.as_str())
-            .is_some_and(|c| super::grants::client_authorizes(c, &username, &snapshot.directory))
+            .is_some_and(|c| c.authorizes(&username, &snapshot.directory))
             && snapshot
                 .agents
                 .get(checked.agent.as_str())
