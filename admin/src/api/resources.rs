@@ -355,49 +355,34 @@ pub async fn patch_agent(
     ))
 }
 
-/// `DELETE /admin/v1/agents/{id}`: its outbound authorizations go with it.
+/// `DELETE /admin/v1/agents/{id}`: its outbound and inbound authorizations go with it.
 pub async fn delete_agent(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if api.file_managed(Kind::Agent, &id)? {
-        return Err(AdminError::FileManaged { kind: "agent", id });
-    }
-    let stored = api.stored()?;
-    let current = find(&stored, Kind::Agent, &id).ok_or(AdminError::NotFound {
-        kind: "agent",
-        id: id.clone(),
-    })?;
-    let mut plan = Plan {
-        writes: vec![Write {
-            kind: Kind::Agent,
-            id: id.clone(),
-            expect: expect_for(&headers, current)?,
-            body: None,
-        }],
-        audit: vec![audit("delete", Kind::Agent, &id, Some(&current.body), None)],
-        idempotency: None,
-    };
-    cascade_edges(&stored, &mut plan, |e| e.agent == id);
-    cascade_inbound(&stored, &mut plan, |e| e.agent == id);
-    api.apply(plan).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    delete_simple(&api, Kind::Agent, "agent", &id, &headers).await
 }
 
-fn cascade_edges(stored: &[StoredObject], plan: &mut Plan, matches: impl Fn(&RawEdge) -> bool) {
-    for o in stored.iter().filter(|o| o.kind == Kind::Outbound) {
-        if let Ok(edge) = serde_json::from_value::<RawEdge>(o.body.clone())
+/// Adds to `plan` the deletion of every stored `kind` object (an authorization of type `T`) that `matches`.
+fn cascade<T: DeserializeOwned>(
+    stored: &[StoredObject],
+    plan: &mut Plan,
+    kind: Kind,
+    matches: impl Fn(&T) -> bool,
+) {
+    for o in stored.iter().filter(|o| o.kind == kind) {
+        if let Ok(edge) = serde_json::from_value::<T>(o.body.clone())
             && matches(&edge)
         {
             plan.writes.push(Write {
-                kind: Kind::Outbound,
+                kind,
                 id: o.id.clone(),
                 expect: Expect::Present,
                 body: None,
             });
             plan.audit
-                .push(audit("delete", Kind::Outbound, &o.id, Some(&o.body), None));
+                .push(audit("delete", kind, &o.id, Some(&o.body), None));
         }
     }
 }
@@ -654,6 +639,7 @@ pub async fn delete_credential(
     delete_simple(&api, Kind::Credential, "credential", &id, &headers).await
 }
 
+/// Deletes one API-managed object, and every authorization that refers to it, in one audited commit.
 async fn delete_simple(
     api: &AdminApi,
     kind: Kind,
@@ -682,8 +668,32 @@ async fn delete_simple(
         audit: vec![audit("delete", kind, id, Some(&current.body), None)],
         idempotency: None,
     };
-    if matches!(kind, Kind::Llm | Kind::External | Kind::Enterprise) {
-        cascade_edges(&stored, &mut plan, |e| e.node == id);
+    // What refers to the object goes with it.
+    match kind {
+        Kind::Llm | Kind::External | Kind::Enterprise => {
+            cascade(&stored, &mut plan, Kind::Outbound, |e: &RawEdge| {
+                e.node == id
+            });
+        }
+        Kind::Agent => {
+            cascade(&stored, &mut plan, Kind::Outbound, |e: &RawEdge| {
+                e.agent == id
+            });
+            cascade(&stored, &mut plan, Kind::Inbound, |e: &RawInbound| {
+                e.agent == id
+            });
+        }
+        Kind::Client => {
+            cascade(&stored, &mut plan, Kind::Inbound, |e: &RawInbound| {
+                e.client == id
+            });
+        }
+        Kind::Credential
+        | Kind::User
+        | Kind::Group
+        | Kind::Organization
+        | Kind::Inbound
+        | Kind::Outbound => {}
     }
     api.apply(plan).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -1541,54 +1551,7 @@ pub async fn delete_client(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if api.file_managed(Kind::Client, &id)? {
-        return Err(AdminError::FileManaged { kind: "client", id });
-    }
-    let stored = api.stored()?;
-    let current = find(&stored, Kind::Client, &id).ok_or(AdminError::NotFound {
-        kind: "client",
-        id: id.clone(),
-    })?;
-    let mut plan = Plan {
-        writes: vec![Write {
-            kind: Kind::Client,
-            id: id.clone(),
-            expect: expect_for(&headers, current)?,
-            body: None,
-        }],
-        audit: vec![audit(
-            "delete",
-            Kind::Client,
-            &id,
-            Some(&current.body),
-            None,
-        )],
-        idempotency: None,
-    };
-    cascade_inbound(&stored, &mut plan, |e| e.client == id);
-    api.apply(plan).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn cascade_inbound(
-    stored: &[StoredObject],
-    plan: &mut Plan,
-    matches: impl Fn(&RawInbound) -> bool,
-) {
-    for o in stored.iter().filter(|o| o.kind == Kind::Inbound) {
-        if let Ok(edge) = serde_json::from_value::<RawInbound>(o.body.clone())
-            && matches(&edge)
-        {
-            plan.writes.push(Write {
-                kind: Kind::Inbound,
-                id: o.id.clone(),
-                expect: Expect::Present,
-                body: None,
-            });
-            plan.audit
-                .push(audit("delete", Kind::Inbound, &o.id, Some(&o.body), None));
-        }
-    }
+    delete_simple(&api, Kind::Client, "client", &id, &headers).await
 }
 
 /// `PUT /admin/v1/agents/{id}/inbound/{client}`: grant (or change) the client's inbound authorization: which of
