@@ -387,10 +387,18 @@ async fn an_exchanged_token_is_not_served_past_exp_minus_30s() {
     );
 }
 
-/// Signs alice in through the authorization endpoint and returns the code.
-async fn sign_in(w: &World, user: &str, password: &str, challenge: &str) -> (u16, String) {
+/// Signs `user` in at the authorization endpoint for `client` (`extra`: more authorization parameters), after
+/// checking the sign-in page; returns the status and the redirect location (or the page).
+async fn sign_in_to(
+    w: &World,
+    client: &str,
+    extra: &str,
+    user: &str,
+    password: &str,
+    challenge: &str,
+) -> (u16, String) {
     let params = format!(
-        "response_type=code&client_id=web&redirect_uri={}&state=st-123&code_challenge={challenge}&code_challenge_method=S256",
+        "response_type=code&client_id={client}&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256{extra}",
         enc(REDIRECT)
     );
     let (status, headers, body) = get(&w.h.url(&format!("/oauth2/authorize?{params}")), &[]).await;
@@ -408,6 +416,29 @@ async fn sign_in(w: &World, user: &str, password: &str, challenge: &str) -> (u16
         .map(|l| l.to_str().unwrap().to_owned())
         .unwrap_or(body);
     (status, location)
+}
+
+/// [`sign_in_to`] the `web` client with `state=st-123`.
+async fn sign_in(w: &World, user: &str, password: &str, challenge: &str) -> (u16, String) {
+    sign_in_to(w, "web", "&state=st-123", user, password, challenge).await
+}
+
+/// Redeems `code` at the token endpoint as `client`.
+async fn redeem(
+    w: &World,
+    client: &str,
+    code: &str,
+    verifier: &str,
+) -> crate::common::client::Answer {
+    form(
+        &w.token_url(),
+        &[("authorization", &basic(client, CLIENT_SECRET))],
+        &format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}",
+            enc(REDIRECT)
+        ),
+    )
+    .await
 }
 
 fn pkce() -> (String, String) {
@@ -439,33 +470,21 @@ async fn user_sign_in_with_pkce_and_the_inbound_gateway() {
         Some(enc(&w.issuer()).as_str())
     );
     let code = query_param(&location, "code").unwrap();
-    let redeem = |code: String, verifier: String| {
-        let url = w.token_url();
-        async move {
-            form(
-                &url,
-                &[("authorization", &basic("web", CLIENT_SECRET))],
-                &format!(
-                    "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}",
-                    enc(REDIRECT)
-                ),
-            )
-            .await
-        }
-    };
     // The wrong verifier fails — and burns the code.
     let (status, _, body) = redeem(
-        code.clone(),
-        "wrong-verifier-wrong-verifier-wrong-verifier".into(),
+        &w,
+        "web",
+        &code,
+        "wrong-verifier-wrong-verifier-wrong-verifier",
     )
     .await;
     assert_eq!((status, error_of(&body).as_str()), (400, "invalid_grant"));
-    let (status, _, body) = redeem(code, verifier.clone()).await;
+    let (status, _, body) = redeem(&w, "web", &code, &verifier).await;
     assert_eq!((status, error_of(&body).as_str()), (400, "invalid_grant"));
 
     let (_, location) = sign_in(&w, "alice", ALICE_PASSWORD, &challenge).await;
     let code = query_param(&location, "code").unwrap();
-    let (status, _, body) = redeem(code.clone(), verifier.clone()).await;
+    let (status, _, body) = redeem(&w, "web", &code, &verifier).await;
     assert_eq!(status, 200, "{body}");
     let user_token = access_token(&body);
     let c = claims_of(&user_token);
@@ -474,7 +493,7 @@ async fn user_sign_in_with_pkce_and_the_inbound_gateway() {
     assert_eq!(c["aud"], "urn:idguard:agent:agent-k");
     assert_eq!(c["scope"], "agent.access");
     // A code is good once.
-    let (status, _, _) = redeem(code, verifier).await;
+    let (status, _, _) = redeem(&w, "web", &code, &verifier).await;
     assert_eq!(status, 400);
 
     // The inbound gateway: the agent sees the verified caller, never forged copies.
@@ -839,36 +858,14 @@ async fn agent_permission_modes_and_the_organization_tree() {
         let w = &w;
         async move {
             let (verifier, challenge) = pkce();
-            let params = format!(
-                "response_type=code&client_id=portal&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&audience={}",
-                enc(REDIRECT),
-                enc(&format!("urn:idguard:agent:{agent}"))
-            );
-            let (status, headers, _) = form(
-                &w.h.url("/oauth2/authorize"),
-                &[],
-                &format!("{params}&username={user}&password={password}"),
-            )
-            .await;
-            assert_eq!(status, 303);
-            let location = headers
-                .get("location")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned();
+            let audience = format!("&audience={}", enc(&format!("urn:idguard:agent:{agent}")));
+            let (status, location) =
+                sign_in_to(w, "portal", &audience, user, password, &challenge).await;
+            assert_eq!(status, 303, "{location}");
             let Some(code) = query_param(&location, "code") else {
                 return Err(query_param(&location, "error").unwrap());
             };
-            let (status, _, body) = form(
-                &w.token_url(),
-                &[("authorization", &basic("portal", CLIENT_SECRET))],
-                &format!(
-                    "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}",
-                    enc(REDIRECT)
-                ),
-            )
-            .await;
+            let (status, _, body) = redeem(w, "portal", &code, &verifier).await;
             assert_eq!(status, 200, "{body}");
             Ok(access_token(&body))
         }
