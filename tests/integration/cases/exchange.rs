@@ -915,3 +915,75 @@ async fn an_external_oauth_token_is_refreshed_30s_before_it_expires() {
     assert_eq!(status, 502, "{body}");
     assert!(!body.contains("invalid_client"));
 }
+
+/// Passwords set through the admin API: stored only as argon2id, never shown or audited, kept by a `PUT` without
+/// one, and used by the sign-in page; a hash or a short password is refused by field.
+#[tokio::test]
+async fn passwords_set_through_the_admin_api() {
+    use crate::common::harness::admin;
+    let w = world("").await;
+    let password = "erin-CANARY-password-8d1f";
+    let (status, _, user) = admin(
+        &w.h,
+        "POST",
+        "/admin/v1/users",
+        Some(serde_json::json!({"id": "erin", "password": password})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let (_, _, shown) = admin(&w.h, "GET", "/admin/v1/users/erin", None, &[]).await;
+    assert_eq!(shown["has_password"], true);
+    for body in [&user, &shown] {
+        let text = body.to_string();
+        assert!(
+            !text.contains(password) && !text.contains("argon2"),
+            "{text}"
+        );
+    }
+    let audit =
+        std::fs::read_to_string(w.h.setup.dir.path().join("data").join("audit.log")).unwrap();
+    assert!(audit.contains("\"erin\"") && !audit.contains("argon2") && !audit.contains(password));
+    for (body, field) in [
+        (
+            serde_json::json!({"id": "x", "password_hash": "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA"}),
+            "users.password_hash",
+        ),
+        (
+            serde_json::json!({"id": "x", "password": "short"}),
+            "users.password",
+        ),
+    ] {
+        let (status, _, resp) = admin(&w.h, "POST", "/admin/v1/users", Some(body), &[]).await;
+        assert_eq!(status, 422, "{resp}");
+        assert_eq!(resp["error"]["fields"][0]["path"], field);
+    }
+    // A replacement without a password keeps it.
+    let (status, _, _) = admin(
+        &w.h,
+        "PUT",
+        "/admin/v1/users/erin",
+        Some(serde_json::json!({"id": "erin", "name": "Erin"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // erin is not authorized on the `web` client: the right password reaches that check (access_denied), a wrong
+    // one stops at the password (401).
+    let (_, challenge) = pkce();
+    crate::common::harness::within(
+        std::time::Duration::from_secs(2),
+        "the user applies",
+        async || {
+            let (status, location) = sign_in(&w, "erin", password, &challenge).await;
+            status == 303 && query_param(&location, "error").as_deref() == Some("access_denied")
+        },
+    )
+    .await;
+    assert_eq!(
+        sign_in(&w, "erin", "not-erins-password", &challenge)
+            .await
+            .0,
+        401
+    );
+}
