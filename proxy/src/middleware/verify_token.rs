@@ -150,25 +150,30 @@ fn admit(
     token: String,
     revocations: &Revocations,
 ) -> Result<(), ProxyError> {
-    let subject = match req.headers().get(SUBJECT_TOKEN_HEADER) {
-        None => None,
-        Some(v) => {
-            let t = v
-                .to_str()
-                .ok()
-                .filter(|t| is_token_shaped(t))
-                .ok_or(ProxyError::InvalidToken(TokenReason::Malformed))?;
-            Some(Secret::new(t.to_owned()))
-        }
+    let class = req
+        .extensions()
+        .get::<Ctx>()
+        .and_then(|ctx| ctx.route.as_ref())
+        .map(|r| r.node.class)
+        .ok_or(ProxyError::Internal)?;
+    // Only `/svc/` reads a delegated user's token; other routes never look at (or pay for) the header.
+    let subject = match class {
+        RouteClass::Service => match req.headers().get(SUBJECT_TOKEN_HEADER) {
+            None => None,
+            Some(v) => {
+                let t = v
+                    .to_str()
+                    .ok()
+                    .filter(|t| is_token_shaped(t))
+                    .ok_or(ProxyError::InvalidToken(TokenReason::Malformed))?;
+                Some(Secret::new(t.to_owned()))
+            }
+        },
+        RouteClass::Llm | RouteClass::External | RouteClass::Inbound => None,
     };
     let ctx = req
         .extensions_mut()
         .get_mut::<Ctx>()
-        .ok_or(ProxyError::Internal)?;
-    let class = ctx
-        .route
-        .as_ref()
-        .map(|r| r.node.class)
         .ok_or(ProxyError::Internal)?;
     let snapshot = &ctx.routes.snapshot;
     if identity.local {
@@ -213,9 +218,7 @@ fn admit(
     if matches!(class, RouteClass::Service | RouteClass::Inbound) {
         ctx.token = Some(Secret::new(token));
     }
-    if class == RouteClass::Service {
-        ctx.subject_token = subject;
-    }
+    ctx.subject_token = subject;
     ctx.identity = Some(identity);
     Ok(())
 }
