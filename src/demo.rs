@@ -17,14 +17,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use idguard_config::{Loader, MasterKeys};
+use idguard_config::MasterKeys;
 use rand::RngCore;
 use tokio::net::TcpListener;
+
+use crate::serve::{Environment, Listeners, Options, Server, shutdown_signal};
 
 const ISSUER: &str = "http://idguard.demo";
 const AGENT: &str = "demo-agent";
 
-pub(crate) async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
+/// Runs the demo until Ctrl-C (or, with `once`, until the agent's call has been made and checked).
+///
+/// # Errors
+/// The demo's files or servers could not be set up.
+pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("idguard-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("creating the demo directory")?;
 
@@ -43,9 +49,7 @@ pub(crate) async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCo
     )
     .context("writing the demo fingerprint key")?;
     let secret = format!("idgsec_{}", URL_SAFE_NO_PAD.encode(random::<32>()));
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &fingerprint);
-    let hash =
-        hex(aws_lc_rs::hmac::sign(&key, format!("client-secret\n{secret}").as_bytes()).as_ref());
+    let hash = idguard_config::hashes::KeyedHasher::new(&fingerprint).client_secret_hex(&secret);
 
     let master = MasterKeys::parse(&MasterKeys::generate_encoded())?;
     let sealed = master.seal("demo-llm-key", llm_key.as_bytes())?;
@@ -81,14 +85,19 @@ node = "demo"
     let config_path = dir.join("idguard.toml");
     std::fs::write(&config_path, config).context("writing the demo config")?;
 
-    let loader = Loader::new(&config_path, Some(Arc::new(master)));
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let server = crate::serve_with(loader, &data_dir, Some(listen), None, Some(ready_tx));
+    let mut env = Environment::from_process()?;
+    env.master_keys = Some(Arc::new(master));
+    let built = Server::build(Options {
+        config: config_path.clone(),
+        data_dir: Some(data_dir),
+        env,
+    })?;
+    let (public, admin) = built.addresses(Some(listen), None);
+    let listeners = Listeners::bind(public, admin).await?;
+    let addr = listeners.public.local_addr()?;
+    let reload = built.reload_handle();
+    let server = built.run(listeners, shutdown_signal(reload));
     tokio::pin!(server);
-    let addr = tokio::select! {
-        result = &mut server => return result,
-        addr = ready_rx => addr.context("the proxy did not start")?,
-    };
     let token_url = format!("http://{addr}/oauth2/token");
     let url = format!("http://{addr}/llm/demo/v1/chat/completions");
     let body = r#"{"model":"demo","messages":[{"role":"user","content":"Hello"}]}"#;
@@ -107,7 +116,7 @@ node = "demo"
     );
     if once {
         let answer = tokio::select! {
-            result = &mut server => return result,
+            result = &mut server => return result.map(|()| ExitCode::SUCCESS),
             answer = agent_flow(&token_url, &secret, &url, body) => answer?,
         };
         println!("{answer}");
@@ -123,7 +132,7 @@ node = "demo"
         });
     }
     println!("Press Ctrl-C to stop.");
-    server.await
+    server.await.map(|()| ExitCode::SUCCESS)
 }
 
 /// What the printed commands do: a token by `client_secret_basic`, then the call.

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, put};
+use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{
     AuditRecord, Expect, IdempotentAnswer, Kind, Store, StoreError, StoredObject, Write,
 };
@@ -41,7 +42,7 @@ struct Inner {
     token: AdminToken,
     // Serializes validate-then-commit so two concurrent changes cannot each be valid alone and invalid together.
     write_lock: Mutex<()>,
-    fingerprint_key: aws_lc_rs::hmac::Key,
+    hasher: KeyedHasher,
 }
 
 /// One planned change: the writes, their audit records, and the answer to remember for an `Idempotency-Key`.
@@ -75,10 +76,7 @@ impl AdminApi {
                 reload,
                 token,
                 write_lock: Mutex::new(()),
-                fingerprint_key: aws_lc_rs::hmac::Key::new(
-                    aws_lc_rs::hmac::HMAC_SHA256,
-                    &fingerprint_key,
-                ),
+                hasher: KeyedHasher::new(&fingerprint_key),
             }),
         }
     }
@@ -249,20 +247,12 @@ impl AdminApi {
 
     /// A keyed fingerprint of a secret value: stable, and useless for recovering the value.
     pub fn fingerprint(&self, value: &str) -> String {
-        let tag = aws_lc_rs::hmac::sign(&self.inner.fingerprint_key, value.as_bytes());
-        tag.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.inner.hasher.fingerprint(value.as_bytes())
     }
 
-    /// The keyed hash a client secret is stored as (HMAC-SHA256 under the data directory's key, hex).
+    /// The keyed hash a client secret is stored as ([`KeyedHasher::client_secret_hex`]).
     pub fn secret_hash(&self, secret: &str) -> String {
-        let tag = aws_lc_rs::hmac::sign(
-            &self.inner.fingerprint_key,
-            format!("client-secret\n{secret}").as_bytes(),
-        );
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        self.inner.hasher.client_secret_hex(secret)
     }
 
     /// The remembered answer for an `Idempotency-Key`, checked against this request's hash.

@@ -15,9 +15,6 @@ use subtle::ConstantTimeEq;
 
 use crate::error::AdminError;
 
-/// The environment variable that sets the admin token.
-pub const ENV_ADMIN_TOKEN: &str = "IDGUARD_ADMIN_TOKEN";
-
 /// The admin token's SHA-256; the token itself is not kept in memory after start.
 #[derive(Clone)]
 pub struct AdminToken {
@@ -31,15 +28,14 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    /// From `IDGUARD_ADMIN_TOKEN`, else `<dir>/admin.token`, generating that file (0600) at first start.
+    /// `given` (the value of `IDGUARD_ADMIN_TOKEN`, read by the binary) when set and not empty, else
+    /// `<dir>/admin.token`, generating that file (0600) at first start.
     ///
     /// # Errors
     /// The I/O error when the token file cannot be read or written.
-    pub fn load_or_create(dir: &Path) -> std::io::Result<Self> {
-        if let Ok(token) = std::env::var(ENV_ADMIN_TOKEN)
-            && !token.is_empty()
-        {
-            return Ok(Self::from_secret(&token));
+    pub fn load_or_create(dir: &Path, given: Option<&str>) -> std::io::Result<Self> {
+        if let Some(token) = given.filter(|t| !t.is_empty()) {
+            return Ok(Self::from_secret(token));
         }
         let path = dir.join("admin.token");
         match std::fs::read_to_string(&path) {

@@ -3,7 +3,6 @@
 //! # Layout
 //! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1`.
 //! - [`api`]: the admin REST API and its write pipeline; [`auth`]: the admin token; [`error`]: `AdminError`.
-//! - [`identity`]: the identity service (OAuth 2.0 authorization server) served on the public listener.
 //! - [`ssrf`]: the stricter upstream rules for nodes created through the API.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.
@@ -15,7 +14,6 @@ use std::sync::Arc;
 pub mod api;
 pub mod auth;
 pub mod error;
-pub mod identity;
 pub mod redis_store;
 pub mod ssrf;
 pub mod store;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use idguard_config::Readiness;
 use idguard_config::store::{
-    AuditRecord, IdempotentAnswer, Store, StoreError, StoredObject, Write,
+    AuditRecord, IdempotentAnswer, IdentityStore, Store, StoreError, StoredObject, Write,
 };
 use redis::Commands;
 use tokio::sync::Notify;
@@ -240,7 +240,9 @@ impl Store for RedisStore {
         v.map(|t| serde_json::from_str(&t).map_err(unavailable))
             .transpose()
     }
+}
 
+impl IdentityStore for RedisStore {
     fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
         let key = self.key(&format!("shared:{name}"));
         let mut conn = self.conn()?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use idguard_config::store::{
-    AuditRecord, IdempotentAnswer, Kind, Store, StoreError, StoredObject, Write,
+    AuditRecord, IdempotentAnswer, IdentityStore, Kind, Store, StoreError, StoredObject, Write,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -192,6 +192,19 @@ impl Store for EmbeddedStore {
         Ok(version)
     }
 
+    fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+        match table.get(key).map_err(unavailable)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(v.value()).map_err(unavailable)?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+impl IdentityStore for EmbeddedStore {
     fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
         let txn = self.db.begin_write().map_err(unavailable)?;
         let value = {
@@ -291,17 +304,6 @@ impl Store for EmbeddedStore {
         let mut exp = [0u8; 8];
         exp.copy_from_slice(&bytes[..8]);
         Ok((u64::from_be_bytes(exp) > now()).then(|| bytes[8..].to_vec()))
-    }
-
-    fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let table = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
-        match table.get(key).map_err(unavailable)? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(v.value()).map_err(unavailable)?,
-            )),
-            None => Ok(None),
-        }
     }
 }
 

@@ -11,3 +11,7 @@ pub const ENV_CONFIG: &str = "IDGUARD_CONFIG";
 pub const ENV_LOG_FORMAT: &str = "IDGUARD_LOG_FORMAT";
 /// The tracing filter (same syntax as `RUST_LOG`), e.g. `info,idguard_proxy=debug`.
 pub const ENV_LOG: &str = "IDGUARD_LOG";
+/// The admin API's break-glass token; without it one is generated into `<data dir>/admin.token` at first start.
+pub const ENV_ADMIN_TOKEN: &str = "IDGUARD_ADMIN_TOKEN";
+/// Overrides `[store] redis_url`: share the API-managed topology between replicas through this Redis.
+pub const ENV_REDIS_URL: &str = "IDGUARD_REDIS_URL";

@@ -1,4 +1,4 @@
-//! The seams between idguard's identity service (in `idguard-admin`) and the proxy (in `idguard-proxy`). The two
+//! The seams between idguard's identity service (`idguard-identity`) and the proxy (`idguard-proxy`). The two
 //! crates never depend on each other; the binary hands one's implementation to the other through these types.
 //!
 //! - [`TokenExchanger`]: get a token for an enterprise service (RFC 8693). The identity service implements it
@@ -17,6 +17,9 @@ use crate::secret::Secret;
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The JWT `typ` header of every access token the identity service issues and the proxy accepts by default
+/// (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// `urn:ietf:params:oauth:token-type:access_token`.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// `urn:ietf:params:oauth:token-type:jwt`.

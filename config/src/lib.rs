@@ -9,14 +9,17 @@
 //! - [`secret`]: [`Secret`], the only type a credential value lives in; it prints `[redacted]`.
 //! - [`seal`]: AES-256-GCM sealing of credential values under versioned master keys.
 //! - [`reload`]: load a file (and the store) into a snapshot; watch it (and SIGHUP) and publish each good one.
-//! - [`store`]: the [`store::Store`] trait for API-managed objects, and their merge into the file's model.
+//! - [`store`]: the [`store::Store`] trait for API-managed objects, and their merge into the file's model; the
+//!   [`store::IdentityStore`] trait for the identity service's shared state.
 //! - [`identity`]: the seams between the identity service and the proxy (token exchange, local signing keys,
-//!   revocations).
+//!   revocations) and the facts both sides need (the access-token `typ`, the `jti` digest).
+//! - [`hashes`]: the stored forms of client secrets, credential fingerprints and passwords.
 //! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
 //! - [`error`]: the crate's error types.
 
 pub mod env;
 pub mod error;
+pub mod hashes;
 pub mod identity;
 pub mod raw;
 pub mod readiness;

@@ -537,6 +537,17 @@ impl Snapshot {
             }
     }
 
+    /// Whether every credential that could not be opened failed only because no master key was given (true when
+    /// all opened). `idguard check` without a key reports that once instead of per credential.
+    pub fn unopened_only_for_lack_of_key(&self) -> bool {
+        self.credentials.values().all(|c| {
+            matches!(
+                c.value,
+                Ok(_) | Err(CredentialUnavailable::Seal(SealError::NoMasterKey))
+            )
+        })
+    }
+
     /// Whether any credential is sealed but no master key was given (readiness reports `sealed`).
     pub fn is_sealed(&self) -> bool {
         self.credentials.values().any(|c| {

@@ -167,7 +167,7 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// Where API-managed objects live.
+/// Where API-managed objects live: the topology half of a store, used by the admin API and the reload.
 pub trait Store: Send + Sync {
     /// The topology version: +1 per commit, never decreasing.
     ///
@@ -199,10 +199,14 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError>;
+}
 
-    // Shared state for the identity service. Keys are SHA-256 digests computed by the caller, never raw
-    // tokens; every entry carries the Unix time after which it may be forgotten. Callers fail closed on `Err`.
-
+/// The identity service's shared state: replay records, revocations, single-use codes and the signing seed.
+/// Keys are SHA-256 digests computed by the caller, never raw tokens; every entry carries the Unix time after
+/// which it may be forgotten. Callers fail closed on `Err`.
+///
+/// Kept apart from [`Store`] so the identity service names only what it uses; both stores implement both.
+pub trait IdentityStore: Send + Sync {
     /// Records a `jti` as used until `expires_at`. `Ok(true)` the first time, `Ok(false)` on a replay.
     ///
     /// # Errors

@@ -47,7 +47,7 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 
 pub use error::ProxyError;
-pub use server::{ControlBody, ControlPlane, load_tls};
+pub use server::{IdentityBody, IdentityRoutes, load_tls};
 
 use crate::keys::KeyStore;
 use crate::metrics::ProxyMetrics;
@@ -77,7 +77,7 @@ pub struct IdentityPlane {
     /// Its in-process token exchange, for `/svc/` routes.
     pub exchanger: Arc<dyn TokenExchanger>,
     /// Its HTTP routes (`/oauth2/*`, `/.well-known/*`), served on the public listener.
-    pub routes: ControlPlane,
+    pub routes: IdentityRoutes,
 }
 
 /// A ready-to-run data plane.
@@ -85,7 +85,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     snapshots: SnapshotRx,
     local_keys: Option<LocalKeys>,
-    control: Option<ControlPlane>,
+    identity_routes: Option<IdentityRoutes>,
 }
 
 // === impl Proxy ===
@@ -108,7 +108,7 @@ impl Proxy {
         keys.set_issuers(&snapshot.issuers);
         let verifier = Arc::new(Verifier::new(keys, snapshot.settings.token_cache_entries));
         let metrics = Arc::new(ProxyMetrics::new(registry)?);
-        let (local_keys, revocations, exchanger, control) = match identity {
+        let (local_keys, revocations, exchanger, identity_routes) = match identity {
             Some(i) => {
                 verifier.keys().set_local_keys(i.keys.borrow().clone());
                 (
@@ -133,7 +133,7 @@ impl Proxy {
             shared,
             snapshots,
             local_keys,
-            control,
+            identity_routes,
         })
     }
 
@@ -149,7 +149,7 @@ impl Proxy {
             shared,
             mut snapshots,
             local_keys,
-            control,
+            identity_routes,
         } = self;
         // Fetch URL-based keys before the first request, briefly: a slow JWKS endpoint must not block start-up.
         let keys = shared.verifier.keys().clone();
@@ -186,7 +186,7 @@ impl Proxy {
                 refresh_due(&keys).await;
             }
         });
-        server::serve(listener, tls, shared, control, shutdown).await;
+        server::serve(listener, tls, shared, identity_routes, shutdown).await;
         if let Some(task) = local {
             task.abort();
         }

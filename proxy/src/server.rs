@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -30,34 +29,35 @@ use crate::body::ProxyBody;
 use crate::stack::{self, ProxyService};
 use crate::state::Shared;
 
-/// The body type of control-plane responses.
-pub type ControlBody =
+/// The body type of the identity service's responses.
+pub type IdentityBody =
     http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// The identity service's routes, served on the public listener beside the proxy (built by the binary from
-/// `idguard-admin`, which this crate does not depend on).
-pub type ControlPlane = BoxCloneSyncService<Request<Incoming>, Response<ControlBody>, Infallible>;
+/// The identity service's routes (`/oauth2/*`, `/.well-known/*`), served on the public listener beside the proxy
+/// (built by the binary from `idguard-identity`, which this crate does not depend on).
+pub type IdentityRoutes =
+    BoxCloneSyncService<Request<Incoming>, Response<IdentityBody>, Infallible>;
 
-/// Path prefixes the control plane answers on the public listener.
-const CONTROL_PREFIXES: [&str; 2] = ["/oauth2/", "/.well-known/"];
+/// Path prefixes the identity service answers on the public listener.
+const IDENTITY_PREFIXES: [&str; 2] = ["/oauth2/", "/.well-known/"];
 
-/// The public listener's service: the identity service's paths to the control plane, everything else through
+/// The public listener's service: the identity service's paths to its routes, everything else through
 /// the proxy's stack.
 #[derive(Clone)]
 pub struct Public {
     proxy: ProxyService,
-    control: Option<ControlPlane>,
+    identity_routes: Option<IdentityRoutes>,
 }
 
-type PublicBody = http_body_util::Either<ProxyBody, ControlBody>;
+type PublicBody = http_body_util::Either<ProxyBody, IdentityBody>;
 type PublicFuture = futures_util::future::Either<
     futures_util::future::MapOk<
         <ProxyService as Service<Request<Incoming>>>::Future,
         fn(Response<ProxyBody>) -> Response<PublicBody>,
     >,
     futures_util::future::MapOk<
-        <ControlPlane as Service<Request<Incoming>>>::Future,
-        fn(Response<ControlBody>) -> Response<PublicBody>,
+        <IdentityRoutes as Service<Request<Incoming>>>::Future,
+        fn(Response<IdentityBody>) -> Response<PublicBody>,
     >,
 >;
 
@@ -76,26 +76,17 @@ impl Service<Request<Incoming>> for Public {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         use futures_util::TryFutureExt;
         let path = req.uri().path();
-        if let Some(control) = &mut self.control
-            && CONTROL_PREFIXES.iter().any(|p| path.starts_with(p))
+        if let Some(identity_routes) = &mut self.identity_routes
+            && IDENTITY_PREFIXES.iter().any(|p| path.starts_with(p))
         {
-            let left: fn(Response<ControlBody>) -> Response<PublicBody> =
+            let left: fn(Response<IdentityBody>) -> Response<PublicBody> =
                 |r| r.map(http_body_util::Either::Right);
-            return futures_util::future::Either::Right(control.call(req).map_ok(left));
+            return futures_util::future::Either::Right(identity_routes.call(req).map_ok(left));
         }
         let right: fn(Response<ProxyBody>) -> Response<PublicBody> =
             |r| r.map(http_body_util::Either::Left);
         futures_util::future::Either::Left(self.proxy.call(req).map_ok(right))
     }
-}
-
-/// Boxes an axum-style router's body into [`ControlBody`].
-pub fn control_body<B>(body: B) -> ControlBody
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    body.map_err(Into::into).boxed_unsync()
 }
 
 /// How long in-flight requests get after shutdown begins.
@@ -154,7 +145,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     shared: Arc<Shared>,
-    control: Option<ControlPlane>,
+    identity_routes: Option<IdentityRoutes>,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = shared.routes.load().snapshot.settings.limits;
@@ -175,7 +166,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                spawn_connection(stream, peer, acceptor.clone(), &shared, control.clone(), builder.clone(), &graceful);
+                spawn_connection(stream, peer, acceptor.clone(), &shared, identity_routes.clone(), builder.clone(), &graceful);
             }
         }
     }
@@ -193,14 +184,14 @@ fn spawn_connection(
     peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     shared: &Arc<Shared>,
-    control: Option<ControlPlane>,
+    identity_routes: Option<IdentityRoutes>,
     builder: auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
 ) {
     let _ = stream.set_nodelay(true);
     let service = TowerToHyperService::new(Public {
         proxy: stack::new_service(shared, peer, acceptor.is_some()),
-        control,
+        identity_routes,
     });
     let watcher = graceful.watcher();
     tokio::spawn(async move {

@@ -1693,7 +1693,7 @@ async fn parse_directory(kind: Kind, body: &Bytes) -> Result<(String, Value)> {
                 Some(Value::String(pw)) if (8..=1024).contains(&pw.chars().count()) => {
                     // argon2id takes tens of milliseconds: off the runtime thread.
                     let hash = tokio::task::spawn_blocking(move || {
-                        crate::identity::login::hash_password(&pw)
+                        idguard_config::hashes::hash_password(&pw)
                     })
                     .await
                     .map_err(|_| AdminError::StoreUnavailable)?

@@ -521,7 +521,7 @@ async fn k01_identity_secrets_and_tokens_reach_no_sink() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(
         data.join("fingerprint.key"),
-        URL_SAFE_NO_PAD.encode([7u8; 32]),
+        URL_SAFE_NO_PAD.encode(crate::common::harness::FINGERPRINT_KEY),
     )
     .unwrap();
     let key_file = s.dir.path().join("master.key");

@@ -112,7 +112,7 @@ async fn the_public_listener_serves_tls_with_h2_and_http1() {
     let cert = ca.server(&["localhost"]);
     let mock = Mock::start().await;
     let h = Setup::standard(&mock, &canary("k"))
-        .start_with_tls(Some(cert.server_config(&[b"h2", b"http/1.1"])))
+        .start_with_tls(Some(&cert))
         .await;
     let token = keys().es256.token(&claims("agent-1", ""));
     let mut roots = rustls::RootCertStore::empty();

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use idguard_config::{Loader, MasterKeys, Readiness, Reloader};
-use prometheus::Registry;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idguard_config::MasterKeys;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -31,6 +32,9 @@ pub fn keys() -> &'static Keys {
         rogue: SigningKey::es256("es-1"),
     })
 }
+
+/// The fingerprint key of every in-process harness's data directory (client-secret hashes are keyed by it).
+pub const FINGERPRINT_KEY: [u8; 32] = [7u8; 32];
 
 /// The admin token of every in-process harness.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -166,6 +170,13 @@ impl Setup {
             "\n[admin]\nupstream_allow_hosts = [{}]\n",
             allow.join(", ")
         ));
+        if let Some((url, prefix)) = &self.redis {
+            out.push_str(&format!(
+                "\n[store]\nredis_url = {url:?}\nredis_prefix = {prefix:?}\nredis_staleness_ms = {}\nredis_max_staleness_ms = {}\n",
+                self.redis_staleness.as_millis(),
+                self.redis_max_staleness.as_millis()
+            ));
+        }
         if let Some(extra) = &self.identity {
             // Replicas behind one name set their own issuer; otherwise it is this listener's URL.
             if extra.contains("issuer =") {
@@ -189,84 +200,55 @@ impl Setup {
         self.start_with_tls(None).await
     }
 
-    pub async fn start_with_tls(self, tls: Option<Arc<rustls::ServerConfig>>) -> Harness {
+    /// Starts idguard exactly as `idguard serve` does (`idguard::Server`), on two 127.0.0.1:0 listeners, with
+    /// `[listeners.tls]` pointing at `tls`'s files when given.
+    pub async fn start_with_tls(mut self, tls: Option<&super::tls::ServerCert>) -> Harness {
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let public_url = format!(
             "{}://{}",
             if tls.is_some() { "https" } else { "http" },
             public.local_addr().unwrap()
         );
+        if let Some(cert) = tls {
+            let (cert_file, key_file) = cert.write(self.dir.path(), "public");
+            self.fragments.insert(
+                0,
+                format!("[listeners.tls]\ncert_file = {cert_file:?}\nkey_file = {key_file:?}\n"),
+            );
+        }
         std::fs::write(
             self.config_path(),
             self.toml().replace("{PUBLIC}", &public_url),
         )
         .unwrap();
+        // The data directory of a server that has run before: a known fingerprint key, so tests can write
+        // client-secret hashes into the routing file.
         let data = self.dir.path().join("data");
-        let redis = self.redis.as_ref().map(|(url, prefix)| {
-            Arc::new(idguard_admin::redis_store::RedisStore::open(url, prefix, &data).unwrap())
-        });
-        let store: Arc<dyn idguard_config::store::Store> = match &redis {
-            Some(r) => r.clone(),
-            None => Arc::new(idguard_admin::store::EmbeddedStore::open(&data).unwrap()),
-        };
-        let loader = Loader::new(self.config_path(), Some(Arc::new(self.master_keys())))
-            .with_store(store.clone());
-        let registry = Registry::new();
-        let readiness = Arc::new(Readiness::default());
-        let (reloader, snapshots) =
-            Reloader::start(loader.clone(), readiness.clone(), &registry).expect("config loads");
-        let reload = Arc::new(Notify::new());
-        let identity = idguard_admin::identity::IdentityService::new(
-            snapshots.clone(),
-            store.clone(),
-            [7u8; 32],
-            &registry,
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("fingerprint.key"),
+            URL_SAFE_NO_PAD.encode(FINGERPRINT_KEY),
         )
         .unwrap();
-        let api = idguard_admin::api::AdminApi::new(
-            store,
-            loader,
-            snapshots.clone(),
-            reload.clone(),
-            idguard_admin::auth::AdminToken::from_secret(ADMIN_TOKEN),
-            [7u8; 32],
-        );
-        let plane = idguard_proxy::IdentityPlane {
-            keys: identity.local_keys(),
-            revocations: identity.revocations(),
-            exchanger: Arc::new(identity.clone()),
-            routes: identity.public_service(),
-        };
-        let proxy = idguard_proxy::Proxy::new(snapshots, &registry, readiness.clone(), Some(plane))
-            .unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = idguard::Server::build(idguard::Options {
+            config: self.config_path(),
+            data_dir: Some(data),
+            env: idguard::Environment {
+                master_keys: Some(Arc::new(self.master_keys())),
+                redis_url: None,
+                admin_token: Some(ADMIN_TOKEN.into()),
+            },
+        })
+        .expect("config loads");
         let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (stop, stop_rx) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
+        let reload = server.reload_handle();
+        let (stop, mut rx) = watch::channel(false);
+        tokio::spawn(
+            server.run(idguard::Listeners { public, admin }, async move {
                 let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        if let Some(r) = redis {
-            tokio::spawn(idguard_admin::redis_store::watch(
-                r,
-                reload.clone(),
-                readiness.clone(),
-                self.redis_staleness,
-                self.redis_max_staleness,
-                stopped(),
-            ));
-        }
-        tokio::spawn(reloader.run(reload.clone(), stopped()));
-        tokio::spawn(identity.run_key_publisher(stopped()));
-        let state = idguard_admin::AdminState {
-            registry,
-            readiness,
-            api: Some(api),
-        };
-        tokio::spawn(idguard_admin::run(admin, state, stopped()));
-        tokio::spawn(proxy.run(public, tls, stopped()));
+            }),
+        );
         Harness {
             addr,
             admin: admin_addr,

@@ -7,12 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::client::{Answer, form};
-use super::harness::{Harness, Setup, keys};
+use super::harness::{FINGERPRINT_KEY, Harness, Setup, keys};
 use super::keys::{SigningKey, now, rand_hex};
 use super::mock::Mock;
-
-/// The fingerprint key every in-process harness uses.
-const FINGERPRINT_KEY: [u8; 32] = [7u8; 32];
 
 pub const AGENT_SECRET: &str = "agent-1-secret-CANARY-3b9f0c2d7e6a4f18";
 pub const CLIENT_SECRET: &str = "web-secret-CANARY-5d1e8a7c2b9f4e60";

@@ -26,8 +26,8 @@ use super::{Form, IdentityService, now};
 const MAX_BODY: usize = 64 * 1024;
 
 /// The identity service as one boxed service over hyper's request body: what the public listener dispatches
-/// `/oauth2/` and `/.well-known/` to. (The same type as the proxy's `ControlPlane`, spelled here so that neither
-/// crate depends on the other.)
+/// `/oauth2/` and `/.well-known/` to. (The same type as the proxy's `IdentityRoutes`, spelled here so that
+/// neither crate depends on the other.)
 pub type PublicService = tower::util::BoxCloneSyncService<
     axum::http::Request<hyper::body::Incoming>,
     axum::http::Response<

@@ -1,5 +1,5 @@
 //! The identity service's signing keys: ES256, one per rotation period, derived from a seed every replica shares
-//! (`Store::shared_secret`). Deriving instead of storing keeps replicas in agreement without any coordination:
+//! (`IdentityStore::shared_secret`). Deriving instead of storing keeps replicas in agreement without any coordination:
 //! each computes the same key for the same period. The JWKS publishes the current key, the next one (so
 //! verifiers that cache keys already hold it when rotation comes), and every earlier key that may still have
 //! signed a live token — a retired key stays until the last token it signed has expired.
@@ -182,7 +182,7 @@ mod tests {
         let token = keys
             .sign(
                 &serde_json::json!({"sub": "x", "exp": now + 60}),
-                "at+jwt",
+                idguard_config::identity::ACCESS_TOKEN_TYP,
                 now,
             )
             .unwrap();

@@ -24,9 +24,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idguard_config::hashes::KeyedHasher;
+use idguard_config::identity::ACCESS_TOKEN_TYP;
 use idguard_config::identity::{LocalKeys, Revocations, jti_digest};
 use idguard_config::snapshot::IdentitySettings;
-use idguard_config::store::Store;
+use idguard_config::store::IdentityStore;
 use idguard_config::{Snapshot, SnapshotRx};
 use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
@@ -85,10 +87,10 @@ impl Metrics {
 struct Inner {
     metrics: Metrics,
     snapshots: SnapshotRx,
-    store: Arc<dyn Store>,
+    store: Arc<dyn IdentityStore>,
     /// Set once the shared seed has been read (at start, or as soon as the store answers).
     keys: std::sync::OnceLock<SigningKeys>,
-    fingerprint_key: aws_lc_rs::hmac::Key,
+    hasher: KeyedHasher,
     dummy_hash: [u8; 32],
     limiter: Limiter,
     revocations: Arc<Revocations>,
@@ -189,7 +191,8 @@ impl Form {
 
 impl IdentityService {
     /// The service over the snapshots in `snapshots` and the shared `store` (replay records, codes, the signing
-    /// seed). `fingerprint_key` is the admin API's key for client-secret hashes.
+    /// seed). `hasher` holds the fingerprint key client-secret hashes are made under (see
+    /// [`idguard_config::hashes`]).
     ///
     /// When the store cannot be reached at start (a replica starting while Redis is down), the service answers
     /// 503 until [`IdentityService::run_key_publisher`] has read the seed. Its metrics go to `registry`.
@@ -198,8 +201,8 @@ impl IdentityService {
     /// [`StartError`].
     pub fn new(
         snapshots: SnapshotRx,
-        store: Arc<dyn Store>,
-        fingerprint_key: [u8; 32],
+        store: Arc<dyn IdentityStore>,
+        hasher: KeyedHasher,
         registry: &prometheus::Registry,
     ) -> Result<Self, StartError> {
         let mut dummy_hash = [0u8; 32];
@@ -212,10 +215,7 @@ impl IdentityService {
                 snapshots,
                 store,
                 keys: std::sync::OnceLock::new(),
-                fingerprint_key: aws_lc_rs::hmac::Key::new(
-                    aws_lc_rs::hmac::HMAC_SHA256,
-                    &fingerprint_key,
-                ),
+                hasher,
                 dummy_hash,
                 limiter: Limiter::default(),
                 revocations: Arc::new(Revocations::default()),
@@ -350,21 +350,10 @@ impl IdentityService {
         snapshot.identity.clone().ok_or(OAuthError::Unavailable)
     }
 
-    /// The keyed hash a client secret is stored as (the admin API's `secret_hash`).
-    fn secret_digest(&self, secret: &str) -> [u8; 32] {
-        let tag = aws_lc_rs::hmac::sign(
-            &self.inner.fingerprint_key,
-            format!("client-secret\n{secret}").as_bytes(),
-        );
-        let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
-        out
-    }
-
     /// Signs `claims` as an RFC 9068 access token.
     fn sign(&self, claims: &AccessClaims) -> Result<String, OAuthError> {
         self.signing()?
-            .sign(claims, "at+jwt", claims.iat)
+            .sign(claims, ACCESS_TOKEN_TYP, claims.iat)
             .map_err(|e| {
                 tracing::error!(reason = "signing_failed", "{e}");
                 OAuthError::Unavailable
@@ -383,7 +372,7 @@ impl IdentityService {
                 .as_deref()
                 .map(idguard_config::validate::normalize_typ)
                 .as_deref()
-                != Some("at+jwt")
+                != Some(ACCESS_TOKEN_TYP)
         {
             return None;
         }

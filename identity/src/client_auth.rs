@@ -217,7 +217,7 @@ impl IdentityService {
         id: &str,
         secret: &str,
     ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
-        let presented = self.secret_digest(secret);
+        let presented = self.inner.hasher.client_secret(secret);
         let fail = |reason| Err((reason, Some(id.to_owned()), OAuthError::InvalidClient));
         let Some(p) = principal(snapshot, id) else {
             // The same work as a known client: one constant-time comparison against a dummy hash.

@@ -343,7 +343,9 @@ fn password_slots() -> &'static tokio::sync::Semaphore {
 /// Checks `password` against an argon2id PHC string; without one, against a fixed dummy so the cost is the same.
 fn verify_password(hash: Option<&str>, password: &str) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("idguard-dummy-password").unwrap_or_default());
+    let dummy = DUMMY.get_or_init(|| {
+        idguard_config::hashes::hash_password("idguard-dummy-password").unwrap_or_default()
+    });
     let (phc, real) = match hash {
         Some(h) => (h, true),
         None => (dummy.as_str(), false),
@@ -355,21 +357,6 @@ fn verify_password(hash: Option<&str>, password: &str) -> bool {
         .verify_password(password.as_bytes(), &parsed)
         .is_ok()
         && real
-}
-
-/// Hashes a password as an argon2id PHC string (the crate's default parameters: m=19 MiB, t=2, p=1).
-///
-/// # Errors
-/// When hashing fails (never expected).
-pub fn hash_password(password: &str) -> Result<String, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness".to_owned())?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 fn refuse(refusal: Refusal) -> Response {

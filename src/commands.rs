@@ -1,0 +1,128 @@
+//! The one-shot subcommands: `check`, `export` and `seal`. Each returns the process exit code; `anyhow` errors
+//! are for the binary to print.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use idguard_config::{ConfigError, Loader, MasterKeys};
+use zeroize::Zeroizing;
+
+use crate::serve::{Environment, default_data_dir};
+
+/// `idguard check`: every error with its location; exit 1 if there is any.
+///
+/// # Errors
+/// None of its own today; kept fallible like the other commands.
+pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
+    let has_keys = env.master_keys.is_some();
+    match Loader::new(path, env.master_keys).load(1) {
+        Ok((snapshot, _)) => {
+            let problems = snapshot.credential_problems();
+            // Without any master key, unopenable sealed values are expected: say so once, not per credential.
+            let only_keyless = !has_keys && snapshot.unopened_only_for_lack_of_key();
+            if !problems.is_empty() && !only_keyless {
+                for p in &problems {
+                    println!("{}: {p}", path.display());
+                }
+                println!("{}: {} error(s)", path.display(), problems.len());
+                return Ok(ExitCode::from(1));
+            }
+            println!(
+                "{}: ok ({} issuers, {} agents, {} nodes, {} credentials, {} outbound authorizations){}",
+                path.display(),
+                snapshot.issuers.len(),
+                snapshot.agents.len(),
+                snapshot.nodes.len(),
+                snapshot.credentials.len(),
+                snapshot.edges.values().map(|m| m.len()).sum::<usize>(),
+                if problems.is_empty() {
+                    ""
+                } else {
+                    "; sealed values not checked: no master key set"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConfigError::Invalid(errors)) => {
+            for e in &errors.0 {
+                println!("{}: {e}", path.display());
+            }
+            println!("{}: {} error(s)", path.display(), errors.0.len());
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `idguard export`: the routing file plus every API-managed object, as one routing file.
+///
+/// # Errors
+/// The file or the store cannot be read, or the output cannot be written.
+pub fn export(
+    path: &Path,
+    data_dir: Option<PathBuf>,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use idguard_config::store::Store as _;
+    let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
+    let raw = Loader::new(path, None).file_raw()?;
+    let objects = if data_dir.join("topology.redb").exists() {
+        idguard_admin::store::EmbeddedStore::open(&data_dir)
+            .with_context(|| {
+                format!(
+                    "opening the store in {} (is a server using it?)",
+                    data_dir.display()
+                )
+            })?
+            .load()?
+            .1
+    } else {
+        Vec::new()
+    };
+    let text = format!(
+        "# Written by `idguard export` from {} and the store in {} ({} API-managed objects).\n\n{}",
+        path.display(),
+        data_dir.display(),
+        objects.len(),
+        idguard_config::store::export(raw, &objects)?
+    );
+    match output {
+        Some(out) => {
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `idguard seal`: a fresh master key, or a value from standard input sealed for credential `id`.
+///
+/// # Errors
+/// No master key, no `--id`, or empty input.
+pub fn seal(id: Option<&str>, new_key: bool, env: Environment) -> anyhow::Result<ExitCode> {
+    if new_key {
+        println!("{}", MasterKeys::generate_encoded().as_str());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = id.context("--id is required")?;
+    let keys = env.master_keys.context(
+        "set IDGUARD_MASTER_KEY or IDGUARD_MASTER_KEY_FILE (idguard seal --new-key makes one)",
+    )?;
+    let mut value = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .context("reading the value from standard input")?;
+    let trimmed = value.trim_end_matches(['\r', '\n']);
+    if trimmed.is_empty() {
+        anyhow::bail!(
+            "standard input was empty: pipe the secret in, e.g. `printf %s \"$KEY\" | idguard seal --id ID`"
+        );
+    }
+    println!("{}", keys.seal(id, trimmed.as_bytes())?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,19 @@
+//! The `idguard` binary's library: the one place every plane is built and wired, so that `idguard serve`,
+//! `idguard demo` and the integration tests start exactly the same thing.
+//!
+//! # Layout
+//! - [`serve`]: [`serve::Server`] builds the store, the identity service, the admin API and the proxy from a
+//!   routing file and the [`serve::Environment`], and runs them on listeners the caller has bound until a
+//!   shutdown future completes; [`serve::shutdown_signal`] is that future for a real process.
+//! - [`commands`]: the one-shot subcommands `check`, `export` and `seal`.
+//! - [`demo`]: `idguard demo`, the whole flow on one machine.
+//!
+//! The crates it wires: `idguard-config` (model, validation, snapshot; depends on none of ours), and over it
+//! `idguard-proxy` (data plane), `idguard-identity` (OAuth authorization server) and `idguard-admin` (control
+//! plane), none of which depends on another.
+
+pub mod commands;
+pub mod demo;
+pub mod serve;
+
+pub use serve::{Environment, Listeners, Options, Server};
