@@ -84,6 +84,29 @@ fn principal<'a>(snapshot: &'a Snapshot, id: &str) -> Option<Principal<'a>> {
     })
 }
 
+/// The id of the stored secret `presented` matches. Every stored hash is compared (no early exit), and a client
+/// with none — an unknown id included — is compared against `dummy`, so an unknown client and a wrong secret
+/// cost the same: one HMAC (by the caller) and the same comparisons (corpus A02). `equal` is the constant-time
+/// comparison; it is a parameter so a test can count the calls.
+fn match_secret<'a>(
+    presented: &[u8; 32],
+    secrets: &'a [(String, Vec<u8>)],
+    dummy: &[u8; 32],
+    mut equal: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Option<&'a str> {
+    if secrets.is_empty() {
+        let _ = equal(presented, dummy);
+        return None;
+    }
+    let mut matched = None;
+    for (sid, hash) in secrets {
+        if equal(presented, hash) {
+            matched = Some(sid.as_str());
+        }
+    }
+    matched
+}
+
 enum Method {
     Basic {
         id: String,
@@ -219,20 +242,15 @@ impl IdentityService {
     ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
         let presented = self.inner.hasher.client_secret(secret);
         let fail = |reason| Err((reason, Some(id.to_owned()), OAuthError::InvalidClient));
-        let Some(p) = principal(snapshot, id) else {
-            // The same work as a known client: one constant-time comparison against a dummy hash.
-            let _ = presented.ct_eq(&self.inner.dummy_hash);
+        let p = principal(snapshot, id);
+        let secrets: &[(String, Vec<u8>)] = p.as_ref().map_or(&[], |p| p.secrets);
+        let matched = match_secret(&presented, secrets, &self.inner.dummy_hash, |a, b| {
+            bool::from(a.ct_eq(b))
+        })
+        .map(str::to_owned);
+        let Some(p) = p else {
             return fail("unknown_client");
         };
-        let mut matched = None;
-        for (sid, hash) in p.secrets {
-            if bool::from(presented.as_slice().ct_eq(hash.as_slice())) {
-                matched = Some(sid.clone());
-            }
-        }
-        if p.secrets.is_empty() {
-            let _ = presented.ct_eq(&self.inner.dummy_hash);
-        }
         match (matched, p.auth, p.enabled) {
             (None, _, _) => fail("bad_client_secret"),
             (Some(_), ClientAuth::PrivateKeyJwt, _) => fail("auth_method_not_allowed"),
@@ -574,5 +592,34 @@ mod tests {
         }
         assert_eq!(limiter.slots.lock().unwrap().len(), LIMITER_SLOTS);
         assert!(limiter.check("agent-1", 3, now + 2).is_err());
+    }
+
+    #[test]
+    fn an_unknown_client_and_a_wrong_secret_run_the_same_comparisons() {
+        let dummy = [0xAA; 32];
+        let presented = [1u8; 32];
+        let one = vec![("s1".to_owned(), vec![2u8; 32])];
+        let count = |secrets: &[(String, Vec<u8>)]| {
+            let mut calls = Vec::new();
+            let matched = match_secret(&presented, secrets, &dummy, |a, b| {
+                calls.push(b.to_vec());
+                a == b
+            });
+            (matched.map(str::to_owned), calls)
+        };
+        // Unknown (no stored hashes): one comparison, against the dummy.
+        let (m, calls) = count(&[]);
+        assert_eq!((m, calls.len()), (None, 1));
+        assert_eq!(calls[0], dummy.to_vec());
+        // A known client with one secret and a wrong one presented: one comparison too.
+        let (m, calls) = count(&one);
+        assert_eq!((m, calls.len()), (None, 1));
+        // Every stored hash is compared, even after a match.
+        let two = vec![
+            ("s1".to_owned(), presented.to_vec()),
+            ("s2".to_owned(), vec![3u8; 32]),
+        ];
+        let (m, calls) = count(&two);
+        assert_eq!((m.as_deref(), calls.len()), (Some("s1"), 2));
     }
 }

@@ -15,6 +15,13 @@ use hyper::body::Incoming;
 /// Every response body: the upstream's stream (left) or a generated one (right).
 pub type ProxyBody = http_body_util::Either<Incoming, Full<Bytes>>;
 
+/// A request body whose bytes are wiped when it is dropped: token-endpoint forms carry subject and actor tokens,
+/// so they go from the zeroizing buffer they are built in to the wire without a plain copy on our side.
+pub struct ZeroizingBuf {
+    bytes: zeroize::Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
 /// The error a request body stream ends with when it crosses the limit.
 #[derive(Debug, thiserror::Error)]
 #[error("request body exceeds the limit")]
@@ -24,6 +31,33 @@ pub struct BodyTooLarge;
 #[derive(Debug, thiserror::Error)]
 #[error("the request body carries an access token")]
 pub struct TokenInBody;
+
+// === impl ZeroizingBuf ===
+
+impl From<zeroize::Zeroizing<String>> for ZeroizingBuf {
+    fn from(mut text: zeroize::Zeroizing<String>) -> Self {
+        // Moves the allocation out (no copy); the emptied wrapper has nothing left to wipe.
+        let bytes = std::mem::take(&mut *text).into_bytes();
+        Self {
+            bytes: zeroize::Zeroizing::new(bytes),
+            pos: 0,
+        }
+    }
+}
+
+impl bytes::Buf for ZeroizingBuf {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.bytes[self.pos..]
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        self.pos = (self.pos + cnt).min(self.bytes.len());
+    }
+}
 
 pin_project_lite::pin_project! {
     /// A request body that errors once more than `limit` bytes have passed, and records that it did in `tripped`
@@ -156,5 +190,17 @@ mod tests {
         assert!(s.hit(b"ss_token=abc"));
         assert!(!scan().hit(b"a=1&my_access_token=x&note=access_token"));
         assert!(!scan().hit(b"{\"access_token\": 1}"));
+    }
+
+    #[test]
+    fn a_zeroizing_form_body_yields_its_bytes_in_order() {
+        use bytes::Buf as _;
+        let mut buf = ZeroizingBuf::from(zeroize::Zeroizing::new("a=1&b=2".to_owned()));
+        assert_eq!(buf.remaining(), 7);
+        assert_eq!(buf.chunk(), b"a=1&b=2");
+        buf.advance(4);
+        assert_eq!(buf.chunk(), b"b=2");
+        buf.advance(10);
+        assert_eq!(buf.remaining(), 0);
     }
 }

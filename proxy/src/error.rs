@@ -128,9 +128,10 @@ pub enum ProxyError {
     /// No node is routed at this path.
     #[error("unknown route")]
     UnknownRoute,
-    /// The node does not allow this method (or it is TRACE/CONNECT).
+    /// The node does not allow this method (or it is TRACE/CONNECT). Carries the node's `Allow` value; `None`
+    /// before a node is known (the default method list).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(Option<HeaderValue>),
     /// The agent has no outbound authorization to the node.
     #[error("no outbound authorization from the agent to the node")]
     NoEdge,
@@ -182,7 +183,7 @@ impl ProxyError {
             ProxyError::InvalidToken(r) => r.as_str(),
             ProxyError::InvalidRequest(r) => r.as_str(),
             ProxyError::UnknownRoute => "unknown_route",
-            ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::MethodNotAllowed(_) => "method_not_allowed",
             ProxyError::NoEdge => "no_edge",
             ProxyError::InsufficientScope(_) => "insufficient_scope",
             ProxyError::HeadersTooLarge => "headers_too_large",
@@ -255,7 +256,7 @@ impl ProxyError {
                 "No route matches this path.",
                 None,
             ),
-            ProxyError::MethodNotAllowed => (
+            ProxyError::MethodNotAllowed(_) => (
                 S::METHOD_NOT_ALLOWED,
                 "invalid_request_error",
                 "method_not_allowed",
@@ -364,10 +365,12 @@ impl ProxyError {
             resp.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if matches!(self, ProxyError::MethodNotAllowed) {
+        if let ProxyError::MethodNotAllowed(allow) = self {
             resp.headers_mut().insert(
                 ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                allow.unwrap_or_else(|| {
+                    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+                }),
             );
         }
         resp

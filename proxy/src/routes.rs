@@ -99,10 +99,16 @@ pub struct NodeRoute {
     pub edges: HashMap<Arc<str>, EdgeRoute>,
     /// The inbound gateway: the agent's audience identifier, which client tokens must carry.
     pub audience: Option<String>,
-    /// Allowed methods.
-    pub methods: Vec<Method>,
+    /// Allowed methods, with the `Allow` header a 405 for this node carries.
+    pub methods: AllowedMethods,
     /// Send `x-idguard-agent` upstream.
     pub forward_identity: bool,
+}
+
+/// A node's methods and, built once per snapshot, the `Allow` header value listing them (RFC 9110 §15.5.6).
+pub struct AllowedMethods {
+    list: Vec<Method>,
+    allow: HeaderValue,
 }
 
 /// An outbound authorization as the hot path checks it.
@@ -252,11 +258,12 @@ impl Routes {
                 credential,
                 edges,
                 audience: None,
-                methods: node
-                    .methods
-                    .iter()
-                    .filter_map(|m| m.parse::<Method>().ok())
-                    .collect(),
+                methods: AllowedMethods::new(
+                    node.methods
+                        .iter()
+                        .filter_map(|m| m.parse::<Method>().ok())
+                        .collect(),
+                ),
                 forward_identity: node.forward_identity,
             });
             match node.kind {
@@ -307,7 +314,7 @@ impl Routes {
                 }),
                 edges: grants(snapshot.service_grants.get(&svc.id)),
                 audience: None,
-                methods: default_methods(),
+                methods: AllowedMethods::new(default_methods()),
                 forward_identity: false,
             };
             services.insert(svc.id.clone(), Arc::new(route));
@@ -329,7 +336,7 @@ impl Routes {
                 credential: CredentialSource::Caller,
                 edges: grants(snapshot.inbound.get(&agent.id)),
                 audience: Some(agent.audience.clone()),
-                methods: default_methods(),
+                methods: AllowedMethods::new(default_methods()),
                 forward_identity: true,
             };
             agents.insert(agent.id.clone(), Arc::new(route));
@@ -364,6 +371,32 @@ fn parse_upstream(url: &UpstreamUrl, id: &str) -> Option<(Scheme, Authority)> {
             tracing::error!(route = %id, "upstream URL does not parse; route disabled");
             None
         }
+    }
+}
+
+// === impl AllowedMethods ===
+
+impl AllowedMethods {
+    /// `list`, with its `Allow` value.
+    pub fn new(list: Vec<Method>) -> Self {
+        let joined = list
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Method tokens are visible ASCII, so this cannot fail; an empty value is the safe fallback.
+        let allow = HeaderValue::from_str(&joined).unwrap_or_else(|_| HeaderValue::from_static(""));
+        Self { list, allow }
+    }
+
+    /// Whether `method` is allowed.
+    pub fn contains(&self, method: &Method) -> bool {
+        self.list.contains(method)
+    }
+
+    /// The `Allow` header value.
+    pub fn allow(&self) -> &HeaderValue {
+        &self.allow
     }
 }
 

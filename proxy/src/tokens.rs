@@ -194,10 +194,7 @@ impl TokenExchanger for HttpExchanger {
         };
         Box::pin(async move {
             let basic_ref = basic.as_ref().map(|(id, s)| (id.as_str(), s.expose()));
-            match client
-                .token_request(&url, body.to_string(), basic_ref)
-                .await
-            {
+            match client.token_request(&url, body, basic_ref).await {
                 Ok(TokenAnswer::Issued {
                     access_token,
                     expires_in,

@@ -18,7 +18,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::body::LimitedBody;
+use crate::body::{LimitedBody, ZeroizingBuf};
 use crate::keys::{FetchFuture, JwksFetch};
 
 /// Largest JWKS document accepted.
@@ -50,7 +50,7 @@ pub struct UpstreamClient {
     /// Forwards requests with streamed bodies.
     pub http: Client<Connector, LimitedBody>,
     jwks: Client<Connector, Empty<Bytes>>,
-    form: Client<Connector, Full<Bytes>>,
+    form: Client<Connector, Full<ZeroizingBuf>>,
 }
 
 /// A token endpoint's answer to a form POST.
@@ -119,7 +119,7 @@ impl UpstreamClient {
     pub async fn token_request(
         &self,
         url: &Uri,
-        form: String,
+        form: zeroize::Zeroizing<String>,
         basic: Option<(&str, &str)>,
     ) -> Result<TokenAnswer, String> {
         use base64::Engine;
@@ -146,7 +146,7 @@ impl UpstreamClient {
             req = req.header(http::header::AUTHORIZATION, value);
         }
         let req = req
-            .body(Full::new(Bytes::from(form)))
+            .body(Full::new(ZeroizingBuf::from(form)))
             .map_err(|e| e.to_string())?;
         let client = self.form.clone();
         let fetch = async move {

@@ -109,7 +109,8 @@ fn check<B>(req: &Request<B>, limit: &idguard_config::snapshot::Limits) -> Resul
         }
     }
     if req.method() == Method::TRACE || req.method() == Method::CONNECT {
-        return Err(ProxyError::MethodNotAllowed);
+        // Before routing there is no node yet: the 405 lists the default methods.
+        return Err(ProxyError::MethodNotAllowed(None));
     }
     if let Some(len) = headers.get(http::header::CONTENT_LENGTH) {
         let declared = len.to_str().ok().and_then(|s| s.parse::<u64>().ok());

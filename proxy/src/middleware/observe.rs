@@ -1,6 +1,8 @@
 //! `Observe`: the outermost layer. It gives the request its id, pins the routing table in force, turns any
 //! [`ProxyError`] into its response (the one mapping in [`crate::error`]), stamps `x-request-id` on the response,
-//! counts the request, and writes the single access-log line. Errors are logged here and nowhere else.
+//! counts the request, and writes the single access-log line. Every request's outcome is logged here, once;
+//! a layer below logs only a cause that it alone can see (an exchange refused, an upstream that failed), never a
+//! second line for the same outcome.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -209,7 +209,7 @@ async fn run(shared: Arc<Shared>, fetch: Fetch) -> Result<Obtained, ProxyError> 
                 if !scope.is_empty() {
                     form.append_pair("scope", &scope);
                 }
-                form.finish()
+                zeroize::Zeroizing::new(form.finish())
             };
             match shared
                 .client

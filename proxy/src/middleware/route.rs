@@ -42,7 +42,9 @@ impl RequestStep for RouteRequest {
         let method = req.method();
         if *method == Method::TRACE || *method == Method::CONNECT || !node.methods.contains(method)
         {
-            return Err(ProxyError::MethodNotAllowed);
+            return Err(ProxyError::MethodNotAllowed(Some(
+                node.methods.allow().clone(),
+            )));
         }
         ctx.route = Some(Matched {
             node,

@@ -142,32 +142,9 @@ async fn a01_a02_wrong_secret_and_unknown_client_answer_identically() {
         3.0
     );
     assert!(!m.contains("agent-nobody"));
-    // Timing: the median cost of an unknown id and of a wrong secret differ by well under a millisecond.
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for i in 0..40 {
-        let id = if i % 2 == 0 { "agent-1" } else { "agent-ghost" };
-        let start = std::time::Instant::now();
-        let (status, _, _) = w
-            .token(
-                &[],
-                &format!("grant_type=client_credentials&client_id={id}&client_secret=wrong-{i}"),
-            )
-            .await;
-        assert!(status == 401 || status == 429);
-        if i % 2 == 0 {
-            known.push(start.elapsed());
-        } else {
-            unknown.push(start.elapsed());
-        }
-    }
-    known.sort();
-    unknown.sort();
-    let (a, b) = (known[known.len() / 2], unknown[unknown.len() / 2]);
-    assert!(
-        a.abs_diff(b) < std::time::Duration::from_millis(5),
-        "medians {a:?} vs {b:?}"
-    );
+    // Timing (A02): a 40-trial median over HTTP could not see a difference of the size that matters, so the
+    // equal-work property is tested structurally instead: `client_auth::match_secret`'s unit test shows an
+    // unknown client and a wrong secret run the same comparisons.
 }
 
 #[tokio::test]

@@ -218,6 +218,34 @@ async fn an_undeclared_body_crossing_the_limit_is_cut_with_413() {
 }
 
 #[tokio::test]
+async fn a_405_lists_the_nodes_own_methods_in_allow() {
+    let mock = Mock::start().await;
+    let mut s = Setup::new();
+    s.agent("agent-1").credential("c", "llm", &canary("k"));
+    s.node(
+        "llm",
+        "openai",
+        &format!("http://{}", mock.addr),
+        "style = \"bearer\"\nmethods = [\"POST\", \"PUT\"]",
+        "c",
+    );
+    s.edge("agent-1", "openai", &[]);
+    let h = s.start().await;
+    let token = keys().es256.token(&claims("agent-1", ""));
+    let req = format!(
+        "GET /llm/openai/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw(h.addr, req.as_bytes()).await;
+    assert_eq!(raw_status(&answer), 405);
+    let allow: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("allow: "))
+        .collect();
+    assert_eq!(allow, ["POST, PUT"], "{answer}");
+    assert_eq!(mock.count(), 0);
+}
+
+#[tokio::test]
 async fn trace_connect_and_unlisted_methods_are_405() {
     let mock = Mock::start().await;
     let mut s = Setup::new();
