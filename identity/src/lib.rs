@@ -1,5 +1,7 @@
 //! idguard's identity service: an OAuth 2.0 authorization server for agents and client applications, served
-//! on the public listener next to the proxy and reading the same snapshot.
+//! on the public listener next to the proxy and reading the same snapshot. It depends only on `idguard-config`:
+//! its shared state goes through [`idguard_config::store::IdentityStore`], the client-secret hash format comes
+//! from [`idguard_config::hashes`], and the binary hands its keys, revocations, exchange and routes to the proxy.
 //!
 //! # Layout
 //! - [`endpoints`]: the axum routes: `/oauth2/token`, `/oauth2/revoke`, `/oauth2/introspect`,
