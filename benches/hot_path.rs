@@ -61,7 +61,7 @@ fn verification(c: &mut Criterion) {
             .map(|_| key.token(&claims("agent-1", "llm.use")))
             .collect();
         // No cache: every verification is a first sight.
-        let cold = Verifier::new(store.clone(), 0);
+        let cold = Verifier::new(store.clone(), 0, idguard_config::Clock::system());
         let mut i = 0;
         c.bench_function(&format!("verify/first_sight/{}", key.alg_name()), |b| {
             b.iter(|| {
@@ -72,7 +72,7 @@ fn verification(c: &mut Criterion) {
                 ));
             })
         });
-        let warm = Verifier::new(store.clone(), 100_000);
+        let warm = Verifier::new(store.clone(), 100_000, idguard_config::Clock::system());
         assert!(matches!(warm.attempt(&tokens[0]), Attempt::Verified(_)));
         c.bench_function(&format!("verify/repeat_sight/{}", key.alg_name()), |b| {
             b.iter(|| {

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use idguard_config::env::{ENV_ADMIN_TOKEN, ENV_REDIS_URL};
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{IdentityStore, Store};
-use idguard_config::{Loader, MasterKeys, Readiness, Reloader, SnapshotRx};
+use idguard_config::{Clock, Loader, MasterKeys, Readiness, Reloader, SnapshotRx};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -26,6 +26,8 @@ pub struct Environment {
     pub redis_url: Option<String>,
     /// `IDGUARD_ADMIN_TOKEN`; without it the token is read from (or generated into) the data directory.
     pub admin_token: Option<String>,
+    /// The clock token lifetimes are counted on: the system clock, or a manual one in tests.
+    pub clock: Clock,
 }
 
 /// Everything `serve` needs besides the listeners.
@@ -76,6 +78,7 @@ impl Environment {
                 .map(Arc::new),
             redis_url: std::env::var(ENV_REDIS_URL).ok().filter(|v| !v.is_empty()),
             admin_token: std::env::var(ENV_ADMIN_TOKEN).ok(),
+            clock: Clock::system(),
         })
     }
 }
@@ -168,6 +171,7 @@ impl Server {
             snapshots.clone(),
             identity_store,
             KeyedHasher::new(&fingerprint_key),
+            env.clock.clone(),
             &registry,
         )
         .context("starting the identity service")?;
@@ -184,6 +188,7 @@ impl Server {
             &registry,
             readiness.clone(),
             Some(identity_plane(&identity)),
+            env.clock,
         )?;
         Ok(Self {
             registry,

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`mod@env`]: every environment variable idguard reads, as a `pub const ENV_*`.
+//! - [`clock`]: Unix time through one seam, so tests move time instead of sleeping.
 //! - [`raw`]: the serde input types of the routing file (`deny_unknown_fields` everywhere).
 //! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns.
 //! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.
@@ -17,6 +18,7 @@
 //! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
 //! - [`error`]: the crate's error types.
 
+pub mod clock;
 pub mod env;
 pub mod error;
 pub mod hashes;
@@ -30,6 +32,7 @@ pub mod snapshot;
 pub mod store;
 pub mod validate;
 
+pub use clock::Clock;
 pub use error::{ConfigError, SealError, ValidationError, ValidationErrors};
 pub use readiness::Readiness;
 pub use reload::{Loader, Reloader, SnapshotRx, SnapshotTx};

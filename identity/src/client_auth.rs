@@ -20,7 +20,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::error::OAuthError;
-use super::{Form, IdentityService, log_value, now, sha256};
+use super::{Form, IdentityService, log_value, sha256};
 
 /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -198,7 +198,7 @@ impl IdentityService {
         };
         let snapshot = self.snapshot();
         let settings = self.settings(&snapshot)?;
-        let now = now();
+        let now = self.now();
         if let Some(id) = &claimed {
             check_client_id(id)?;
             if let Err(retry) =

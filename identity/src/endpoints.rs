@@ -20,7 +20,7 @@ use idguard_config::identity::TOKEN_EXCHANGE_GRANT;
 use super::client_auth::PrincipalKind;
 use super::error::OAuthError;
 use super::grants::ExchangeParams;
-use super::{Form, IdentityService, now};
+use super::{Form, IdentityService};
 
 /// Largest request body the identity service reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -275,7 +275,7 @@ async fn introspect(
             .idg_cred
             .as_deref()
             .is_none_or(|c| snapshot.credential_current(&claims.client_id, c));
-        if !entitled || !current || claims.exp < now() {
+        if !entitled || !current || claims.exp < svc.now() {
             return Ok(inactive);
         }
         let mut out = serde_json::json!({

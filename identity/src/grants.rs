@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::client_auth::{Authenticated, PrincipalKind};
 use super::error::OAuthError;
-use super::{AccessClaims, Actor, Form, IdentityService, now, random_id};
+use super::{AccessClaims, Actor, Form, IdentityService, random_id};
 
 /// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). Serialized only into the response to the client
 /// that obtained it; its `Debug` hides the token.
@@ -193,7 +193,7 @@ struct Grant<'a> {
 impl IdentityService {
     fn issue(&self, snapshot: &Snapshot, g: Grant<'_>) -> Result<TokenResponse, OAuthError> {
         let settings = self.settings(snapshot)?;
-        let now = now();
+        let now = self.now();
         let mut exp = now + settings.access_token_ttl.as_secs();
         if let Some(cap) = g.exp_cap {
             exp = exp.min(cap);
@@ -491,7 +491,7 @@ impl IdentityService {
             .map(|s| s.to_string())
             .collect();
         let granted = narrow(requested, &allowed)?;
-        let cap = (now() + settings.exchange_max_ttl.as_secs())
+        let cap = (self.now() + settings.exchange_max_ttl.as_secs())
             .min(subject.exp)
             .min(agent_claims.exp);
         let sub = user.unwrap_or_else(|| agent.id.to_string());
@@ -538,7 +538,7 @@ impl TokenExchanger for IdentityService {
             };
             match IdentityService::exchange(&svc, None, params).await {
                 Ok(r) => Ok(ExchangedToken {
-                    expires_at: now() + r.expires_in,
+                    expires_at: svc.now() + r.expires_in,
                     access_token: Secret::new(r.access_token),
                 }),
                 Err(OAuthError::Unavailable) => {

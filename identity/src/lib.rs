@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idguard_config::Clock;
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::identity::ACCESS_TOKEN_TYP;
 use idguard_config::identity::{LocalKeys, Revocations, jti_digest};
@@ -93,6 +94,7 @@ struct Inner {
     /// Set once the shared seed has been read (at start, or as soon as the store answers).
     keys: std::sync::OnceLock<SigningKeys>,
     hasher: KeyedHasher,
+    clock: Clock,
     dummy_hash: [u8; 32],
     limiter: Limiter,
     revocations: Arc<Revocations>,
@@ -205,6 +207,7 @@ impl IdentityService {
         snapshots: SnapshotRx,
         store: Arc<dyn IdentityStore>,
         hasher: KeyedHasher,
+        clock: Clock,
         registry: &prometheus::Registry,
     ) -> Result<Self, StartError> {
         let mut dummy_hash = [0u8; 32];
@@ -218,6 +221,7 @@ impl IdentityService {
                 store,
                 keys: std::sync::OnceLock::new(),
                 hasher,
+                clock,
                 dummy_hash,
                 limiter: Limiter::default(),
                 revocations: Arc::new(Revocations::default()),
@@ -282,7 +286,7 @@ impl IdentityService {
     pub async fn run_key_publisher(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tick = 0u64;
-        let mut since = now();
+        let mut since = self.now();
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
@@ -300,7 +304,7 @@ impl IdentityService {
                 continue;
             };
             if let Ok(list) = revocations {
-                let now = now();
+                let now = self.now();
                 for (digest, exp, at) in list {
                     self.inner.revocations.revoke(digest, exp, now);
                     // Re-read the last second next time: entries recorded in the same second may arrive late.
@@ -320,7 +324,7 @@ impl IdentityService {
         let Some(keys) = self.inner.keys.get() else {
             return;
         };
-        let set = keys.jwks(now(), max_ttl);
+        let set = keys.jwks(self.now(), max_ttl);
         self.inner.jwks.send_if_modified(|old| {
             let changed = old.keys.len() != set.keys.len()
                 || old
@@ -342,6 +346,11 @@ impl IdentityService {
             .requests
             .with_label_values(&[endpoint, outcome])
             .inc();
+    }
+
+    /// Unix seconds by the service's clock (every lifetime it issues or checks is counted on it).
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.now()
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -404,7 +413,9 @@ impl IdentityService {
     /// Revokes a token by `jti` until `exp`: here at once, and in the shared store for other replicas.
     async fn revoke(&self, claims: &AccessClaims) -> Result<(), OAuthError> {
         let digest = jti_digest(&claims.jti);
-        self.inner.revocations.revoke(digest, claims.exp, now());
+        self.inner
+            .revocations
+            .revoke(digest, claims.exp, self.now());
         let store = self.inner.store.clone();
         let exp = claims.exp;
         tokio::task::spawn_blocking(move || store.revoke(&digest, exp))
@@ -426,13 +437,6 @@ pub(crate) fn random_id() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| OAuthError::Unavailable)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A caller-supplied value made safe for one log field: at most 64 characters, control characters escaped.

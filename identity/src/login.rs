@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use super::client_auth::{Authenticated, PrincipalKind};
 use super::error::OAuthError;
 use super::grants::{TokenResponse, target_agent};
-use super::{Form, IdentityService, log_value, now, random_id, sha256};
+use super::{Form, IdentityService, log_value, random_id, sha256};
 
 /// How long a code may wait to be redeemed.
 const CODE_TTL: u64 = 60;
@@ -166,7 +166,7 @@ impl IdentityService {
             );
         };
         let limiter_key = format!("user:{username}");
-        let now = now();
+        let now = self.now();
         if self
             .inner
             .limiter
@@ -289,11 +289,12 @@ impl IdentityService {
         let store = self.inner.store.clone();
         let key = sha256(format!("code\n{code}").as_bytes());
         let used = sha256(format!("code-used\n{code}").as_bytes());
+        let used_until = self.now() + CODE_TTL;
         let found = tokio::task::spawn_blocking(move || -> Result<Option<(Vec<u8>, bool)>, ()> {
             let Some(bytes) = store.cache_get(&key).map_err(|_| ())? else {
                 return Ok(None);
             };
-            let first = store.claim_jti(&used, now() + CODE_TTL).map_err(|_| ())?;
+            let first = store.claim_jti(&used, used_until).map_err(|_| ())?;
             Ok(Some((bytes, first)))
         })
         .await
@@ -319,7 +320,7 @@ impl IdentityService {
             .into();
         if record.client != *who.id
             || record.redirect_uri != redirect_uri
-            || record.exp < now()
+            || record.exp < self.now()
             || !pkce_ok
         {
             tracing::warn!(

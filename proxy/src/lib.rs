@@ -40,8 +40,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idguard_config::SnapshotRx;
 use idguard_config::identity::{LocalKeys, Revocations, TokenExchanger};
+use idguard_config::{Clock, SnapshotRx};
 use prometheus::Registry;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
@@ -101,12 +101,17 @@ impl Proxy {
         registry: &Registry,
         readiness: Arc<idguard_config::Readiness>,
         identity: Option<IdentityPlane>,
+        clock: Clock,
     ) -> Result<Self, StartError> {
         let snapshot = snapshots.borrow().clone();
         let client = UpstreamClient::new(&snapshot.settings.upstream)?;
         let keys = Arc::new(KeyStore::new(Arc::new(client.clone())));
         keys.set_issuers(&snapshot.issuers);
-        let verifier = Arc::new(Verifier::new(keys, snapshot.settings.token_cache_entries));
+        let verifier = Arc::new(Verifier::new(
+            keys,
+            snapshot.settings.token_cache_entries,
+            clock.clone(),
+        ));
         let metrics = Arc::new(ProxyMetrics::new(registry)?);
         let (local_keys, revocations, exchanger, identity_routes) = match identity {
             Some(i) => {
@@ -128,6 +133,7 @@ impl Proxy {
             readiness,
             exchanger,
             revocations,
+            clock,
         ));
         Ok(Self {
             shared,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use idguard_config::Clock;
 use idguard_config::identity::{Revocations, TokenExchanger};
 use rand::RngCore;
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub readiness: Arc<idguard_config::Readiness>,
     /// Exchanged and OAuth tokens.
     pub tokens: TokenCache,
+    /// Unix time for token lifetimes (the system clock outside tests).
+    pub clock: Clock,
     /// idguard's own identity service, for `/svc/` routes without an outside exchange endpoint.
     pub exchanger: Option<Arc<dyn TokenExchanger>>,
     /// Tokens revoked at the identity service.
@@ -41,6 +44,8 @@ pub struct Shared {
 
 impl Shared {
     /// Assembles the shared state.
+    // One call site (`Proxy::new`), which names every part; a builder would only restate the fields.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         routes: Routes,
         verifier: Arc<Verifier>,
@@ -49,6 +54,7 @@ impl Shared {
         readiness: Arc<idguard_config::Readiness>,
         exchanger: Option<Arc<dyn TokenExchanger>>,
         revocations: Arc<Revocations>,
+        clock: Clock,
     ) -> Self {
         let mut prefix = [0u8; 4];
         rand::rng().fill_bytes(&mut prefix);
@@ -58,7 +64,8 @@ impl Shared {
             metrics,
             client,
             readiness,
-            tokens: TokenCache::default(),
+            tokens: TokenCache::new(clock.clone()),
+            clock,
             exchanger,
             revocations,
             id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use idguard_config::Clock;
 use idguard_config::identity::{
     ACCESS_TOKEN_TYPE, BoxFuture, ExchangeError, ExchangeRequest, ExchangedToken,
     TOKEN_EXCHANGE_GRANT, TokenExchanger,
@@ -20,7 +21,7 @@ use tokio::sync::OnceCell;
 use crate::error::ProxyError;
 use crate::routes::Injection;
 use crate::upstream::{TokenAnswer, UpstreamClient};
-pub(crate) use crate::verify::{now, sha256};
+pub(crate) use crate::verify::sha256;
 
 /// How long before `exp` a cached token stops being served.
 pub const REFRESH_MARGIN: u64 = 30;
@@ -39,12 +40,20 @@ pub struct Obtained {
 type Slot = OnceCell<Result<Obtained, ProxyError>>;
 
 /// Obtained tokens by hashed key, with single flight.
-#[derive(Default)]
 pub struct TokenCache {
     slots: DashMap<[u8; 32], Arc<Slot>>,
+    clock: Clock,
 }
 
 impl TokenCache {
+    /// An empty cache judging freshness by `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            slots: DashMap::new(),
+            clock,
+        }
+    }
+
     /// Forgets every token (a new topology is in force; entries of the old one could never be hit again).
     pub fn clear(&self) {
         self.slots.clear();
@@ -54,7 +63,7 @@ impl TokenCache {
     pub fn fresh(&self, key: &[u8; 32]) -> Option<Arc<Injection>> {
         let slot = self.slots.get(key)?;
         match slot.get() {
-            Some(Ok(o)) if now() < o.refresh_at => Some(o.injection.clone()),
+            Some(Ok(o)) if self.clock.now() < o.refresh_at => Some(o.injection.clone()),
             _ => None,
         }
     }
@@ -76,7 +85,7 @@ impl TokenCache {
     {
         let slot = {
             if self.slots.len() >= MAX_ENTRIES {
-                let now = now();
+                let now = self.clock.now();
                 self.slots.retain(|_, s| match s.get() {
                     None => true,
                     Some(Ok(o)) => o.refresh_at > now,
@@ -85,7 +94,7 @@ impl TokenCache {
             }
             let mut entry = self.slots.entry(key).or_default();
             let done_and_unusable = match entry.get() {
-                Some(Ok(o)) => now() >= o.refresh_at,
+                Some(Ok(o)) => self.clock.now() >= o.refresh_at,
                 Some(Err(_)) => true,
                 None => false,
             };
@@ -150,19 +159,22 @@ pub struct HttpExchanger {
     client: UpstreamClient,
     token_url: http::Uri,
     basic: Option<(String, Secret)>,
+    clock: Clock,
 }
 
 impl HttpExchanger {
-    /// Exchanges at `token_url`, authenticating with `basic` when given.
+    /// Exchanges at `token_url`, authenticating with `basic` when given; `expires_in` is counted from `clock`.
     pub fn new(
         client: UpstreamClient,
         token_url: http::Uri,
         basic: Option<(String, Secret)>,
+        clock: Clock,
     ) -> Self {
         Self {
             client,
             token_url,
             basic,
+            clock,
         }
     }
 }
@@ -175,6 +187,7 @@ impl TokenExchanger for HttpExchanger {
         let client = self.client.clone();
         let url = self.token_url.clone();
         let basic = self.basic.clone();
+        let clock = self.clock.clone();
         // The form is built before the future so no non-Send serializer lives across an await.
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
@@ -200,7 +213,7 @@ impl TokenExchanger for HttpExchanger {
                     expires_in,
                 }) => Ok(ExchangedToken {
                     access_token,
-                    expires_at: now() + expires_in.unwrap_or(60),
+                    expires_at: clock.now() + expires_in.unwrap_or(60),
                 }),
                 Ok(TokenAnswer::Refused(code)) => Err(ExchangeError::Refused(code)),
                 Err(why) => Err(ExchangeError::Unavailable(why)),

@@ -7,8 +7,8 @@
 //! until `exp` + leeway, so a repeat sight costs one hash and one map lookup. Cache entries are tied to the key
 //! store's epoch: a key rotation or snapshot swap voids them.
 
+use idguard_config::Clock;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -63,6 +63,7 @@ pub struct Verifier {
     keys: Arc<KeyStore>,
     cache: DashMap<[u8; 32], Cached>,
     max_entries: usize,
+    clock: Clock,
 }
 
 #[derive(Deserialize)]
@@ -120,12 +121,13 @@ pub enum Attempt {
 // === impl Verifier ===
 
 impl Verifier {
-    /// A verifier over `keys` caching at most `max_entries` tokens.
-    pub fn new(keys: Arc<KeyStore>, max_entries: usize) -> Self {
+    /// A verifier over `keys` caching at most `max_entries` tokens, each until its `exp` by `clock`.
+    pub fn new(keys: Arc<KeyStore>, max_entries: usize, clock: Clock) -> Self {
         Self {
             keys,
             cache: DashMap::new(),
             max_entries,
+            clock,
         }
     }
 
@@ -136,7 +138,7 @@ impl Verifier {
 
     /// Verifies `token` without awaiting: a cache hit, a full verification, or [`Attempt::UnknownKid`].
     pub fn attempt(&self, token: &str) -> Attempt {
-        let now = now();
+        let now = self.clock.now();
         let digest = sha256(token.as_bytes());
         let epoch = self.keys.epoch();
         if let Some(hit) = self.cache.get(&digest)
@@ -355,11 +357,4 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
-}
-
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

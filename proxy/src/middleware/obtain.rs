@@ -162,6 +162,7 @@ fn plan(shared: &Shared, req: &mut Req) -> Result<Option<([u8; 32], Fetch)>, Pro
                     shared.client.clone(),
                     ext.token_url.clone(),
                     ext.client.clone(),
+                    shared.clock.clone(),
                 )),
                 None => shared
                     .exchanger
@@ -222,7 +223,7 @@ async fn run(shared: Arc<Shared>, fetch: Fetch) -> Result<Obtained, ProxyError> 
                 }) => {
                     // Without `expires_in`, assume a short life rather than caching forever.
                     let ttl = expires_in.unwrap_or(300);
-                    prepared(&style, &access_token, tokens::now() + ttl)
+                    prepared(&style, &access_token, shared.clock.now() + ttl)
                 }
                 Ok(TokenAnswer::Refused(code)) => {
                     tracing::warn!(reason = "oauth_refused", code = %code, "the provider refused the client credentials");

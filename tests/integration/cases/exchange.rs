@@ -378,7 +378,7 @@ async fn an_exchanged_token_is_not_served_past_exp_minus_30s() {
     let t = w.agentk_token().await;
     call(&w, "/svc/crm/a", &t, &[]).await;
     let first = bearer_of(&w.crm);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    w.h.setup.clock.advance(std::time::Duration::from_secs(2));
     call(&w, "/svc/crm/b", &t, &[]).await;
     assert_ne!(
         bearer_of(&w.crm),
@@ -902,7 +902,7 @@ async fn an_external_oauth_token_is_refreshed_30s_before_it_expires() {
     assert_eq!(call(&w, "/ext/partner/a", &t, &[]).await.0, 200);
     assert_eq!(call(&w, "/ext/partner/b", &t, &[]).await.0, 200);
     assert_eq!(provider.count(), 1);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    w.h.setup.clock.advance(std::time::Duration::from_secs(2));
     assert_eq!(call(&w, "/ext/partner/c", &t, &[]).await.0, 200);
     assert_eq!(provider.count(), 2, "refreshed once stale");
     // The provider refusing the client secret is a 502 for the caller, never the provider's body.
@@ -910,7 +910,7 @@ async fn an_external_oauth_token_is_refreshed_30s_before_it_expires() {
         401,
         r#"{"error":"invalid_client"}"#.into(),
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.h.setup.clock.advance(std::time::Duration::from_secs(2));
     let (status, body) = call(&w, "/ext/partner/d", &t, &[]).await;
     assert_eq!(status, 502, "{body}");
     assert!(!body.contains("invalid_client"));

@@ -60,6 +60,8 @@ pub struct Setup {
     /// `[identity]` with `issuer` = the public listener's URL, plus these lines; `None`: no identity service.
     pub identity: Option<String>,
     pub fragments: Vec<String>,
+    /// The clock idguard counts token lifetimes on; tests advance it instead of sleeping.
+    pub clock: idguard_config::Clock,
 }
 
 impl Setup {
@@ -85,6 +87,7 @@ impl Setup {
             upstream_extra: String::new(),
             identity: None,
             fragments: vec![],
+            clock: idguard_config::Clock::manual(),
         }
     }
 
@@ -238,6 +241,7 @@ impl Setup {
                 master_keys: Some(Arc::new(self.master_keys())),
                 redis_url: None,
                 admin_token: Some(ADMIN_TOKEN.into()),
+                clock: self.clock.clone(),
             },
         })
         .expect("config loads");
