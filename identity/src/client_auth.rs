@@ -263,6 +263,9 @@ impl IdentityService {
         }
     }
 
+    /// `private_key_jwt` (RFC 7523): the assertion's header and identity, the client and its registered keys,
+    /// then each candidate key in turn — the key fixes the algorithm — and the claims; the `jti` is claimed once
+    /// in the shared store. A failure is `(log reason, client id if known, error)`.
     #[allow(clippy::type_complexity)]
     async fn check_assertion(
         &self,
@@ -271,56 +274,10 @@ impl IdentityService {
         assertion: &str,
         now: u64,
     ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
-        let bad = |reason: &'static str, id: Option<&str>| {
-            (reason, id.map(str::to_owned), OAuthError::InvalidClient)
-        };
-        if assertion.len() > MAX_ASSERTION {
-            return Err(bad("bad_assertion", form_id));
-        }
-        let mut parts = assertion.split('.');
-        let (Some(h), Some(p), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("bad_assertion", form_id));
-        };
-        let header: AssertionHeader = URL_SAFE_NO_PAD
-            .decode(h)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| bad("bad_assertion", form_id))?;
-        // The identity comes from the unverified payload only to find the key; everything is re-checked after.
-        let peek: PeekClaims = URL_SAFE_NO_PAD
-            .decode(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| bad("bad_assertion", form_id))?;
-        let id = match (form_id, peek.sub.as_deref()) {
-            (Some(f), Some(s)) if f != s => return Err(bad("bad_assertion_sub", Some(f))),
-            (Some(f), _) => f.to_owned(),
-            (None, Some(s)) => s.to_owned(),
-            (None, None) => return Err(bad("bad_assertion_sub", None)),
-        };
-        if check_client_id(&id).is_err() {
-            return Err(bad("bad_assertion_sub", None));
-        }
-        let bad_id = |reason: &'static str| bad(reason, Some(&id));
-        if header.jku.is_some()
-            || header.x5u.is_some()
-            || header.jwk.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(bad_id("header_key_reference"));
-        }
-        if header.crit.is_some() {
-            return Err(bad_id("unsupported_crit"));
-        }
-        // An access token or exchanged token is not a client assertion, whatever key signed it.
-        if let Some(typ) = &header.typ {
-            let t = idguard_config::validate::normalize_typ(typ);
-            if t != "jwt" && t != "client-authentication+jwt" {
-                return Err(bad_id("bad_assertion_typ"));
-            }
-        }
+        let (header, id) = peek_assertion(assertion, form_id)
+            .map_err(|(reason, id)| (reason, id, OAuthError::InvalidClient))?;
+        let bad_id = |reason: &'static str| (reason, Some(id.clone()), OAuthError::InvalidClient);
+        check_assertion_header(&header).map_err(bad_id)?;
         let Some(p) = principal(snapshot, &id) else {
             return Err(bad_id("unknown_client"));
         };
@@ -347,94 +304,28 @@ impl IdentityService {
         }
         let mut last = "alg_not_allowed";
         for key in candidates {
-            let alg = match key.alg {
-                "ES256" => Algorithm::ES256,
-                "RS256" => Algorithm::RS256,
-                "EdDSA" => Algorithm::EdDSA,
-                _ => continue,
-            };
-            // The registered key fixes the algorithm: `none`, HS256 "signed" with the public key, or any other
-            // family never reaches a verifier.
-            if header.alg != key.alg {
-                last = "alg_not_allowed";
-                continue;
-            }
-            let Ok(decoding) = DecodingKey::from_jwk(&key.jwk) else {
-                continue;
-            };
-            let mut validation = Validation::new(alg);
-            validation.set_issuer(&[id.as_str()]);
-            validation.validate_aud = false;
-            validation.leeway = 30;
-            validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-            let claims =
-                match jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation) {
-                    Ok(data) => data.claims,
-                    Err(e) => {
-                        last = match e.kind() {
-                            jsonwebtoken::errors::ErrorKind::InvalidIssuer => "bad_assertion_sub",
-                            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                                "assertion_expired"
-                            }
-                            jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                                "assertion_not_yet_valid"
-                            }
-                            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                                "bad_assertion_signature"
-                            }
-                            _ => "bad_assertion",
-                        };
-                        continue;
-                    }
-                };
-            if claims.sub != id || claims.iss != id {
-                return Err(bad_id("bad_assertion_sub"));
-            }
-            // A single audience: this issuer (an array naming another party too could be replayed there).
-            let aud_ok = match &claims.aud {
-                serde_json::Value::String(a) => audiences.contains(a),
-                serde_json::Value::Array(list) => {
-                    list.len() == 1
-                        && list[0]
-                            .as_str()
-                            .is_some_and(|a| audiences.iter().any(|x| x == a))
+            let claims = match verify_assertion(assertion, &header.alg, key, &id) {
+                Ok(claims) => claims,
+                Err(reason) => {
+                    last = reason;
+                    continue;
                 }
-                _ => false,
             };
-            if !aud_ok {
-                return Err(bad_id("bad_assertion_aud"));
-            }
-            if claims.exp > now + MAX_ASSERTION_LIFETIME {
-                return Err(bad_id("assertion_lifetime"));
-            }
-            if claims.iat.is_some_and(|iat| iat > now + MAX_CLOCK_SKEW) {
-                return Err(bad_id("assertion_iat_future"));
-            }
-            if claims.nbf.is_some_and(|nbf| nbf > now + MAX_CLOCK_SKEW) {
-                return Err(bad_id("assertion_not_yet_valid"));
-            }
-            let Some(jti) = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256) else {
-                return Err(bad_id("assertion_missing_jti"));
-            };
+            let jti = check_assertion_claims(&claims, &id, &audiences, now).map_err(bad_id)?;
             let digest = sha256(format!("assertion\n{id}\n{jti}").as_bytes());
             let store = self.inner.store.clone();
             let expires = claims.exp + 60;
+            let unavailable = |_| {
+                (
+                    "store_unavailable",
+                    Some(id.clone()),
+                    OAuthError::Unavailable,
+                )
+            };
             let first = tokio::task::spawn_blocking(move || store.claim_jti(&digest, expires))
                 .await
-                .map_err(|_| {
-                    (
-                        "store_unavailable",
-                        Some(id.clone()),
-                        OAuthError::Unavailable,
-                    )
-                })?
-                .map_err(|_| {
-                    (
-                        "store_unavailable",
-                        Some(id.clone()),
-                        OAuthError::Unavailable,
-                    )
-                })?;
+                .map_err(|_| unavailable(()))?
+                .map_err(|_| unavailable(()))?;
             if !first {
                 return Err(bad_id("assertion_replay"));
             }
@@ -446,6 +337,141 @@ impl IdentityService {
         }
         Err(bad_id(last))
     }
+}
+
+/// The assertion's header and the client it speaks for, read before any verification only to find the key
+/// (everything is re-checked after). The client id is the form's `client_id` or else the payload's `sub`; they
+/// must agree when both are there.
+fn peek_assertion(
+    assertion: &str,
+    form_id: Option<&str>,
+) -> Result<(AssertionHeader, String), (&'static str, Option<String>)> {
+    let bad = |reason: &'static str, id: Option<&str>| (reason, id.map(str::to_owned));
+    if assertion.len() > MAX_ASSERTION {
+        return Err(bad("bad_assertion", form_id));
+    }
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("bad_assertion", form_id));
+    };
+    let header: AssertionHeader = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| bad("bad_assertion", form_id))?;
+    let peek: PeekClaims = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| bad("bad_assertion", form_id))?;
+    let id = match (form_id, peek.sub.as_deref()) {
+        (Some(f), Some(s)) if f != s => return Err(bad("bad_assertion_sub", Some(f))),
+        (Some(f), _) => f.to_owned(),
+        (None, Some(s)) => s.to_owned(),
+        (None, None) => return Err(bad("bad_assertion_sub", None)),
+    };
+    if check_client_id(&id).is_err() {
+        return Err(bad("bad_assertion_sub", None));
+    }
+    Ok((header, id))
+}
+
+/// Header rules: no key by reference or embedded, no `crit`, and a `typ` (if any) of a client assertion — an
+/// access token or exchanged token is not a client assertion, whatever key signed it.
+fn check_assertion_header(header: &AssertionHeader) -> Result<(), &'static str> {
+    if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some()
+    {
+        return Err("header_key_reference");
+    }
+    if header.crit.is_some() {
+        return Err("unsupported_crit");
+    }
+    if let Some(typ) = &header.typ {
+        let t = idguard_config::validate::normalize_typ(typ);
+        if t != "jwt" && t != "client-authentication+jwt" {
+            return Err("bad_assertion_typ");
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the signature with one registered key and the time claims (30 s leeway), `iss` = the client. The
+/// registered key fixes the algorithm: `none`, HS256 "signed" with the public key, or any other family never
+/// reaches a verifier. `Err` is the log reason; the caller tries the next candidate key.
+fn verify_assertion(
+    assertion: &str,
+    header_alg: &str,
+    key: &PublicKey,
+    id: &str,
+) -> Result<AssertionClaims, &'static str> {
+    use jsonwebtoken::errors::ErrorKind;
+    let alg = match key.alg {
+        "ES256" => Algorithm::ES256,
+        "RS256" => Algorithm::RS256,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return Err("alg_not_allowed"),
+    };
+    if header_alg != key.alg {
+        return Err("alg_not_allowed");
+    }
+    let decoding = DecodingKey::from_jwk(&key.jwk).map_err(|_| "alg_not_allowed")?;
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[id]);
+    validation.validate_aud = false;
+    validation.leeway = 30;
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidIssuer => "bad_assertion_sub",
+            ErrorKind::ExpiredSignature => "assertion_expired",
+            ErrorKind::ImmatureSignature => "assertion_not_yet_valid",
+            ErrorKind::InvalidSignature => "bad_assertion_signature",
+            _ => "bad_assertion",
+        })
+}
+
+/// The verified claims' rules: `sub` = `iss` = the client, a single audience that is this issuer (an array
+/// naming another party too could be replayed there), a short lifetime, no `iat`/`nbf` in the future, and a
+/// `jti`. Returns the `jti`.
+fn check_assertion_claims<'c>(
+    claims: &'c AssertionClaims,
+    id: &str,
+    audiences: &[String],
+    now: u64,
+) -> Result<&'c str, &'static str> {
+    if claims.sub != id || claims.iss != id {
+        return Err("bad_assertion_sub");
+    }
+    let aud_ok = match &claims.aud {
+        serde_json::Value::String(a) => audiences.contains(a),
+        serde_json::Value::Array(list) => {
+            list.len() == 1
+                && list[0]
+                    .as_str()
+                    .is_some_and(|a| audiences.iter().any(|x| x == a))
+        }
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("bad_assertion_aud");
+    }
+    if claims.exp > now + MAX_ASSERTION_LIFETIME {
+        return Err("assertion_lifetime");
+    }
+    if claims.iat.is_some_and(|iat| iat > now + MAX_CLOCK_SKEW) {
+        return Err("assertion_iat_future");
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + MAX_CLOCK_SKEW) {
+        return Err("assertion_not_yet_valid");
+    }
+    claims
+        .jti
+        .as_deref()
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or("assertion_missing_jti")
 }
 
 #[derive(Deserialize)]

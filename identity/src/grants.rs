@@ -18,7 +18,7 @@ use idguard_config::identity::{
     TokenExchanger,
 };
 use idguard_config::secret::Secret;
-use idguard_config::snapshot::Agent;
+use idguard_config::snapshot::{Agent, Service};
 use serde::Serialize;
 
 use super::client_auth::{Authenticated, PrincipalKind};
@@ -314,7 +314,9 @@ impl IdentityService {
     }
 
     /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`. `caller` is the authenticated client, if
-    /// the request carried client authentication; it must then be the acting agent.
+    /// the request carried client authentication; it must then be the acting agent. The phases, in order: the
+    /// parameters, the target service, the subject token, who acts (the subject's agent or, with delegation, the
+    /// actor token's), that agent's standing, the `act` chain, and the scopes the outbound authorization grants.
     ///
     /// # Errors
     /// [`OAuthError`] per RFC 8693 §2.2.2.
@@ -325,79 +327,9 @@ impl IdentityService {
     ) -> Result<TokenResponse, OAuthError> {
         let snapshot = self.snapshot();
         let settings = self.settings(&snapshot)?;
-        if p.audience.is_none() && p.resource.is_none() {
-            return Err(OAuthError::InvalidRequest(
-                "audience (the service's audience identifier) or resource is required.",
-            ));
-        }
-        if p.actor_token.is_some() != p.actor_token_type.is_some() {
-            return Err(OAuthError::InvalidRequest(
-                "actor_token and actor_token_type go together.",
-            ));
-        }
-        let token_type_ok = |t: &str| t == ACCESS_TOKEN_TYPE || t == JWT_TOKEN_TYPE;
-        if !token_type_ok(p.subject_token_type)
-            || p.actor_token_type.is_some_and(|t| !token_type_ok(t))
-        {
-            return Err(OAuthError::InvalidRequest("Unsupported token type."));
-        }
-        if p.requested_token_type
-            .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
-        {
-            return Err(OAuthError::InvalidRequest(
-                "Only access tokens can be requested.",
-            ));
-        }
-        let requested = scopes(p.scope)?;
-        // The target: a registered enterprise service, by audience or by its upstream URL.
-        let service = snapshot
-            .services
-            .values()
-            .find(|s| {
-                p.audience.is_none_or(|a| a == s.audience)
-                    && p.resource.is_none_or(|r| {
-                        s.upstream.as_ref().is_some_and(|u| {
-                            r.trim_end_matches('/')
-                                == format!("{}://{}{}", u.scheme, u.authority, u.base_path)
-                        })
-                    })
-            })
-            .ok_or_else(|| {
-                tracing::warn!(
-                    reason = "unknown_target",
-                    "exchange for an unknown audience or resource"
-                );
-                OAuthError::InvalidTarget
-            })?;
-        let Some(subject) = self.verify_local(p.subject_token).await else {
-            tracing::warn!(
-                reason = "bad_subject_token",
-                "exchange with an invalid subject token"
-            );
-            return Err(OAuthError::InvalidRequest("subject_token is invalid."));
-        };
-        // The subject's client must still be enabled and hold the credential the subject was obtained with.
-        if let Some(cred) = &subject.idg_cred
-            && !snapshot.credential_current(&subject.client_id, cred)
-        {
-            return Err(OAuthError::InvalidRequest("subject_token is invalid."));
-        }
-        // A token already issued for a service is not a way to reach another one (no chain hopping).
-        if subject.act.is_some()
-            || snapshot
-                .services
-                .values()
-                .any(|s| s.audience == subject.aud)
-        {
-            tracing::warn!(
-                reason = "chain_hopping",
-                "an exchanged token was presented as subject"
-            );
-            return Err(OAuthError::InvalidRequest(
-                "subject_token cannot be exchanged again.",
-            ));
-        }
-        // Who acts: the agent whose token is the subject, or (delegation) the actor token's agent.
+        let requested = exchange_params(&p)?;
+        let service = target_service(&snapshot, &p)?;
+        let subject = self.exchange_subject(&snapshot, p.subject_token).await?;
         let (agent_claims, user) = match p.actor_token {
             None => {
                 if subject.sub != subject.client_id || subject.aud != settings.audience {
@@ -408,64 +340,11 @@ impl IdentityService {
                 (subject.clone(), None)
             }
             Some(actor_token) => {
-                let Some(actor) = self.verify_local(actor_token).await else {
-                    tracing::warn!(
-                        reason = "bad_actor_token",
-                        "exchange with an invalid actor token"
-                    );
-                    return Err(OAuthError::InvalidRequest("actor_token is invalid."));
-                };
-                if actor.sub != actor.client_id || actor.aud != settings.audience {
-                    return Err(OAuthError::InvalidRequest(
-                        "actor_token must be an agent's token.",
-                    ));
-                }
-                let Some(agent) = snapshot.agents.get(actor.sub.as_str()) else {
-                    return Err(OAuthError::InvalidRequest("actor_token is invalid."));
-                };
-                if subject.aud != agent.audience {
-                    return Err(OAuthError::InvalidRequest(
-                        "subject_token was not issued for this agent.",
-                    ));
-                }
-                if subject.may_act.as_ref().is_some_and(|m| m.sub != actor.sub) {
-                    tracing::warn!(
-                        reason = "may_act_mismatch",
-                        "the actor is not allowed to act for the subject"
-                    );
-                    return Err(OAuthError::InvalidRequest(
-                        "The actor may not act for this subject.",
-                    ));
-                }
-                let user = (subject.sub != subject.client_id).then(|| subject.sub.clone());
-                if let Some(u) = &user
-                    && !agent.permission.granted_to(u, &snapshot.directory)
-                {
-                    return Err(OAuthError::InvalidRequest(
-                        "The subject does not hold the agent's permission.",
-                    ));
-                }
-                (actor, user)
+                self.delegation(&snapshot, &settings.audience, &subject, actor_token)
+                    .await?
             }
         };
-        let agent_id = agent_claims.sub.as_str();
-        let Some(agent) = snapshot.agents.get(agent_id).filter(|a| a.enabled) else {
-            return Err(OAuthError::InvalidRequest(
-                "The agent is unknown or disabled.",
-            ));
-        };
-        if let Some(cred) = &agent_claims.idg_cred
-            && !snapshot.credential_current(agent_id, cred)
-        {
-            return Err(OAuthError::InvalidRequest(
-                "The agent's token is no longer valid.",
-            ));
-        }
-        if let Some(caller) = caller
-            && *caller.id != *agent.id
-        {
-            return Err(OAuthError::UnauthorizedClient);
-        }
+        let agent = acting_agent(&snapshot, &agent_claims, caller)?;
         let act = Actor {
             sub: agent.id.to_string(),
             act: subject.act.clone().map(Box::new),
@@ -476,21 +355,10 @@ impl IdentityService {
                 "The delegation chain is too deep.",
             ));
         }
-        let Some(edge) = snapshot
-            .service_grants
-            .get(&service.id)
-            .and_then(|by_agent| by_agent.get(&agent.id))
-        else {
-            tracing::warn!(reason = "no_edge", agent = %agent.id, service = %service.id, "exchange without an outbound authorization");
-            return Err(OAuthError::InvalidTarget);
-        };
-        let authority: Vec<&str> = agent_claims.scope.split(' ').collect();
-        let allowed: Vec<String> = edge
-            .iter()
-            .filter(|s| authority.contains(&&***s))
-            .map(|s| s.to_string())
-            .collect();
-        let granted = narrow(requested, &allowed)?;
+        let granted = narrow(
+            requested,
+            &edge_scopes(&snapshot, service, agent, &agent_claims.scope)?,
+        )?;
         let cap = (self.now() + settings.exchange_max_ttl.as_secs())
             .min(subject.exp)
             .min(agent_claims.exp);
@@ -517,6 +385,197 @@ impl IdentityService {
         response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
         Ok(response)
     }
+
+    /// The subject token: issued here, not revoked, its client still holding the credential it was obtained
+    /// with, and not itself an exchanged token (no chain hopping from one service to another).
+    async fn exchange_subject(
+        &self,
+        snapshot: &Snapshot,
+        token: &str,
+    ) -> Result<AccessClaims, OAuthError> {
+        let Some(subject) = self.verify_local(token).await else {
+            tracing::warn!(
+                reason = "bad_subject_token",
+                "exchange with an invalid subject token"
+            );
+            return Err(OAuthError::InvalidRequest("subject_token is invalid."));
+        };
+        if let Some(cred) = &subject.idg_cred
+            && !snapshot.credential_current(&subject.client_id, cred)
+        {
+            return Err(OAuthError::InvalidRequest("subject_token is invalid."));
+        }
+        if subject.act.is_some()
+            || snapshot
+                .services
+                .values()
+                .any(|s| s.audience == subject.aud)
+        {
+            tracing::warn!(
+                reason = "chain_hopping",
+                "an exchanged token was presented as subject"
+            );
+            return Err(OAuthError::InvalidRequest(
+                "subject_token cannot be exchanged again.",
+            ));
+        }
+        Ok(subject)
+    }
+
+    /// Delegation: the actor token must be an agent's own token (for `audience`, the proxy's), the subject a
+    /// token issued for that agent whose `may_act` (if any) names it, and a user subject must hold the agent's
+    /// permission. Returns the actor's claims and the user, if the subject is one.
+    async fn delegation(
+        &self,
+        snapshot: &Snapshot,
+        audience: &str,
+        subject: &AccessClaims,
+        actor_token: &str,
+    ) -> Result<(AccessClaims, Option<String>), OAuthError> {
+        let Some(actor) = self.verify_local(actor_token).await else {
+            tracing::warn!(
+                reason = "bad_actor_token",
+                "exchange with an invalid actor token"
+            );
+            return Err(OAuthError::InvalidRequest("actor_token is invalid."));
+        };
+        if actor.sub != actor.client_id || actor.aud != audience {
+            return Err(OAuthError::InvalidRequest(
+                "actor_token must be an agent's token.",
+            ));
+        }
+        let Some(agent) = snapshot.agents.get(actor.sub.as_str()) else {
+            return Err(OAuthError::InvalidRequest("actor_token is invalid."));
+        };
+        if subject.aud != agent.audience {
+            return Err(OAuthError::InvalidRequest(
+                "subject_token was not issued for this agent.",
+            ));
+        }
+        if subject.may_act.as_ref().is_some_and(|m| m.sub != actor.sub) {
+            tracing::warn!(
+                reason = "may_act_mismatch",
+                "the actor is not allowed to act for the subject"
+            );
+            return Err(OAuthError::InvalidRequest(
+                "The actor may not act for this subject.",
+            ));
+        }
+        let user = (subject.sub != subject.client_id).then(|| subject.sub.clone());
+        if let Some(u) = &user
+            && !agent.permission.granted_to(u, &snapshot.directory)
+        {
+            return Err(OAuthError::InvalidRequest(
+                "The subject does not hold the agent's permission.",
+            ));
+        }
+        Ok((actor, user))
+    }
+}
+
+/// The exchange request's own rules: a target, paired actor parameters, token types this server issues. Returns
+/// the scopes asked for.
+fn exchange_params(p: &ExchangeParams<'_>) -> Result<Option<Vec<String>>, OAuthError> {
+    if p.audience.is_none() && p.resource.is_none() {
+        return Err(OAuthError::InvalidRequest(
+            "audience (the service's audience identifier) or resource is required.",
+        ));
+    }
+    if p.actor_token.is_some() != p.actor_token_type.is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "actor_token and actor_token_type go together.",
+        ));
+    }
+    let token_type_ok = |t: &str| t == ACCESS_TOKEN_TYPE || t == JWT_TOKEN_TYPE;
+    if !token_type_ok(p.subject_token_type) || p.actor_token_type.is_some_and(|t| !token_type_ok(t))
+    {
+        return Err(OAuthError::InvalidRequest("Unsupported token type."));
+    }
+    if p.requested_token_type
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(OAuthError::InvalidRequest(
+            "Only access tokens can be requested.",
+        ));
+    }
+    scopes(p.scope)
+}
+
+/// The target: a registered enterprise service, by audience or by its upstream URL.
+fn target_service<'s>(
+    snapshot: &'s Snapshot,
+    p: &ExchangeParams<'_>,
+) -> Result<&'s Service, OAuthError> {
+    snapshot
+        .services
+        .values()
+        .find(|s| {
+            p.audience.is_none_or(|a| a == s.audience)
+                && p.resource.is_none_or(|r| {
+                    s.upstream.as_ref().is_some_and(|u| {
+                        r.trim_end_matches('/')
+                            == format!("{}://{}{}", u.scheme, u.authority, u.base_path)
+                    })
+                })
+        })
+        .ok_or_else(|| {
+            tracing::warn!(
+                reason = "unknown_target",
+                "exchange for an unknown audience or resource"
+            );
+            OAuthError::InvalidTarget
+        })
+}
+
+/// The acting agent: known, enabled, still holding the credential its token was obtained with, and the
+/// authenticated caller when there is one.
+fn acting_agent<'s>(
+    snapshot: &'s Snapshot,
+    agent_claims: &AccessClaims,
+    caller: Option<&Authenticated>,
+) -> Result<&'s Agent, OAuthError> {
+    let agent_id = agent_claims.sub.as_str();
+    let Some(agent) = snapshot.agents.get(agent_id).filter(|a| a.enabled) else {
+        return Err(OAuthError::InvalidRequest(
+            "The agent is unknown or disabled.",
+        ));
+    };
+    if let Some(cred) = &agent_claims.idg_cred
+        && !snapshot.credential_current(agent_id, cred)
+    {
+        return Err(OAuthError::InvalidRequest(
+            "The agent's token is no longer valid.",
+        ));
+    }
+    if let Some(caller) = caller
+        && *caller.id != *agent.id
+    {
+        return Err(OAuthError::UnauthorizedClient);
+    }
+    Ok(agent)
+}
+
+/// The scopes the agent → service authorization grants that the agent's own token also carries (`authority`).
+fn edge_scopes(
+    snapshot: &Snapshot,
+    service: &Service,
+    agent: &Agent,
+    authority: &str,
+) -> Result<Vec<String>, OAuthError> {
+    let Some(edge) = snapshot
+        .service_grants
+        .get(&service.id)
+        .and_then(|by_agent| by_agent.get(&agent.id))
+    else {
+        tracing::warn!(reason = "no_edge", agent = %agent.id, service = %service.id, "exchange without an outbound authorization");
+        return Err(OAuthError::InvalidTarget);
+    };
+    let authority: Vec<&str> = authority.split(' ').collect();
+    Ok(edge
+        .iter()
+        .filter(|s| authority.contains(&&***s))
+        .map(|s| s.to_string())
+        .collect())
 }
 
 impl TokenExchanger for IdentityService {
