@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`mod@env`]: every environment variable idguard reads, as a `pub const ENV_*`.
 //! - [`raw`]: the serde input types of the routing file (`deny_unknown_fields` everywhere).
+//! - [`defaults`]: every default applied to a field left out, shared by validation and the admin API.
 //! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns.
 //! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.
 //! - [`secret`]: [`Secret`], the only type a credential value lives in; it prints `[redacted]`.
@@ -15,6 +16,7 @@
 //! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
 //! - [`error`]: the crate's error types.
 
+pub mod defaults;
 pub mod env;
 pub mod error;
 pub mod identity;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::defaults;
 use crate::error::{SealError, ValidationError, ValidationErrors};
 use crate::raw::{
     RawAgent, RawClientSecret, RawConfig, RawCredential, RawIdentity, RawIssuer, RawNode,
@@ -22,6 +23,8 @@ use crate::snapshot::{
     UpstreamSettings, UpstreamUrl, User,
 };
 
+pub use crate::defaults::METHODS as DEFAULT_METHODS;
+
 /// What building a snapshot may consult besides the raw file.
 pub struct BuildContext<'a> {
     /// Directory that relative paths in the file are relative to.
@@ -34,10 +37,6 @@ pub struct BuildContext<'a> {
     pub generation: u64,
 }
 
-/// Methods a node allows unless it lists its own.
-pub const DEFAULT_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-const DEFAULT_PUBLIC: &str = "0.0.0.0:8080";
-const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 const MAX_LEEWAY: u64 = 60;
 
 struct Errors(Vec<ValidationError>);
@@ -88,9 +87,9 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
             issuer: id.issuer.clone(),
             audience: id.audience.clone(),
             keys: KeySource::Local,
-            accepted_typ: vec!["at+jwt".into()],
-            leeway_seconds: 30,
-            jwks_refresh: Duration::from_secs(300),
+            accepted_typ: vec![defaults::ACCESS_TOKEN_TYP.into()],
+            leeway_seconds: defaults::ISSUER_LEEWAY_SECONDS,
+            jwks_refresh: Duration::from_secs(defaults::JWKS_REFRESH_SECONDS),
         }));
     }
     let directory = directory(&raw, &mut errors);
@@ -103,7 +102,7 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         let audience = a
             .audience
             .clone()
-            .unwrap_or_else(|| format!("urn:idguard:agent:{}", a.id));
+            .unwrap_or_else(|| defaults::agent_audience(&a.id));
         // A derived audience is as good as the id, which is checked above; only an explicit one is checked here.
         if a.audience.is_some()
             && (audience.is_empty()
@@ -124,9 +123,9 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
         let (auth, secrets, keys) = agent_credentials(a, &path, &mut errors);
         let agent = Agent {
             id: id.clone(),
-            name: a.name.clone().unwrap_or_else(|| a.id.clone()),
+            name: defaults::display_name(a.name.as_deref(), &a.id),
             audience,
-            enabled: a.enabled.unwrap_or(true),
+            enabled: a.enabled.unwrap_or(defaults::ENABLED),
             permission,
             auth,
             secrets,
@@ -371,13 +370,13 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
     };
     let public_addr = addr(
         &raw.listeners.public,
-        DEFAULT_PUBLIC,
+        defaults::PUBLIC_ADDR,
         "listeners.public",
         errors,
     );
     let admin_addr = addr(
         &raw.listeners.admin,
-        DEFAULT_ADMIN,
+        defaults::ADMIN_ADDR,
         "listeners.admin",
         errors,
     );
@@ -508,7 +507,7 @@ fn settings(raw: &RawConfig, ctx: &BuildContext<'_>, errors: &mut Errors) -> Opt
             .store
             .redis_prefix
             .clone()
-            .unwrap_or_else(|| "idguard".into()),
+            .unwrap_or_else(|| defaults::REDIS_PREFIX.into()),
         redis_staleness: Duration::from_millis(raw.store.redis_staleness_ms.unwrap_or(15_000)),
         redis_max_staleness: Duration::from_millis(
             raw.store.redis_max_staleness_ms.unwrap_or(300_000),
@@ -571,7 +570,7 @@ fn issuer(
     for (i, t) in raw
         .accepted_typ
         .clone()
-        .unwrap_or_else(|| vec!["at+jwt".into()])
+        .unwrap_or_else(|| vec![defaults::ACCESS_TOKEN_TYP.into()])
         .iter()
         .enumerate()
     {
@@ -587,14 +586,18 @@ fn issuer(
     if accepted_typ.is_empty() {
         errors.push(format!("{path}.accepted_typ"), "must list at least one typ");
     }
-    let leeway_seconds = raw.leeway_seconds.unwrap_or(30);
+    let leeway_seconds = raw
+        .leeway_seconds
+        .unwrap_or(defaults::ISSUER_LEEWAY_SECONDS);
     if leeway_seconds > MAX_LEEWAY {
         errors.push(
             format!("{path}.leeway_seconds"),
             format!("must be at most {MAX_LEEWAY}"),
         );
     }
-    let refresh = raw.jwks_refresh_seconds.unwrap_or(300);
+    let refresh = raw
+        .jwks_refresh_seconds
+        .unwrap_or(defaults::JWKS_REFRESH_SECONDS);
     if !(30..=86_400).contains(&refresh) {
         errors.push(
             format!("{path}.jwks_refresh_seconds"),
@@ -647,7 +650,7 @@ fn directory(raw: &RawConfig, errors: &mut Errors) -> Directory {
             IdKind::Principal,
             errors,
         );
-        let name = o.name.clone().unwrap_or_else(|| o.id.clone());
+        let name = defaults::display_name(o.name.as_deref(), &o.id);
         if dir
             .organizations
             .insert(
@@ -694,7 +697,7 @@ fn directory(raw: &RawConfig, errors: &mut Errors) -> Directory {
             .groups
             .insert(
                 Arc::from(g.id.as_str()),
-                g.name.clone().unwrap_or_else(|| g.id.clone()),
+                defaults::display_name(g.name.as_deref(), &g.id),
             )
             .is_some()
         {
@@ -732,7 +735,7 @@ fn directory(raw: &RawConfig, errors: &mut Errors) -> Directory {
         }
         let user = User {
             id: Arc::from(u.id.as_str()),
-            name: u.name.clone().unwrap_or_else(|| u.id.clone()),
+            name: defaults::display_name(u.name.as_deref(), &u.id),
             email: u.email.clone(),
             organization,
             groups,
@@ -818,7 +821,7 @@ fn clients(
         });
         let client = Client {
             id: Arc::from(c.id.as_str()),
-            name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+            name: defaults::display_name(c.name.as_deref(), &c.id),
             redirect_uris,
             auth,
             secrets,
@@ -826,7 +829,7 @@ fn clients(
             users,
             groups,
             organizations,
-            enabled: c.enabled.unwrap_or(true),
+            enabled: c.enabled.unwrap_or(defaults::ENABLED),
         };
         if out.insert(client.id.clone(), client).is_some() {
             errors.push(
@@ -851,10 +854,10 @@ fn principal_credentials(
     path: &str,
     errors: &mut Errors,
 ) -> AgentCredentials {
-    let auth = match auth {
-        None | Some("client_secret") => ClientAuth::ClientSecret,
-        Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
-        Some(other) => {
+    let auth = match auth.unwrap_or(defaults::CLIENT_AUTH) {
+        "client_secret" => ClientAuth::ClientSecret,
+        "private_key_jwt" => ClientAuth::PrivateKeyJwt,
+        other => {
             errors.push(
                 format!("{path}.auth"),
                 format!("must be \"client_secret\" or \"private_key_jwt\", got {other:?}"),
@@ -974,7 +977,10 @@ fn agent_permission(
 ) -> AgentPermission {
     let raw = a.permission.clone().unwrap_or_default();
     let path = format!("{path}.permission");
-    let scope = raw.scope.clone().unwrap_or_else(|| "agent.access".into());
+    let scope = raw
+        .scope
+        .clone()
+        .unwrap_or_else(|| defaults::AGENT_PERMISSION_SCOPE.into());
     if !is_scope_token(&scope) {
         errors.push(
             format!("{path}.scope"),
@@ -1019,7 +1025,9 @@ fn agent_permission(
         dir.organizations.contains_key(id)
     });
     AgentPermission {
-        name: raw.name.unwrap_or_else(|| format!("{} access", a.id)),
+        name: raw
+            .name
+            .unwrap_or_else(|| defaults::agent_permission_name(&a.id)),
         scope: Arc::from(scope.as_str()),
         manual,
         users,
@@ -1070,7 +1078,7 @@ fn service(
             );
         } else {
             permissions.push((
-                p.name.clone().unwrap_or_else(|| p.scope.clone()),
+                defaults::display_name(p.name.as_deref(), &p.scope),
                 Arc::from(p.scope.as_str()),
             ));
         }
@@ -1102,7 +1110,7 @@ fn service(
     }
     Some(Service {
         id: Arc::from(raw.id.as_str()),
-        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        name: defaults::display_name(raw.name.as_deref(), &raw.id),
         audience: aud.clone(),
         upstream,
         permissions,
@@ -1172,7 +1180,7 @@ fn credential(
     }
     Some(Credential {
         id: Arc::from(raw.id.as_str()),
-        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        name: defaults::display_name(raw.name.as_deref(), &raw.id),
         kind: kind?,
         value: value?,
     })
@@ -1282,7 +1290,7 @@ fn node(
         Some(_) => {}
     }
     let methods = match &raw.methods {
-        None => DEFAULT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
+        None => defaults::METHODS.iter().map(|m| (*m).to_owned()).collect(),
         Some(list) => {
             let mut out = Vec::new();
             for (i, m) in list.iter().enumerate() {
@@ -1334,7 +1342,7 @@ fn node(
     }
     Some(Node {
         id: Arc::from(raw.id.as_str()),
-        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        name: defaults::display_name(raw.name.as_deref(), &raw.id),
         kind,
         upstream: upstream?,
         style: style?,
@@ -1377,7 +1385,7 @@ fn identity(raw: &RawIdentity, errors: &mut Errors) -> Option<IdentitySettings> 
     let audience = raw
         .audience
         .clone()
-        .unwrap_or_else(|| "urn:idguard:proxy".into());
+        .unwrap_or_else(|| defaults::PROXY_AUDIENCE.into());
     if audience.is_empty()
         || audience.len() > 512
         || !audience.bytes().all(|b| b.is_ascii_graphic())
