@@ -8,6 +8,7 @@
 //! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns.
 //! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.
 //! - [`secret`]: [`Secret`], the only type a credential value lives in; it prints `[redacted]`.
+//! - [`keys`]: registered public keys (JWK or PEM) normalized to a fixed algorithm; client secret digests.
 //! - [`seal`]: AES-256-GCM sealing of credential values under versioned master keys.
 //! - [`reload`]: load a file (and the store) into a snapshot; watch it (and SIGHUP) and publish each good one.
 //! - [`store`]: the [`store::Store`] trait for API-managed objects, and their merge into the file's model.
@@ -20,6 +21,7 @@ pub mod defaults;
 pub mod env;
 pub mod error;
 pub mod identity;
+pub mod keys;
 pub mod raw;
 pub mod readiness;
 pub mod reload;
