@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::raw::RawConfig;
+use crate::snapshot::KeySource;
 
 const KEY: &str = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
