@@ -24,11 +24,8 @@ pub(super) fn outbound(
     let mut edges = Edges::new();
     for (i, e) in raw.outbound.iter().enumerate() {
         let path = format!("outbound[{i}]");
-        let Some((agent, _)) = agents.get_key_value(e.agent.as_str()) else {
-            errors.push(
-                format!("{path}.agent"),
-                format!("no agent has id {:?}", e.agent),
-            );
+        let Some((agent, _)) = find(agents, &e.agent, format!("{path}.agent"), "agent", errors)
+        else {
             continue;
         };
         if let Some(service) = services.get(e.node.as_str()) {
@@ -49,11 +46,8 @@ pub(super) fn outbound(
             }
             continue;
         }
-        let Some((node, _)) = nodes.get_key_value(e.node.as_str()) else {
-            errors.push(
-                format!("{path}.node"),
-                format!("no llm, external or enterprise node has id {:?}", e.node),
-            );
+        let what = "llm, external or enterprise node";
+        let Some((node, _)) = find(nodes, &e.node, format!("{path}.node"), what, errors) else {
             continue;
         };
         let edge = Edge {
@@ -89,18 +83,18 @@ pub(super) fn inbound(
     let mut inbound = ScopeGrants::new();
     for (i, e) in raw.inbound.iter().enumerate() {
         let path = format!("inbound[{i}]");
-        let Some((client, _)) = clients.get_key_value(e.client.as_str()) else {
-            errors.push(
-                format!("{path}.client"),
-                format!("no client has id {:?}", e.client),
-            );
+        let Some((client, _)) = find(
+            clients,
+            &e.client,
+            format!("{path}.client"),
+            "client",
+            errors,
+        ) else {
             continue;
         };
-        let Some((agent_id, agent)) = agents.get_key_value(e.agent.as_str()) else {
-            errors.push(
-                format!("{path}.agent"),
-                format!("no agent has id {:?}", e.agent),
-            );
+        let Some((agent_id, agent)) =
+            find(agents, &e.agent, format!("{path}.agent"), "agent", errors)
+        else {
             continue;
         };
         let granted = agent_scopes(e, agent, &path, errors);
@@ -120,6 +114,21 @@ pub(super) fn inbound(
         }
     }
     inbound
+}
+
+/// `id`'s entry in `map`; when there is none, an error at `path` saying no `what` has that id.
+fn find<'a, V>(
+    map: &'a HashMap<Arc<str>, V>,
+    id: &str,
+    path: String,
+    what: &str,
+    errors: &mut Errors,
+) -> Option<(&'a Arc<str>, &'a V)> {
+    let found = map.get_key_value(id);
+    if found.is_none() {
+        errors.push(path, format!("no {what} has id {id:?}"));
+    }
+    found
 }
 
 /// The scopes an outbound entry grants on a service: each a permission of the service, each once.
