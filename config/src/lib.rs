@@ -5,7 +5,8 @@
 //! - [`mod@env`]: every environment variable idguard reads, as a `pub const ENV_*`.
 //! - [`raw`]: the serde input types of the routing file (`deny_unknown_fields` everywhere).
 //! - [`defaults`]: every default applied to a field left out, shared by validation and the admin API.
-//! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns.
+//! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns; one
+//!   submodule per section of the file.
 //! - [`snapshot`]: the validated, immutable topology plus settings, replaced whole on reload.
 //! - [`secret`]: [`Secret`], the only type a credential value lives in; it prints `[redacted]`.
 //! - [`keys`]: registered public keys (JWK or PEM) normalized to a fixed algorithm; client secret digests.
