@@ -42,7 +42,7 @@ fn key_store(keys: &[&SigningKey]) -> Arc<KeyStore> {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         keys: KeySource::File(path),
-        accepted_typ: vec!["at+jwt".into()],
+        accepted_typ: vec![idguard_config::defaults::ACCESS_TOKEN_TYP.into()],
         leeway_seconds: 30,
         jwks_refresh: Duration::from_secs(300),
     })]);

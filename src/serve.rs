@@ -132,7 +132,7 @@ impl Server {
                     let prefix = store_settings
                         .as_ref()
                         .and_then(|s| s.redis_prefix.as_deref())
-                        .unwrap_or("idguard");
+                        .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
                     let redis = Arc::new(
                         idguard_admin::redis_store::RedisStore::open(url, prefix, &data_dir)
                             .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,

@@ -17,9 +17,6 @@ use crate::secret::Secret;
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// The JWT `typ` header of every access token the identity service issues and the proxy accepts by default
-/// (RFC 9068).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// `urn:ietf:params:oauth:token-type:access_token`.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// `urn:ietf:params:oauth:token-type:jwt`.

@@ -182,7 +182,7 @@ mod tests {
         let token = keys
             .sign(
                 &serde_json::json!({"sub": "x", "exp": now + 60}),
-                idguard_config::identity::ACCESS_TOKEN_TYP,
+                idguard_config::defaults::ACCESS_TOKEN_TYP,
                 now,
             )
             .unwrap();

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::raw::RawConfig;
+use crate::snapshot::KeySource;
 
 const KEY: &str = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
@@ -433,3 +434,16 @@ password_hash = "plaintext"
     assert_eq!(local.keys, KeySource::Local);
     assert_eq!(local.issuer, "https://idguard.example.com");
 }
+
+#[test]
+fn check_tells_a_missing_master_key_from_other_credential_failures_by_type() {
+    // Every credential opened: nothing is missing for lack of a key.
+    let s = build(&good()).unwrap();
+    assert!(s.unopened_only_for_lack_of_key());
+    // A value sealed for another credential is a real failure, even though it is a sealing error too.
+    assert!(!build(&file("c9")).unwrap().unopened_only_for_lack_of_key());
+    // An unset environment variable is a real failure.
+    let s = build(&good().replace("env = \"SET_VAR\"", "env = \"UNSET_VAR\"")).unwrap();
+    assert!(!s.unopened_only_for_lack_of_key());
+}
+
