@@ -38,52 +38,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     let llm_key: Arc<str> = Arc::from(format!("sk-demo-{}", hex(&random::<12>())));
     let upstream = start_mock_upstream(llm_key.clone()).await?;
 
-    // The agent's client secret, stored only as a keyed hash under the data directory's fingerprint key (written
-    // here before idguard starts, as the admin API would have done when it issued the secret).
-    let data_dir = dir.join("data");
-    std::fs::create_dir_all(&data_dir).context("creating the demo data directory")?;
-    let fingerprint = random::<32>();
-    std::fs::write(
-        data_dir.join("fingerprint.key"),
-        URL_SAFE_NO_PAD.encode(fingerprint),
-    )
-    .context("writing the demo fingerprint key")?;
-    let secret = format!("idgsec_{}", URL_SAFE_NO_PAD.encode(random::<32>()));
-    let hash = idguard_config::hashes::KeyedHasher::new(&fingerprint).client_secret_hex(&secret);
-
-    let master = MasterKeys::parse(&MasterKeys::generate_encoded())?;
-    let sealed = master.seal("demo-llm-key", llm_key.as_bytes())?;
-    let config = format!(
-        r#"# Written by `idguard demo`.
-[listeners]
-admin = "127.0.0.1:0"
-
-[identity]
-issuer = "{ISSUER}"
-
-[[agents]]
-id = "{AGENT}"
-name = "Demo agent"
-secrets = [{{ id = "demo-secret", hash = "{hash}" }}]
-
-[[credentials]]
-id = "demo-llm-key"
-kind = "llm"
-sealed = "{sealed}"
-
-[[llm]]
-id = "demo"
-upstream = "http://{upstream}"
-style = "bearer"
-credential = "demo-llm-key"
-
-[[outbound]]
-agent = "{AGENT}"
-node = "demo"
-"#
-    );
-    let config_path = dir.join("idguard.toml");
-    std::fs::write(&config_path, config).context("writing the demo config")?;
+    let (config_path, data_dir, secret, master) = write_files(&dir, upstream, &llm_key)?;
 
     let mut env = Environment::from_process()?;
     env.master_keys = Some(Arc::new(master));
@@ -133,6 +88,64 @@ node = "demo"
     }
     println!("Press Ctrl-C to stop.");
     server.await.map(|()| ExitCode::SUCCESS)
+}
+
+/// Writes the demo's data directory (a fingerprint key) and routing file: the demo agent with a fresh client
+/// secret (stored as its keyed hash), the LLM key sealed under a throwaway master key, and the LLM node at the
+/// mock `upstream`. Returns the file, the data directory, the client secret and the master key.
+fn write_files(
+    dir: &std::path::Path,
+    upstream: SocketAddr,
+    llm_key: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf, String, MasterKeys)> {
+    // The agent's client secret, stored only as a keyed hash under the data directory's fingerprint key (written
+    // here before idguard starts, as the admin API would have done when it issued the secret).
+    let data_dir = dir.join("data");
+    std::fs::create_dir_all(&data_dir).context("creating the demo data directory")?;
+    let fingerprint = random::<32>();
+    std::fs::write(
+        data_dir.join("fingerprint.key"),
+        URL_SAFE_NO_PAD.encode(fingerprint),
+    )
+    .context("writing the demo fingerprint key")?;
+    let secret = format!("idgsec_{}", URL_SAFE_NO_PAD.encode(random::<32>()));
+    let hash = idguard_config::hashes::KeyedHasher::new(&fingerprint).client_secret_hex(&secret);
+
+    let master = MasterKeys::parse(&MasterKeys::generate_encoded())?;
+    let sealed = master.seal("demo-llm-key", llm_key.as_bytes())?;
+    let config = format!(
+        r#"# Written by `idguard demo`.
+[listeners]
+admin = "127.0.0.1:0"
+
+[identity]
+issuer = "{ISSUER}"
+
+[[agents]]
+id = "{AGENT}"
+name = "Demo agent"
+secrets = [{{ id = "demo-secret", hash = "{hash}" }}]
+
+[[credentials]]
+id = "demo-llm-key"
+kind = "llm"
+sealed = "{sealed}"
+
+[[llm]]
+id = "demo"
+upstream = "http://{upstream}"
+style = "bearer"
+credential = "demo-llm-key"
+
+[[outbound]]
+agent = "{AGENT}"
+node = "demo"
+"#
+    );
+    let config_path = dir.join("idguard.toml");
+    std::fs::write(&config_path, config).context("writing the demo config")?;
+
+    Ok((config_path, data_dir, secret, master))
 }
 
 /// What the printed commands do: a token by `client_secret_basic`, then the call.

@@ -223,6 +223,19 @@ impl IdentityService {
                 error: "access_denied",
             });
         }
+        self.issue_code(checked, username, now, &settings.issuer)
+            .await
+    }
+
+    /// Stores a single-use code for the signed-in `username` (the identity store, so any replica redeems it)
+    /// and redirects to the client with it, its `state` and this issuer (RFC 9207).
+    async fn issue_code(
+        &self,
+        checked: Checked,
+        username: String,
+        now: u64,
+        issuer: &str,
+    ) -> Response {
         let Ok(code) = random_id() else {
             return page(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -259,7 +272,7 @@ impl IdentityService {
         if let Some(state) = &checked.state {
             params.append_pair("state", state);
         }
-        params.append_pair("iss", &settings.issuer);
+        params.append_pair("iss", issuer);
         redirect(&checked.redirect_uri, &params.finish())
     }
 

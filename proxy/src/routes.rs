@@ -12,7 +12,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use idguard_config::Snapshot;
 use idguard_config::secret::Secret;
-use idguard_config::snapshot::{InjectStyle, NodeKind, UpstreamUrl};
+use idguard_config::snapshot::{Agent, InjectStyle, Node, NodeKind, Service, UpstreamUrl};
 
 /// The routing table of one snapshot.
 pub struct Routes {
@@ -203,144 +203,27 @@ impl Routes {
     pub fn build(snapshot: Arc<Snapshot>) -> Self {
         let mut llm = HashMap::new();
         let mut external = HashMap::new();
-        let secret = |id: &str| {
-            snapshot
-                .credentials
-                .get(id)
-                .and_then(|c| c.value.as_ref().ok())
-                .cloned()
-        };
         for node in snapshot.nodes.values() {
-            let Some((scheme, authority)) = parse_upstream(&node.upstream, &node.id) else {
+            let Some(route) = node_route(&snapshot, node) else {
                 continue;
             };
-            let credential = match &node.oauth {
-                Some(o) => match o.token_url.parse::<http::Uri>() {
-                    Ok(token_url) => CredentialSource::OAuth(OAuthSource {
-                        token_url,
-                        client_id: o.client_id.clone(),
-                        secret: secret(&node.credential),
-                        scope: o.scope.clone(),
-                        style: node.style.clone(),
-                    }),
-                    Err(_) => CredentialSource::Static(None),
-                },
-                None => CredentialSource::Static(
-                    secret(&node.credential).and_then(|s| prepare(&node.style, s.expose())),
-                ),
-            };
-            let edges = snapshot
-                .edges
-                .get(&node.id)
-                .map(|by_agent| {
-                    by_agent
-                        .iter()
-                        .map(|(agent, e)| {
-                            (
-                                agent.clone(),
-                                EdgeRoute {
-                                    required_scopes: e.required_scopes.clone(),
-                                },
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let route = Arc::new(NodeRoute {
-                id: node.id.clone(),
-                class: match node.kind {
-                    NodeKind::Llm => RouteClass::Llm,
-                    NodeKind::External => RouteClass::External,
-                },
-                scheme,
-                authority,
-                base_path: node.upstream.base_path.clone(),
-                credential,
-                edges,
-                audience: None,
-                methods: AllowedMethods::new(
-                    node.methods
-                        .iter()
-                        .filter_map(|m| m.parse::<Method>().ok())
-                        .collect(),
-                ),
-                forward_identity: node.forward_identity,
-            });
             match node.kind {
-                NodeKind::Llm => llm.insert(node.id.clone(), route),
-                NodeKind::External => external.insert(node.id.clone(), route),
+                NodeKind::Llm => llm.insert(node.id.clone(), Arc::new(route)),
+                NodeKind::External => external.insert(node.id.clone(), Arc::new(route)),
             };
         }
-        let grants =
-            |by: Option<&HashMap<Arc<str>, Vec<Arc<str>>>>| -> HashMap<Arc<str>, EdgeRoute> {
-                by.map(|m| {
-                    m.iter()
-                        .map(|(k, scopes)| {
-                            (
-                                k.clone(),
-                                EdgeRoute {
-                                    required_scopes: scopes.clone(),
-                                },
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-            };
-        let mut services = HashMap::new();
-        for svc in snapshot.services.values() {
-            let Some(upstream) = &svc.upstream else {
-                continue;
-            };
-            let Some((scheme, authority)) = parse_upstream(upstream, &svc.id) else {
-                continue;
-            };
-            let external = svc.exchange.as_ref().map(|x| ExternalExchange {
-                token_url: x.token_url.parse().unwrap_or_default(),
-                client: x
-                    .client_id
-                    .clone()
-                    .zip(x.credential.as_deref().and_then(secret)),
-            });
-            let route = NodeRoute {
-                id: svc.id.clone(),
-                class: RouteClass::Service,
-                scheme,
-                authority,
-                base_path: upstream.base_path.clone(),
-                credential: CredentialSource::Exchange(ExchangeSource {
-                    audience: svc.audience.clone(),
-                    external,
-                }),
-                edges: grants(snapshot.service_grants.get(&svc.id)),
-                audience: None,
-                methods: AllowedMethods::new(default_methods()),
-                forward_identity: false,
-            };
-            services.insert(svc.id.clone(), Arc::new(route));
-        }
-        let mut agents = HashMap::new();
-        for agent in snapshot.agents.values() {
-            let Some(endpoint) = &agent.endpoint else {
-                continue;
-            };
-            let Some((scheme, authority)) = parse_upstream(endpoint, &agent.id) else {
-                continue;
-            };
-            let route = NodeRoute {
-                id: agent.id.clone(),
-                class: RouteClass::Inbound,
-                scheme,
-                authority,
-                base_path: endpoint.base_path.clone(),
-                credential: CredentialSource::Caller,
-                edges: grants(snapshot.inbound.get(&agent.id)),
-                audience: Some(agent.audience.clone()),
-                methods: AllowedMethods::new(default_methods()),
-                forward_identity: true,
-            };
-            agents.insert(agent.id.clone(), Arc::new(route));
-        }
+        let services = snapshot
+            .services
+            .values()
+            .filter_map(|svc| Some((svc.id.clone(), Arc::new(service_route(&snapshot, svc)?))))
+            .collect();
+        let agents = snapshot
+            .agents
+            .values()
+            .filter_map(|agent| {
+                Some((agent.id.clone(), Arc::new(inbound_route(&snapshot, agent)?)))
+            })
+            .collect();
         Self {
             snapshot,
             llm,
@@ -372,6 +255,135 @@ fn parse_upstream(url: &UpstreamUrl, id: &str) -> Option<(Scheme, Authority)> {
             None
         }
     }
+}
+
+/// The opened value of credential `id`, if it opened.
+fn opened(snapshot: &Snapshot, id: &str) -> Option<Secret> {
+    snapshot
+        .credentials
+        .get(id)
+        .and_then(|c| c.value.as_ref().ok())
+        .cloned()
+}
+
+/// An edge table from `(caller, scopes)` pairs.
+fn grants(by: Option<&HashMap<Arc<str>, Vec<Arc<str>>>>) -> HashMap<Arc<str>, EdgeRoute> {
+    by.map(|m| {
+        m.iter()
+            .map(|(k, scopes)| {
+                (
+                    k.clone(),
+                    EdgeRoute {
+                        required_scopes: scopes.clone(),
+                    },
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// An LLM or external node's route: its credential prepared (or its OAuth client), its edges by agent.
+fn node_route(snapshot: &Snapshot, node: &Node) -> Option<NodeRoute> {
+    let (scheme, authority) = parse_upstream(&node.upstream, &node.id)?;
+    let credential = match &node.oauth {
+        Some(o) => match o.token_url.parse::<http::Uri>() {
+            Ok(token_url) => CredentialSource::OAuth(OAuthSource {
+                token_url,
+                client_id: o.client_id.clone(),
+                secret: opened(snapshot, &node.credential),
+                scope: o.scope.clone(),
+                style: node.style.clone(),
+            }),
+            Err(_) => CredentialSource::Static(None),
+        },
+        None => CredentialSource::Static(
+            opened(snapshot, &node.credential).and_then(|s| prepare(&node.style, s.expose())),
+        ),
+    };
+    let edges = snapshot
+        .edges
+        .get(&node.id)
+        .map(|by_agent| {
+            by_agent
+                .iter()
+                .map(|(agent, e)| {
+                    (
+                        agent.clone(),
+                        EdgeRoute {
+                            required_scopes: e.required_scopes.clone(),
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(NodeRoute {
+        id: node.id.clone(),
+        class: match node.kind {
+            NodeKind::Llm => RouteClass::Llm,
+            NodeKind::External => RouteClass::External,
+        },
+        scheme,
+        authority,
+        base_path: node.upstream.base_path.clone(),
+        credential,
+        edges,
+        audience: None,
+        methods: AllowedMethods::new(
+            node.methods
+                .iter()
+                .filter_map(|m| m.parse::<Method>().ok())
+                .collect(),
+        ),
+        forward_identity: node.forward_identity,
+    })
+}
+
+/// An enterprise service's route: a token exchanged for its audience, in-process or at an outside endpoint.
+fn service_route(snapshot: &Snapshot, svc: &Service) -> Option<NodeRoute> {
+    let upstream = svc.upstream.as_ref()?;
+    let (scheme, authority) = parse_upstream(upstream, &svc.id)?;
+    let external = svc.exchange.as_ref().map(|x| ExternalExchange {
+        token_url: x.token_url.parse().unwrap_or_default(),
+        client: x
+            .client_id
+            .clone()
+            .zip(x.credential.as_deref().and_then(|id| opened(snapshot, id))),
+    });
+    Some(NodeRoute {
+        id: svc.id.clone(),
+        class: RouteClass::Service,
+        scheme,
+        authority,
+        base_path: upstream.base_path.clone(),
+        credential: CredentialSource::Exchange(ExchangeSource {
+            audience: svc.audience.clone(),
+            external,
+        }),
+        edges: grants(snapshot.service_grants.get(&svc.id)),
+        audience: None,
+        methods: AllowedMethods::new(default_methods()),
+        forward_identity: false,
+    })
+}
+
+/// The inbound gateway's route to an agent's own endpoint: client tokens for the agent's audience.
+fn inbound_route(snapshot: &Snapshot, agent: &Agent) -> Option<NodeRoute> {
+    let endpoint = agent.endpoint.as_ref()?;
+    let (scheme, authority) = parse_upstream(endpoint, &agent.id)?;
+    Some(NodeRoute {
+        id: agent.id.clone(),
+        class: RouteClass::Inbound,
+        scheme,
+        authority,
+        base_path: endpoint.base_path.clone(),
+        credential: CredentialSource::Caller,
+        edges: grants(snapshot.inbound.get(&agent.id)),
+        audience: Some(agent.audience.clone()),
+        methods: AllowedMethods::new(default_methods()),
+        forward_identity: true,
+    })
 }
 
 // === impl AllowedMethods ===

@@ -446,4 +446,3 @@ fn check_tells_a_missing_master_key_from_other_credential_failures_by_type() {
     let s = build(&good().replace("env = \"SET_VAR\"", "env = \"UNSET_VAR\"")).unwrap();
     assert!(!s.unopened_only_for_lack_of_key());
 }
-
