@@ -1102,3 +1102,142 @@ async fn client_applications_and_inbound_authorization() {
         404
     );
 }
+
+/// The JSON log lines of `logs` whose `reason` is `reason`.
+fn logged<'a>(logs: &'a str, reason: &str) -> Vec<&'a str> {
+    let field = format!(r#""reason":"{reason}""#);
+    logs.lines().filter(|l| l.contains(&field)).collect()
+}
+
+#[tokio::test]
+async fn an_unreadable_routing_file_is_an_internal_error_logged_once_and_nothing_is_stored() {
+    use crate::common::process::Served;
+    let mock = Mock::start().await;
+    let s = Setup::standard(&mock, &canary("file"));
+    let config = s.config_path();
+    std::fs::write(&config, s.toml()).unwrap();
+    let env = [
+        ("IDGUARD_MASTER_KEY", s.master.as_str()),
+        ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let served = Served::start(&config, &env);
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    // The file becomes a directory: reading it fails whoever runs the test (root reads a file of mode 000).
+    let saved = config.with_extension("saved");
+    std::fs::rename(&config, &saved).unwrap();
+    std::fs::create_dir(&config).unwrap();
+    for (method, body) in [("POST", Some(json!({"name": "unread"}))), ("GET", None)] {
+        let (status, headers, body) = api.call(method, "/admin/v1/agents", body).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (500, Some("internal_error")),
+            "{method}: {body}"
+        );
+        assert_eq!(error_message(&body), "internal error", "a generic body");
+        assert!(headers.get("retry-after").is_none(), "not a retryable 503");
+    }
+    std::fs::remove_dir(&config).unwrap();
+    std::fs::rename(&saved, &config).unwrap();
+    let (_, _, list) = api.get("/admin/v1/agents").await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "unread"),
+        "nothing was stored"
+    );
+    let audit = std::fs::read_to_string(s.dir.path().join("idguard-data/audit.log"));
+    assert!(!audit.unwrap_or_default().contains("unread"));
+    // One log line per failed request, with the cause and the request.
+    let logs = served.stop();
+    let lines = logged(&logs, "config_unreadable");
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(
+        lines[0].contains("POST") && lines[1].contains("GET"),
+        "{logs}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains("/admin/v1/agents")),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_object_is_an_internal_error_and_its_content_is_never_logged() {
+    use crate::common::keys::rand_hex;
+    use crate::common::process::Served;
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("idguard-test-{}", rand_hex(6));
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.raw(&format!(
+        "[store]\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n"
+    ));
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let env = [
+        ("IDGUARD_MASTER_KEY", s.master.as_str()),
+        ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    // This test's keys go even when an assertion fails.
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            crate::common::harness::redis_cleanup(&self.0, &self.1);
+        }
+    }
+    let _cleanup = Cleanup(url.clone(), prefix.clone());
+    let served = Served::start(&s.config_path(), &env);
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    // A stored agent whose body does not fit the agent type, with a value that must stay out of every log line;
+    // then a record that is not a stored object at all.
+    let secret = canary("corrupt");
+    let body_corrupt = json!({"kind": "agent", "id": "bad", "version": 1, "created_at": 0, "updated_at": 0,
+               "body": {"id": "bad", "enabled": secret}});
+    let record_corrupt = json!({"kind": "agent", "id": "bad", "version": secret});
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for record in [body_corrupt, record_corrupt] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}:objects"))
+            .arg("agent/bad")
+            .arg(record.to_string())
+            .query(&mut conn)
+            .unwrap();
+        for (method, path, body) in [
+            ("GET", "/admin/v1/agents", None),
+            ("GET", "/admin/v1/agents/bad", None),
+            ("POST", "/admin/v1/agents", Some(json!({"name": "beside"}))),
+        ] {
+            let (status, _, body) = api.call(method, path, body).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (500, Some("internal_error")),
+                "{method} {path}: {body}"
+            );
+            assert!(!body.to_string().contains(&secret));
+        }
+    }
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("{prefix}:objects"))
+        .arg("agent/bad")
+        .query(&mut conn)
+        .unwrap();
+    let (status, _, list) = api.get("/admin/v1/agents").await;
+    assert_eq!(status, 200);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "beside"),
+        "nothing was stored"
+    );
+    let logs = served.stop();
+    let lines = logged(&logs, "stored_object_corrupt");
+    assert_eq!(lines.len(), 6, "one line per failed request: {logs}");
+    assert!(lines.iter().all(|l| l.contains("agent/bad")), "{logs}");
+    assert!(!logs.contains(&secret[secret.len() - 8..]), "{logs}");
+}

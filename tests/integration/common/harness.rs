@@ -386,3 +386,18 @@ pub async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() ->
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Deletes this test's keys only (never FLUSHALL: the server may be shared).
+pub fn redis_cleanup(url: &str, prefix: &str) {
+    if let Ok(client) = redis::Client::open(url)
+        && let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1))
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
