@@ -21,6 +21,7 @@ use super::core::{
     delete as delete_one, get as get_one, if_match, list, parse, random_id, unchanged,
 };
 use super::defaults;
+use super::principals::{key_ids, secret_views};
 use super::write::Plan;
 
 /// Agents.
@@ -68,8 +69,8 @@ impl Resource for Agents {
             "enabled": a.enabled.unwrap_or_else(defaults::enabled),
             "permission": a.permission.clone().unwrap_or_default(),
             "auth": a.auth.clone().unwrap_or_else(defaults::client_auth),
-            "secrets": a.secrets.iter().map(|s| json!({"id": s.id, "created_at": s.created_at})).collect::<Vec<_>>(),
-            "keys": a.keys.iter().map(|k| json!({"id": k.id})).collect::<Vec<_>>(),
+            "secrets": secret_views(&a.secrets),
+            "keys": key_ids(&a.keys),
             "endpoint": a.endpoint,
         })
     }

@@ -24,6 +24,7 @@ use super::core::{
 };
 use super::defaults;
 use super::enterprise::Enterprise;
+use super::principals::{key_ids, secret_views};
 use super::write::Plan;
 
 /// Client applications.
@@ -63,8 +64,8 @@ impl Resource for Clients {
             "name": c.name.clone().unwrap_or_else(|| defaults::name(&c.id)),
             "redirect_uris": c.redirect_uris,
             "auth": c.auth.clone().unwrap_or_else(defaults::client_auth),
-            "secrets": c.secrets.iter().map(|s| json!({"id": s.id, "created_at": s.created_at})).collect::<Vec<_>>(),
-            "keys": c.keys.iter().map(|k| json!({"id": k.id})).collect::<Vec<_>>(),
+            "secrets": secret_views(&c.secrets),
+            "keys": key_ids(&c.keys),
             "users": c.users,
             "groups": c.groups,
             "organizations": c.organizations,

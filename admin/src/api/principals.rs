@@ -121,11 +121,7 @@ async fn list_secrets<P: Principal>(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let (mut raw, _) = find::<P>(&api, &id)?;
-    let out = P::secrets(&mut raw)
-        .iter()
-        .map(|s| json!({"id": s.id, "created_at": s.created_at}))
-        .collect();
-    Ok(items(out))
+    Ok(items(secret_views(P::secrets(&mut raw))))
 }
 
 /// `DELETE .../{id}/secrets/{secret}`: revoke one secret.
@@ -195,6 +191,19 @@ async fn delete_key<P: Principal>(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Secrets as shown: ids and creation times, never the hash.
+pub(super) fn secret_views(secrets: &[RawClientSecret]) -> Vec<Value> {
+    secrets
+        .iter()
+        .map(|s| json!({"id": s.id, "created_at": s.created_at}))
+        .collect()
+}
+
+/// Keys as a principal's view lists them: by id.
+pub(super) fn key_ids(keys: &[RawPublicKey]) -> Vec<Value> {
+    keys.iter().map(|k| json!({"id": k.id})).collect()
 }
 
 /// Removes the entries `matching` from `list`; 404 (`what` `id`) when there is none.
