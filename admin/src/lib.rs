@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1`.
-//! - [`api`]: the admin REST API and its write pipeline; [`auth`]: the admin token; [`error`]: `AdminError`.
+//! - [`api`]: the admin REST API, one module per resource family; [`auth`]: the admin token; [`error`]: `AdminError`.
 //! - [`ssrf`]: the stricter upstream rules for nodes created through the API.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.

@@ -140,11 +140,8 @@ impl Store for RedisStore {
             .query(&mut conn)
             .map_err(unavailable)?;
         let mut out: Vec<StoredObject> = objects
-            .values()
-            .map(|v| {
-                serde_json::from_str(v)
-                    .map_err(|e| unavailable(format!("a stored object is corrupt: {e}")))
-            })
+            .iter()
+            .map(|(field, v)| serde_json::from_str(v).map_err(|e| StoreError::corrupt(field, &e)))
             .collect::<Result<_, _>>()?;
         out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         Ok((version.unwrap_or(0), out))
@@ -182,10 +179,10 @@ impl Store for RedisStore {
             .key(idem_key);
         invocation.arg(writes.len());
         for ((w, field), cur) in writes.iter().zip(&fields).zip(&current) {
-            let cur: Option<StoredObject> = match cur {
-                Some(text) => Some(serde_json::from_str(text).map_err(unavailable)?),
-                None => None,
-            };
+            let cur: Option<StoredObject> = cur
+                .as_deref()
+                .map(|text| serde_json::from_str(text).map_err(|e| StoreError::corrupt(field, &e)))
+                .transpose()?;
             let ok = w.expect.holds(cur.as_ref().map(|c| c.version));
             if !ok {
                 return Err(StoreError::Precondition {
@@ -237,8 +234,10 @@ impl Store for RedisStore {
             .conn()?
             .get(self.key(&format!("idem:{key}")))
             .map_err(unavailable)?;
-        v.map(|t| serde_json::from_str(&t).map_err(unavailable))
-            .transpose()
+        v.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::corrupt("idempotency answer", &e))
+        })
+        .transpose()
     }
 }
 

@@ -121,8 +121,11 @@ impl Store for EmbeddedStore {
         let table = txn.open_table(OBJECTS).map_err(unavailable)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(unavailable)? {
-            let (_, value) = entry.map_err(unavailable)?;
-            out.push(serde_json::from_slice(value.value()).map_err(unavailable)?);
+            let (key, value) = entry.map_err(unavailable)?;
+            out.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| StoreError::corrupt(key.value(), &e))?,
+            );
         }
         Ok((version, out))
     }
@@ -141,7 +144,10 @@ impl Store for EmbeddedStore {
                 let k = key(w.kind, &w.id);
                 let current: Option<StoredObject> =
                     match table.get(k.as_str()).map_err(unavailable)? {
-                        Some(v) => Some(serde_json::from_slice(v.value()).map_err(unavailable)?),
+                        Some(v) => Some(
+                            serde_json::from_slice(v.value())
+                                .map_err(|e| StoreError::corrupt(&k, &e))?,
+                        ),
                         None => None,
                     };
                 let ok = w.expect.holds(current.as_ref().map(|c| c.version));
@@ -196,9 +202,11 @@ impl Store for EmbeddedStore {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
         match table.get(key).map_err(unavailable)? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(v.value()).map_err(unavailable)?,
-            )),
+            Some(v) => {
+                Ok(Some(serde_json::from_slice(v.value()).map_err(|e| {
+                    StoreError::corrupt("idempotency answer", &e)
+                })?))
+            }
             None => Ok(None),
         }
     }

@@ -38,6 +38,14 @@ pub struct Loader {
     store: Option<Arc<dyn Store>>,
 }
 
+/// A routing file as read once: its text and its parse.
+pub struct RoutingFile {
+    /// The file's text (validation errors point into it).
+    pub text: String,
+    /// Its objects, as parsed.
+    pub raw: RawConfig,
+}
+
 // === impl Loader ===
 
 impl Loader {
@@ -82,12 +90,51 @@ impl Loader {
     /// # Errors
     /// [`ConfigError::Read`] or [`ConfigError::Parse`].
     pub fn file_raw(&self) -> Result<RawConfig, ConfigError> {
-        let text = self.read()?;
-        parse(&text, &self.path.display().to_string())
+        self.read_file().map(|file| file.raw)
     }
 
-    /// Builds a snapshot from the file plus exactly `objects` (instead of the store's): how the admin API checks
-    /// a change before committing it.
+    /// Reads and parses the file once, keeping its text for the line numbers of validation errors: how the admin
+    /// API sees the file-managed objects and validates a change against the very same parse.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Parse`].
+    pub fn read_file(&self) -> Result<RoutingFile, ConfigError> {
+        let text = self.read()?;
+        let raw = parse(&text, &self.path.display().to_string())?;
+        Ok(RoutingFile { text, raw })
+    }
+
+    /// Validates `raw` — a file's objects from [`Loader::read_file`], with stored objects already merged in —
+    /// into a snapshot with the given generation; errors carry line numbers from `text`, the file's text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] with every problem found.
+    pub fn validate_merged(
+        &self,
+        raw: RawConfig,
+        text: &str,
+        generation: u64,
+    ) -> Result<Snapshot, ConfigError> {
+        let base_dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let ctx = BuildContext {
+            base_dir,
+            master_keys: self.master_keys.as_deref(),
+            env: &*self.env,
+            generation,
+        };
+        validate(raw, &ctx).map_err(|mut errs| {
+            for e in &mut errs.0 {
+                e.line = locate(text, &e.path);
+            }
+            ConfigError::Invalid(errs)
+        })
+    }
+
+    /// Builds a snapshot from the file plus exactly `objects` (instead of the store's).
     ///
     /// # Errors
     /// [`ConfigError`] with every problem found.
@@ -115,23 +162,7 @@ impl Loader {
     ) -> Result<Snapshot, ConfigError> {
         let mut raw = parse(text, &self.path.display().to_string())?;
         store::merge(&mut raw, objects).map_err(ConfigError::Invalid)?;
-        let base_dir = self
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let ctx = BuildContext {
-            base_dir,
-            master_keys: self.master_keys.as_deref(),
-            env: &*self.env,
-            generation,
-        };
-        validate(raw, &ctx).map_err(|mut errs| {
-            for e in &mut errs.0 {
-                e.line = locate(text, &e.path);
-            }
-            ConfigError::Invalid(errs)
-        })
+        self.validate_merged(raw, text, generation)
     }
 
     /// The file this loader reads.

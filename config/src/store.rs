@@ -165,6 +165,18 @@ pub enum StoreError {
     /// The store itself failed.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The store answered, but a record it holds cannot be decoded: retrying will not help.
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+// === impl StoreError ===
+
+impl StoreError {
+    /// A record (`kind/id`, or another key) that does not decode; only the error's class is kept.
+    pub fn corrupt(record: &str, error: &serde_json::Error) -> Self {
+        StoreError::Corrupt(format!("{record}: {}", error_class(&error.to_string())))
+    }
 }
 
 /// Where API-managed objects live: the topology half of a store, used by the admin API and the reload.
@@ -260,6 +272,12 @@ pub trait IdentityStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn cache_get(&self, key_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// The class of a deserialization error (`invalid type`, ``missing field `id` ``, …) without the value serde
+/// quotes after the first `": "`: what may be logged about a record that can hold a sealed value or a hash.
+pub fn error_class(message: &str) -> &str {
+    message.split_once(": ").map_or(message, |(class, _)| class)
 }
 
 /// Appends stored objects to `raw`. A body that does not fit its raw type is reported with the path

@@ -1,6 +1,7 @@
 //! Test support: signing keys and tokens, recording mock upstreams, the in-process harness, HTTP clients.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod admin_client;
 pub mod client;
 pub mod harness;
 pub mod idp;

@@ -3,14 +3,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
-use crate::common::client::{bearer, get, send};
-use crate::common::harness::{
-    ADMIN_TOKEN, Harness, Setup, admin, canary, keys, metric_value, within,
-};
+use crate::common::admin_client::AdminClient;
+use crate::common::client::{bearer, get};
+use crate::common::harness::{ADMIN_TOKEN, Harness, Setup, canary, keys, metric_value, within};
 use crate::common::keys::claims;
 use crate::common::mock::Mock;
 
@@ -26,19 +23,42 @@ async fn eventually(h: &Harness, path: &str, token: &str, want: u16) {
     .await;
 }
 
-#[tokio::test]
-async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_applies_live() {
+/// The standard topology (`agent-1` → `openai` at the mock), started, and a client of its admin API.
+async fn standard() -> (Mock, Harness, AdminClient) {
     let mock = Mock::start().await;
     let h = Setup::standard(&mock, &canary("file")).start().await;
-    // Register an agent: the Agent ID is generated, the audience derived from it.
-    let (status, headers, agent) = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "Support bot"})),
-        &[],
+    let api = AdminClient::of(&h);
+    (mock, h, api)
+}
+
+/// The status `agent-1`, declared in the file, gets from its LLM node: the file's topology at work.
+async fn file_agent_calls_openai(h: &Harness) -> u16 {
+    let token = keys().es256.token(&claims("agent-1", ""));
+    get(
+        &h.url("/llm/openai/x"),
+        &[("authorization", &bearer(&token))],
     )
-    .await;
+    .await
+    .0
+}
+
+/// The message of an error answer.
+fn error_message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap()
+}
+
+/// The message of the first field an error answer names.
+fn field_message(body: &Value) -> &str {
+    body["error"]["fields"][0]["message"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_applies_live() {
+    let (mock, h, api) = standard().await;
+    // Register an agent: the Agent ID is generated, the audience derived from it.
+    let (status, headers, agent) = api
+        .post("/admin/v1/agents", json!({"name": "Support bot"}))
+        .await;
     assert_eq!(status, 201, "{agent}");
     let id = agent["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("agent-"));
@@ -46,31 +66,24 @@ async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_ap
     assert_eq!(headers["etag"], "\"1\"");
     // A stored key, a node using it, and the outbound authorization.
     let secret = canary("api");
-    let (status, _, cred) = admin(
-        &h,
-        "POST",
-        "/admin/v1/credentials",
-        Some(json!({"id": "cred-api", "name": "OpenAI", "kind": "llm", "value": secret})),
-        &[],
-    )
-    .await;
+    let (status, _, cred) = api
+        .post(
+            "/admin/v1/credentials",
+            json!({"id": "cred-api", "name": "OpenAI", "kind": "llm", "value": secret}),
+        )
+        .await;
     assert_eq!(status, 201, "{cred}");
     assert!(cred["fingerprint"].as_str().is_some_and(|f| f.len() == 16));
     let node = json!({"id": "api-llm", "upstream": format!("http://{}/v2", mock.addr), "style": "bearer", "credential": "cred-api"});
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/llm", Some(node), &[]).await.0,
-        201
-    );
+    assert_eq!(api.post("/admin/v1/llm", node).await.0, 201);
     let token = keys().es256.token(&claims(&id, "llm.use"));
     eventually(&h, "/llm/api-llm/models", &token, 403).await;
-    let (status, _, edge) = admin(
-        &h,
-        "PUT",
-        &format!("/admin/v1/agents/{id}/outbound/api-llm"),
-        Some(json!({"scopes": ["llm.use"]})),
-        &[],
-    )
-    .await;
+    let (status, _, edge) = api
+        .put(
+            &format!("/admin/v1/agents/{id}/outbound/api-llm"),
+            json!({"scopes": ["llm.use"]}),
+        )
+        .await;
     assert_eq!(status, 201, "{edge}");
     eventually(&h, "/llm/api-llm/models", &token, 200).await;
     assert_eq!(
@@ -80,14 +93,13 @@ async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_ap
     assert_eq!(mock.last().uri, "/v2/models");
 
     // Rename and disable with If-Match; the proxy refuses the disabled agent's token.
-    let (status, headers, renamed) = admin(
-        &h,
-        "PATCH",
-        &format!("/admin/v1/agents/{id}"),
-        Some(json!({"name": "Renamed", "enabled": false})),
-        &[("if-match", "\"1\"")],
-    )
-    .await;
+    let (status, headers, renamed) = api
+        .if_match(1)
+        .patch(
+            &format!("/admin/v1/agents/{id}"),
+            json!({"name": "Renamed", "enabled": false}),
+        )
+        .await;
     assert_eq!(status, 200, "{renamed}");
     assert_eq!(
         (renamed["name"].as_str(), renamed["enabled"].as_bool()),
@@ -96,14 +108,10 @@ async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_ap
     assert_eq!(headers["etag"], "\"2\"");
     eventually(&h, "/llm/api-llm/models", &token, 401).await;
     // A stale If-Match, and the immutable fields.
-    let (status, _, body) = admin(
-        &h,
-        "PATCH",
-        &format!("/admin/v1/agents/{id}"),
-        Some(json!({"enabled": true})),
-        &[("if-match", "\"1\"")],
-    )
-    .await;
+    let (status, _, body) = api
+        .if_match(1)
+        .patch(&format!("/admin/v1/agents/{id}"), json!({"enabled": true}))
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (412, Some("precondition_failed"))
@@ -112,110 +120,55 @@ async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_ap
         ("audience", json!("urn:other")),
         ("id", json!("agent-other")),
     ] {
-        let (status, _, body) = admin(
-            &h,
-            "PATCH",
-            &format!("/admin/v1/agents/{id}"),
-            Some(json!({ field: value })),
-            &[],
-        )
-        .await;
+        let (status, _, body) = api
+            .patch(&format!("/admin/v1/agents/{id}"), json!({ field: value }))
+            .await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (409, Some("immutable_field")),
             "{field}"
         );
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(field)
-        );
+        assert!(error_message(&body).starts_with(field));
     }
     assert_eq!(
-        admin(
-            &h,
-            "PATCH",
-            &format!("/admin/v1/agents/{id}"),
-            Some(json!({"enabled": true})),
-            &[]
-        )
-        .await
-        .0,
+        api.patch(&format!("/admin/v1/agents/{id}"), json!({"enabled": true}))
+            .await
+            .0,
         200
     );
     eventually(&h, "/llm/api-llm/models", &token, 200).await;
 
     // Withdraw the edge, then delete the agent: its edges go with it.
     assert_eq!(
-        admin(
-            &h,
-            "DELETE",
-            &format!("/admin/v1/agents/{id}/outbound/api-llm"),
-            None,
-            &[]
-        )
-        .await
-        .0,
+        api.delete(&format!("/admin/v1/agents/{id}/outbound/api-llm"))
+            .await
+            .0,
         204
     );
     eventually(&h, "/llm/api-llm/models", &token, 403).await;
     assert_eq!(
-        admin(
-            &h,
-            "PUT",
+        api.put(
             &format!("/admin/v1/agents/{id}/outbound/api-llm"),
-            Some(json!({})),
-            &[]
+            json!({})
         )
         .await
         .0,
         201
     );
-    assert_eq!(
-        admin(&h, "DELETE", &format!("/admin/v1/agents/{id}"), None, &[])
-            .await
-            .0,
-        204
-    );
+    assert_eq!(api.delete(&format!("/admin/v1/agents/{id}")).await.0, 204);
     eventually(&h, "/llm/api-llm/models", &token, 401).await;
-    assert_eq!(
-        admin(&h, "GET", &format!("/admin/v1/agents/{id}"), None, &[])
-            .await
-            .0,
-        404
-    );
+    assert_eq!(api.get(&format!("/admin/v1/agents/{id}")).await.0, 404);
     // A node in use by no edge can go; the credential then too.
-    assert_eq!(
-        admin(&h, "DELETE", "/admin/v1/llm/api-llm", None, &[])
-            .await
-            .0,
-        204
-    );
-    assert_eq!(
-        admin(&h, "DELETE", "/admin/v1/credentials/cred-api", None, &[])
-            .await
-            .0,
-        204
-    );
+    assert_eq!(api.delete("/admin/v1/llm/api-llm").await.0, 204);
+    assert_eq!(api.delete("/admin/v1/credentials/cred-api").await.0, 204);
     // The file's topology never stopped working.
-    let file_token = keys().es256.token(&claims("agent-1", ""));
-    assert_eq!(
-        get(
-            &h.url("/llm/openai/x"),
-            &[("authorization", &bearer(&file_token))]
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(file_agent_calls_openai(&h).await, 200);
 }
 
 #[tokio::test]
 async fn file_managed_objects_are_listed_but_refused() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
-    let (status, _, list) = admin(&h, "GET", "/admin/v1/agents", None, &[]).await;
+    let (_mock, _h, api) = standard().await;
+    let (status, _, list) = api.get("/admin/v1/agents").await;
     assert_eq!(status, 200);
     let file_agent = list["items"]
         .as_array()
@@ -241,30 +194,21 @@ async fn file_managed_objects_are_listed_but_refused() {
             Some(json!({"scopes": []})),
         ),
     ] {
-        let (status, _, body) = admin(&h, method, path, body, &[]).await;
+        let (status, _, body) = api.call(method, path, body).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (409, Some("file_managed")),
             "{method} {path}"
         );
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("routing file")
-        );
+        assert!(error_message(&body).contains("routing file"));
     }
     let node = json!({"id": "openai", "upstream": "https://api.example.com", "style": "bearer", "credential": "cred-openai"});
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/llm", Some(node), &[]).await.0,
-        409
-    );
+    assert_eq!(api.post("/admin/v1/llm", node).await.0, 409);
 }
 
 #[tokio::test]
 async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (_mock, h, api) = standard().await;
     let generation = h.generation().await;
     let cases: Vec<(&str, &str, String, u16, &str)> = vec![
         ("POST", "/admin/v1/agents", r#"{"name":"a","colour":"red"}"#.into(), 400, "unknown field `colour`"),
@@ -291,14 +235,7 @@ async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
         ("POST", "/admin/v1/agents", format!(r#"{{"name":"{}"}}"#, "n".repeat(70 * 1024)), 413, ""),
     ];
     for (method, path, body, status, needle) in cases {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", h.admin))
-            .header("authorization", bearer(ADMIN_TOKEN))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.clone())))
-            .unwrap();
-        let (got, _, text) = send(req).await;
+        let (got, _, text) = api.send_text(method, path, &body).await;
         assert_eq!(
             got,
             status,
@@ -310,14 +247,14 @@ async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
             "{method} {path}: {text} lacks {needle:?}"
         );
     }
-    let (_, _, list) = admin(&h, "GET", "/admin/v1/agents", None, &[]).await;
+    let (_, _, list) = api.get("/admin/v1/agents").await;
     assert_eq!(
         list["items"].as_array().unwrap().len(),
         2,
         "nothing was added"
     );
     assert_eq!(
-        admin(&h, "GET", "/admin/v1/llm", None, &[]).await.2["items"]
+        api.get("/admin/v1/llm").await.2["items"]
             .as_array()
             .unwrap()
             .len(),
@@ -364,28 +301,13 @@ async fn the_admin_api_needs_the_admin_token() {
 
 #[tokio::test]
 async fn an_idempotency_key_gives_one_effect_and_the_same_answer() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
-    let key = [("idempotency-key", "create-support-bot-1")];
-    let first = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "bot"})),
-        &key,
-    )
-    .await;
-    let second = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "bot"})),
-        &key,
-    )
-    .await;
+    let (_mock, _h, api) = standard().await;
+    let keyed = api.idempotency_key("create-support-bot-1");
+    let first = keyed.post("/admin/v1/agents", json!({"name": "bot"})).await;
+    let second = keyed.post("/admin/v1/agents", json!({"name": "bot"})).await;
     assert_eq!(first.0, 201);
     assert_eq!((first.0, &first.2), (second.0, &second.2));
-    let list = admin(&h, "GET", "/admin/v1/agents", None, &[]).await.2;
+    let list = api.get("/admin/v1/agents").await.2;
     assert_eq!(
         list["items"]
             .as_array()
@@ -395,14 +317,9 @@ async fn an_idempotency_key_gives_one_effect_and_the_same_answer() {
             .count(),
         1
     );
-    let (status, _, body) = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "other"})),
-        &key,
-    )
-    .await;
+    let (status, _, body) = keyed
+        .post("/admin/v1/agents", json!({"name": "other"}))
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (422, Some("idempotency_key_reused"))
@@ -415,26 +332,17 @@ async fn license_and_credential_quotas_are_enforced() {
     let mut s = Setup::standard(&mock, &canary("file"));
     s.raw("[store]\nm2m_licenses = 3\nmax_credentials = 2\n");
     let h = s.start().await;
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/agents", Some(json!({})), &[])
-            .await
-            .0,
-        201
-    );
-    let (status, _, body) = admin(&h, "POST", "/admin/v1/agents", Some(json!({})), &[]).await;
+    let api = AdminClient::of(&h);
+    assert_eq!(api.post("/admin/v1/agents", json!({})).await.0, 201);
+    let (status, _, body) = api.post("/admin/v1/agents", json!({})).await;
     assert_eq!(status, 409);
     assert_eq!(
         body["error"]["message"],
         "M2M application license quota exhausted: 3 of 3 in use"
     );
     let cred = |id: &str| json!({"id": id, "kind": "external", "value": "v"});
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/credentials", Some(cred("c2")), &[])
-            .await
-            .0,
-        201
-    );
-    let (status, _, body) = admin(&h, "POST", "/admin/v1/credentials", Some(cred("c3")), &[]).await;
+    assert_eq!(api.post("/admin/v1/credentials", cred("c2")).await.0, 201);
+    let (status, _, body) = api.post("/admin/v1/credentials", cred("c3")).await;
     assert_eq!(
         (status, body["error"]["message"].as_str()),
         (409, Some("stored credential limit reached: 2 of 2 stored"))
@@ -443,17 +351,14 @@ async fn license_and_credential_quotas_are_enforced() {
 
 #[tokio::test]
 async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_written() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (_mock, h, api) = standard().await;
     let secret = canary("audited");
-    let (status, _, _) = admin(
-        &h,
-        "POST",
-        "/admin/v1/credentials",
-        Some(json!({"id": "c-aud", "kind": "llm", "value": secret})),
-        &[],
-    )
-    .await;
+    let (status, _, _) = api
+        .post(
+            "/admin/v1/credentials",
+            json!({"id": "c-aud", "kind": "llm", "value": secret}),
+        )
+        .await;
     assert_eq!(status, 201);
     let audit_path = h.setup.dir.path().join("data/audit.log");
     let audit = std::fs::read_to_string(&audit_path).unwrap();
@@ -474,20 +379,15 @@ async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_writt
     // Break the audit sink: the write is refused and nothing changes.
     std::fs::remove_file(&audit_path).unwrap();
     std::fs::create_dir(&audit_path).unwrap();
-    let (status, headers, body) = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "unaudited"})),
-        &[],
-    )
-    .await;
+    let (status, headers, body) = api
+        .post("/admin/v1/agents", json!({"name": "unaudited"}))
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("audit_unavailable"))
     );
     assert!(headers.get("retry-after").is_some());
-    let list = admin(&h, "GET", "/admin/v1/agents", None, &[]).await.2;
+    let list = api.get("/admin/v1/agents").await.2;
     assert!(
         list["items"]
             .as_array()
@@ -496,16 +396,7 @@ async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_writt
             .all(|a| a["name"] != "unaudited")
     );
     // The data plane is unaffected.
-    let token = keys().es256.token(&claims("agent-1", ""));
-    assert_eq!(
-        get(
-            &h.url("/llm/openai/x"),
-            &[("authorization", &bearer(&token))]
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(file_agent_calls_openai(&h).await, 200);
 }
 
 #[tokio::test]
@@ -514,18 +405,17 @@ async fn credential_values_are_never_returned() {
     let mock = Mock::start().await;
     let file_secret = canary("file");
     let h = Setup::standard(&mock, &file_secret).start().await;
+    let api = AdminClient::of(&h);
     let secret = canary("api");
-    let (_, _, created) = admin(
-        &h,
-        "POST",
-        "/admin/v1/credentials",
-        Some(json!({"id": "c-x", "kind": "llm", "value": secret})),
-        &[],
-    )
-    .await;
-    let (_, _, listed) = admin(&h, "GET", "/admin/v1/credentials", None, &[]).await;
-    let (_, _, one) = admin(&h, "GET", "/admin/v1/credentials/c-x", None, &[]).await;
-    let (_, _, file_one) = admin(&h, "GET", "/admin/v1/credentials/cred-openai", None, &[]).await;
+    let (_, _, created) = api
+        .post(
+            "/admin/v1/credentials",
+            json!({"id": "c-x", "kind": "llm", "value": secret}),
+        )
+        .await;
+    let (_, _, listed) = api.get("/admin/v1/credentials").await;
+    let (_, _, one) = api.get("/admin/v1/credentials/c-x").await;
+    let (_, _, file_one) = api.get("/admin/v1/credentials/cred-openai").await;
     for body in [&created, &listed, &one, &file_one] {
         let text = body.to_string();
         for leak in [
@@ -570,34 +460,16 @@ async fn every_acknowledged_write_survives_kill_9() {
     let mut served = Served::start(&s.config_path(), &env);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let writer = {
-        let (acked, url) = (
-            acked.clone(),
-            format!("http://{}/admin/v1/agents", served.admin),
-        );
+        let (acked, api) = (acked.clone(), AdminClient::new(served.admin, ADMIN_TOKEN));
         tokio::spawn(async move {
             for i in 0..100_000 {
-                let req = hyper::Request::post(&url)
-                    .header("authorization", bearer(ADMIN_TOKEN))
-                    .body(Full::new(Bytes::from(
-                        json!({"name": format!("bot-{i}")}).to_string(),
-                    )))
-                    .unwrap();
-                let Ok(Ok(resp)) = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    crate::common::client::client().request(req),
-                )
-                .await
+                let body = json!({"name": format!("bot-{i}")});
+                let Some((201, _, v)) = api
+                    .try_post("/admin/v1/agents", body, Duration::from_secs(2))
+                    .await
                 else {
                     return;
                 };
-                if resp.status() != 201 {
-                    return;
-                }
-                let body = http_body_util::BodyExt::collect(resp.into_body())
-                    .await
-                    .unwrap()
-                    .to_bytes();
-                let v: Value = serde_json::from_slice(&body).unwrap();
                 acked
                     .lock()
                     .unwrap()
@@ -618,13 +490,10 @@ async fn every_acknowledged_write_survives_kill_9() {
     drop(served);
 
     let served = Served::start(&s.config_path(), &env);
-    let (status, _, text) = get(
-        &format!("http://{}/admin/v1/agents", served.admin),
-        &[("authorization", &bearer(ADMIN_TOKEN))],
-    )
-    .await;
+    let (status, _, list) = AdminClient::new(served.admin, ADMIN_TOKEN)
+        .get("/admin/v1/agents")
+        .await;
     assert_eq!(status, 200);
-    let list: Value = serde_json::from_str(&text).unwrap();
     let stored: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
@@ -663,31 +532,16 @@ async fn export_writes_a_file_that_check_accepts_and_serve_reproduces() {
         ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
     ];
     let served = Served::start(&s.config_path(), &env);
-    let call = |method: &'static str, path: String, body: Value| {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", served.admin))
-            .header("authorization", bearer(ADMIN_TOKEN))
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        send(req)
-    };
-    let (status, _, agent) = call(
-        "POST",
-        "/admin/v1/agents".into(),
-        json!({"name": "exported"}),
-    )
-    .await;
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    let (status, _, agent) = api
+        .post("/admin/v1/agents", json!({"name": "exported"}))
+        .await;
     assert_eq!(status, 201);
-    let id = serde_json::from_str::<Value>(&agent).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = agent["id"].as_str().unwrap().to_owned();
     let secret = canary("exported");
     assert_eq!(
-        call(
-            "POST",
-            "/admin/v1/credentials".into(),
+        api.post(
+            "/admin/v1/credentials",
             json!({"id": "c-exp", "kind": "llm", "value": secret})
         )
         .await
@@ -695,11 +549,10 @@ async fn export_writes_a_file_that_check_accepts_and_serve_reproduces() {
         201
     );
     let node = json!({"id": "exp", "upstream": format!("http://{}/e", mock.addr), "style": "azure", "credential": "c-exp"});
-    assert_eq!(call("POST", "/admin/v1/llm".into(), node).await.0, 201);
+    assert_eq!(api.post("/admin/v1/llm", node).await.0, 201);
     assert_eq!(
-        call(
-            "PUT",
-            format!("/admin/v1/agents/{id}/outbound/exp"),
+        api.put(
+            &format!("/admin/v1/agents/{id}/outbound/exp"),
             json!({"scopes": []})
         )
         .await
@@ -764,6 +617,7 @@ async fn j01_api_upstreams_are_refused_when_they_point_inside() {
     let mut s = Setup::standard(&mock, &canary("file"));
     s.admin_allow.clear();
     let h = s.start().await;
+    let api = AdminClient::of(&h);
     for upstream in [
         "http://169.254.169.254/",
         "https://100.100.100.200/",
@@ -780,7 +634,7 @@ async fn j01_api_upstreams_are_refused_when_they_point_inside() {
         "http://api.example.com/",
     ] {
         let node = json!({"id": "n", "upstream": upstream, "style": "bearer", "credential": "cred-openai"});
-        let (status, _, body) = admin(&h, "POST", "/admin/v1/llm", Some(node), &[]).await;
+        let (status, _, body) = api.post("/admin/v1/llm", node).await;
         assert_eq!(status, 422, "{upstream}: {body}");
         assert_eq!(
             body["error"]["fields"][0]["path"], "llm.upstream",
@@ -801,24 +655,20 @@ async fn j01_api_upstreams_are_refused_when_they_point_inside() {
             "enterprise.exchange.token_url",
         ),
     ] {
-        let (status, _, resp) = admin(&h, "POST", path, Some(body), &[]).await;
+        let (status, _, resp) = api.post(path, body).await;
         assert_eq!(status, 422, "{path}: {resp}");
         assert_eq!(resp["error"]["fields"][0]["path"], field);
     }
-    let list = admin(&h, "GET", "/admin/v1/llm", None, &[]).await.2;
+    let list = api.get("/admin/v1/llm").await.2;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "nothing stored");
     let ok = json!({"id": "n", "upstream": "https://api.example.com/v1", "style": "bearer", "credential": "cred-openai"});
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/llm", Some(ok), &[]).await.0,
-        201
-    );
+    assert_eq!(api.post("/admin/v1/llm", ok).await.0, 201);
 }
 
 #[tokio::test]
 async fn an_agents_topology_lists_what_a_diagram_draws() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
-    let (status, _, topo) = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[]).await;
+    let (_mock, _h, api) = standard().await;
+    let (status, _, topo) = api.get("/admin/v1/agents/agent-1/topology").await;
     assert_eq!(status, 200);
     let kinds: Vec<&str> = topo["nodes"]
         .as_array()
@@ -837,33 +687,22 @@ async fn an_agents_topology_lists_what_a_diagram_draws() {
     );
     // An API-made edge shows at once; an unknown agent is 404.
     assert_eq!(
-        admin(
-            &h,
-            "PUT",
+        api.put(
             "/admin/v1/agents/agent-2/outbound/openai",
-            Some(json!({"scopes": ["a"]})),
-            &[]
+            json!({"scopes": ["a"]})
         )
         .await
         .0,
         201
     );
-    let topo = admin(&h, "GET", "/admin/v1/agents/agent-2/topology", None, &[])
-        .await
-        .2;
+    let topo = api.get("/admin/v1/agents/agent-2/topology").await.2;
     assert_eq!(topo["edges"][0]["scopes"], json!(["a"]));
-    assert_eq!(
-        admin(&h, "GET", "/admin/v1/agents/nobody/topology", None, &[])
-            .await
-            .0,
-        404
-    );
+    assert_eq!(api.get("/admin/v1/agents/nobody/topology").await.0, 404);
 }
 
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (_mock, h, api) = standard().await;
     // Served without the token.
     let (status, _, text) = get(&format!("http://{}/admin/v1/openapi.json", h.admin), &[]).await;
     assert_eq!(status, 200);
@@ -881,8 +720,7 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{key}", "k");
         for method in METHODS {
             let body = (method != "get" && method != "delete").then(|| json!({}));
-            let (status, _, body_json) =
-                admin(&h, &method.to_uppercase(), &concrete, body, &[]).await;
+            let (status, _, body_json) = api.call(&method.to_uppercase(), &concrete, body).await;
             let documented = item.get(method).is_some();
             // A route that exists answers from its handler (any status, JSON); one that does not is axum's bare
             // 404 (unknown path) or 405 (known path, other method).
@@ -901,45 +739,31 @@ async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it
     let mut s = Setup::standard(&mock, &canary("file"));
     s.raw("[store]\nm2m_licenses = 3\n");
     let h = s.start().await;
+    let api = AdminClient::of(&h);
     let crm = json!({
         "id": "crm", "name": "CRM", "audience": "https://crm.internal",
         "permissions": [{"name": "Read contacts", "scope": "crm.read"}, {"scope": "crm.write"}]
     });
-    let (status, headers, body) = admin(&h, "POST", "/admin/v1/enterprise", Some(crm), &[]).await;
+    let (status, headers, body) = api.post("/admin/v1/enterprise", crm).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(headers["etag"], "\"1\"");
     // Grants must be permissions of the service.
-    let (status, _, body) = admin(
-        &h,
-        "PUT",
-        "/admin/v1/agents/agent-1/outbound/crm",
-        Some(json!({"scopes": ["crm.admin"]})),
-        &[],
-    )
-    .await;
+    let (status, _, body) = api
+        .put(
+            "/admin/v1/agents/agent-1/outbound/crm",
+            json!({"scopes": ["crm.admin"]}),
+        )
+        .await;
     assert_eq!(status, 422);
-    assert!(
-        body["error"]["fields"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not a permission of enterprise service")
-    );
+    assert!(field_message(&body).contains("not a permission of enterprise service"));
     let grant = json!({"scopes": ["crm.read", "crm.write"]});
     assert_eq!(
-        admin(
-            &h,
-            "PUT",
-            "/admin/v1/agents/agent-1/outbound/crm",
-            Some(grant),
-            &[]
-        )
-        .await
-        .0,
+        api.put("/admin/v1/agents/agent-1/outbound/crm", grant)
+            .await
+            .0,
         201
     );
-    let topo = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[])
-        .await
-        .2;
+    let topo = api.get("/admin/v1/agents/agent-1/topology").await.2;
     let edge = topo["edges"]
         .as_array()
         .unwrap()
@@ -950,38 +774,27 @@ async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it
     assert_eq!(edge["scopes"], json!(["crm.read", "crm.write"]));
     // Duplicate scopes within a service, and the immutable audience.
     let dup = json!({"permissions": [{"scope": "a"}, {"scope": "a"}]});
-    assert_eq!(
-        admin(&h, "PATCH", "/admin/v1/enterprise/crm", Some(dup), &[])
-            .await
-            .0,
-        422
-    );
-    let (status, _, body) = admin(
-        &h,
-        "PATCH",
-        "/admin/v1/enterprise/crm",
-        Some(json!({"audience": "https://other"})),
-        &[],
-    )
-    .await;
+    assert_eq!(api.patch("/admin/v1/enterprise/crm", dup).await.0, 422);
+    let (status, _, body) = api
+        .patch(
+            "/admin/v1/enterprise/crm",
+            json!({"audience": "https://other"}),
+        )
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("immutable_field"))
     );
     // Removing a permission removes it from every grant.
-    let (status, headers, _) = admin(
-        &h,
-        "PATCH",
-        "/admin/v1/enterprise/crm",
-        Some(json!({"permissions": [{"scope": "crm.read"}]})),
-        &[],
-    )
-    .await;
+    let (status, headers, _) = api
+        .patch(
+            "/admin/v1/enterprise/crm",
+            json!({"permissions": [{"scope": "crm.read"}]}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(headers["etag"], "\"2\"");
-    let topo = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[])
-        .await
-        .2;
+    let topo = api.get("/admin/v1/agents/agent-1/topology").await.2;
     let edge = topo["edges"]
         .as_array()
         .unwrap()
@@ -991,28 +804,16 @@ async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it
         .clone();
     assert_eq!(edge["scopes"], json!(["crm.read"]));
     // Services use M2M licenses: two file agents + crm = 3 of 3.
-    let (status, _, body) = admin(&h, "POST", "/admin/v1/agents", Some(json!({})), &[]).await;
+    let (status, _, body) = api.post("/admin/v1/agents", json!({})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("quota_exhausted"))
     );
     let other = json!({"id": "erp", "audience": "https://erp.internal"});
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/enterprise", Some(other), &[])
-            .await
-            .0,
-        409
-    );
+    assert_eq!(api.post("/admin/v1/enterprise", other).await.0, 409);
     // An audience is unique across agents and services; deleting the service takes its grants.
-    assert_eq!(
-        admin(&h, "DELETE", "/admin/v1/enterprise/crm", None, &[])
-            .await
-            .0,
-        204
-    );
-    let topo = admin(&h, "GET", "/admin/v1/agents/agent-1/topology", None, &[])
-        .await
-        .2;
+    assert_eq!(api.delete("/admin/v1/enterprise/crm").await.0, 204);
+    let topo = api.get("/admin/v1/agents/agent-1/topology").await.2;
     assert!(
         topo["edges"]
             .as_array()
@@ -1021,14 +822,13 @@ async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it
             .all(|e| e["to"] != "crm")
     );
     let clash = json!({"id": "erp", "audience": "urn:idguard:agent:agent-1"});
-    let (status, _, body) = admin(&h, "POST", "/admin/v1/enterprise", Some(clash), &[]).await;
+    let (status, _, body) = api.post("/admin/v1/enterprise", clash).await;
     assert_eq!(status, 422, "{body}");
 }
 
 #[tokio::test]
 async fn the_directory_and_the_agent_permission() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
+    let (_mock, _h, api) = standard().await;
     for (coll, body) in [
         ("organizations", json!({"id": "acme", "name": "Acme"})),
         ("organizations", json!({"id": "eng", "parent": "acme"})),
@@ -1038,72 +838,40 @@ async fn the_directory_and_the_agent_permission() {
             json!({"id": "alice", "organization": "eng", "groups": ["support"], "email": "alice@example.com"}),
         ),
     ] {
-        let (status, _, resp) =
-            admin(&h, "POST", &format!("/admin/v1/{coll}"), Some(body), &[]).await;
+        let (status, _, resp) = api.post(&format!("/admin/v1/{coll}"), body).await;
         assert_eq!(status, 201, "{coll}: {resp}");
     }
     // References must exist; a cycle is refused; unknown fields are 400.
-    let (status, _, body) = admin(
-        &h,
-        "POST",
-        "/admin/v1/users",
-        Some(json!({"id": "bob", "groups": ["nope"]})),
-        &[],
-    )
-    .await;
+    let (status, _, body) = api
+        .post("/admin/v1/users", json!({"id": "bob", "groups": ["nope"]}))
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (status, _, _) = admin(
-        &h,
-        "PUT",
-        "/admin/v1/organizations/acme",
-        Some(json!({"id": "acme", "parent": "eng"})),
-        &[],
-    )
-    .await;
+    let (status, _, _) = api
+        .put(
+            "/admin/v1/organizations/acme",
+            json!({"id": "acme", "parent": "eng"}),
+        )
+        .await;
     assert_eq!(status, 422);
     assert_eq!(
-        admin(
-            &h,
-            "POST",
-            "/admin/v1/groups",
-            Some(json!({"id": "g", "colour": "red"})),
-            &[]
-        )
-        .await
-        .0,
+        api.post("/admin/v1/groups", json!({"id": "g", "colour": "red"}))
+            .await
+            .0,
         400
     );
     assert_eq!(
-        admin(
-            &h,
-            "PUT",
-            "/admin/v1/groups/support",
-            Some(json!({"id": "other"})),
-            &[]
-        )
-        .await
-        .0,
+        api.put("/admin/v1/groups/support", json!({"id": "other"}))
+            .await
+            .0,
         409
     );
     // An organization in use cannot go.
-    assert_eq!(
-        admin(&h, "DELETE", "/admin/v1/organizations/eng", None, &[])
-            .await
-            .0,
-        422
-    );
-    let users = admin(&h, "GET", "/admin/v1/users", None, &[]).await.2;
+    assert_eq!(api.delete("/admin/v1/organizations/eng").await.0, 422);
+    let users = api.get("/admin/v1/users").await.2;
     assert_eq!(users["items"][0]["id"], "alice");
 
     // The agent permission: manual mode granted to the organization; assignments need manual mode.
-    let (_, _, agent) = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "bot"})),
-        &[],
-    )
-    .await;
+    let (_, _, agent) = api.post("/admin/v1/agents", json!({"name": "bot"})).await;
     let id = agent["id"].as_str().unwrap().to_owned();
     assert_eq!(
         agent["permission"],
@@ -1111,70 +879,39 @@ async fn the_directory_and_the_agent_permission() {
         "auto mode with agent.access by default"
     );
     let path = format!("/admin/v1/agents/{id}/permission");
-    let (status, _, _) = admin(&h, "PUT", &path, Some(json!({"users": ["alice"]})), &[]).await;
+    let (status, _, _) = api.put(&path, json!({"users": ["alice"]})).await;
     assert_eq!(status, 422, "assignments apply only in manual mode");
-    let (status, _, _) = admin(
-        &h,
-        "PUT",
-        &path,
-        Some(json!({"mode": "manual", "groups": ["ghost"]})),
-        &[],
-    )
-    .await;
+    let (status, _, _) = api
+        .put(&path, json!({"mode": "manual", "groups": ["ghost"]}))
+        .await;
     assert_eq!(status, 422);
     let permission = json!({"name": "Use the bot", "scope": "bot.use", "mode": "manual", "organizations": ["acme"]});
-    let (status, headers, agent) = admin(&h, "PUT", &path, Some(permission.clone()), &[]).await;
+    let (status, headers, agent) = api.put(&path, permission.clone()).await;
     assert_eq!(status, 200, "{agent}");
     assert_eq!(headers["etag"], "\"2\"");
     assert_eq!(agent["permission"], permission);
     assert_eq!(
-        admin(
-            &h,
-            "PUT",
-            "/admin/v1/agents/agent-1/permission",
-            Some(json!({})),
-            &[]
-        )
-        .await
-        .0,
+        api.put("/admin/v1/agents/agent-1/permission", json!({}))
+            .await
+            .0,
         409
     );
     // A client granted the old scope loses it when the permission's scope changes.
     assert_eq!(
-        admin(
-            &h,
-            "POST",
-            "/admin/v1/clients",
-            Some(json!({"id": "c1"})),
-            &[]
-        )
-        .await
-        .0,
+        api.post("/admin/v1/clients", json!({"id": "c1"})).await.0,
         201
     );
     let inbound = format!("/admin/v1/agents/{id}/inbound/c1");
     assert_eq!(
-        admin(
-            &h,
-            "PUT",
-            &inbound,
-            Some(json!({"scopes": ["bot.use"]})),
-            &[]
-        )
-        .await
-        .0,
+        api.put(&inbound, json!({"scopes": ["bot.use"]})).await.0,
         201
     );
     let renamed = json!({"scope": "bot.run", "mode": "manual", "organizations": ["acme"]});
-    assert_eq!(admin(&h, "PUT", &path, Some(renamed), &[]).await.0, 200);
-    let (status, _, edge) = admin(
-        &h,
-        "PUT",
-        &inbound,
-        Some(json!({"scopes": ["bot.run"]})),
-        &[("if-match", "\"2\"")],
-    )
-    .await;
+    assert_eq!(api.put(&path, renamed).await.0, 200);
+    let (status, _, edge) = api
+        .if_match(2)
+        .put(&inbound, json!({"scopes": ["bot.run"]}))
+        .await;
     assert_eq!(
         status, 200,
         "the cascade updated the grant to version 2: {edge}"
@@ -1183,55 +920,29 @@ async fn the_directory_and_the_agent_permission() {
 
 #[tokio::test]
 async fn client_secrets_are_shown_once_and_kept_only_as_keyed_hashes() {
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
-    let (_, _, agent) = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "bot"})),
-        &[],
-    )
-    .await;
+    let (_mock, h, api) = standard().await;
+    let (_, _, agent) = api.post("/admin/v1/agents", json!({"name": "bot"})).await;
     let id = agent["id"].as_str().unwrap().to_owned();
     let path = format!("/admin/v1/agents/{id}/secrets");
-    let (status, _, first) = admin(&h, "POST", &path, None, &[]).await;
+    let (status, _, first) = api.post_empty(&path).await;
     assert_eq!(status, 201, "{first}");
     let secret = first["secret"].as_str().unwrap().to_owned();
     assert!(
         secret.starts_with("idgsec_") && secret.len() >= 7 + 43,
         "256 bits: {secret}"
     );
-    let (_, _, second) = admin(&h, "POST", &path, None, &[]).await;
+    let (_, _, second) = api.post_empty(&path).await;
     assert_ne!(second["secret"], first["secret"]);
     // Listed by id only, several at once (rotation), and revocable one by one.
-    let list = admin(&h, "GET", &path, None, &[]).await.2;
+    let list = api.get(&path).await.2;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
     assert!(!list.to_string().contains(&secret[8..]));
-    let one = admin(&h, "GET", &format!("/admin/v1/agents/{id}"), None, &[])
-        .await
-        .2;
+    let one = api.get(&format!("/admin/v1/agents/{id}")).await.2;
     assert!(!one.to_string().contains(&secret[8..]));
     let sid = first["id"].as_str().unwrap();
-    assert_eq!(
-        admin(&h, "DELETE", &format!("{path}/{sid}"), None, &[])
-            .await
-            .0,
-        204
-    );
-    assert_eq!(
-        admin(&h, "DELETE", &format!("{path}/{sid}"), None, &[])
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        admin(&h, "GET", &path, None, &[]).await.2["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(api.delete(&format!("{path}/{sid}")).await.0, 204);
+    assert_eq!(api.delete(&format!("{path}/{sid}")).await.0, 404);
+    assert_eq!(api.get(&path).await.2["items"].as_array().unwrap().len(), 1);
     // The value is nowhere at rest: not in the database file, not in the audit log.
     for file in ["data/topology.redb", "data/audit.log"] {
         let bytes = std::fs::read(h.setup.dir.path().join(file)).unwrap();
@@ -1239,16 +950,9 @@ async fn client_secrets_are_shown_once_and_kept_only_as_keyed_hashes() {
         assert!(!text.contains(&secret[8..]), "the secret is in {file}");
     }
     // A replayable answer would have to store the secret, so Idempotency-Key is refused here.
+    assert_eq!(api.idempotency_key("k").post_empty(&path).await.0, 400);
     assert_eq!(
-        admin(&h, "POST", &path, None, &[("idempotency-key", "k")])
-            .await
-            .0,
-        400
-    );
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/agents/agent-1/secrets", None, &[])
-            .await
-            .0,
+        api.post_empty("/admin/v1/agents/agent-1/secrets").await.0,
         409
     );
 }
@@ -1256,16 +960,13 @@ async fn client_secrets_are_shown_once_and_kept_only_as_keyed_hashes() {
 #[tokio::test]
 async fn public_keys_register_as_jwk_or_pem_and_fix_their_algorithm() {
     use base64::Engine;
-    let mock = Mock::start().await;
-    let h = Setup::standard(&mock, &canary("file")).start().await;
-    let (_, _, agent) = admin(
-        &h,
-        "POST",
-        "/admin/v1/agents",
-        Some(json!({"name": "bot", "auth": "private_key_jwt"})),
-        &[],
-    )
-    .await;
+    let (_mock, _h, api) = standard().await;
+    let (_, _, agent) = api
+        .post(
+            "/admin/v1/agents",
+            json!({"name": "bot", "auth": "private_key_jwt"}),
+        )
+        .await;
     assert_eq!(agent["auth"], "private_key_jwt");
     let path = format!("/admin/v1/agents/{}/keys", agent["id"].as_str().unwrap());
     for (key, alg) in [
@@ -1274,7 +975,7 @@ async fn public_keys_register_as_jwk_or_pem_and_fix_their_algorithm() {
         (&keys().eddsa, "EdDSA"),
     ] {
         let body = json!({"id": format!("k-{alg}"), "jwk": key.jwk});
-        let (status, _, resp) = admin(&h, "POST", &path, Some(body), &[]).await;
+        let (status, _, resp) = api.post(&path, body).await;
         assert_eq!((status, resp["alg"].as_str()), (201, Some(alg)), "{resp}");
     }
     // The same EC key as a PEM (SubjectPublicKeyInfo).
@@ -1291,14 +992,7 @@ async fn public_keys_register_as_jwk_or_pem_and_fix_their_algorithm() {
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
         base64::engine::general_purpose::STANDARD.encode(&der)
     );
-    let (status, _, resp) = admin(
-        &h,
-        "POST",
-        &path,
-        Some(json!({"id": "pem", "pem": pem})),
-        &[],
-    )
-    .await;
+    let (status, _, resp) = api.post(&path, json!({"id": "pem", "pem": pem})).await;
     assert_eq!(
         (status, resp["alg"].as_str()),
         (201, Some("ES256")),
@@ -1311,29 +1005,12 @@ async fn public_keys_register_as_jwk_or_pem_and_fix_their_algorithm() {
         json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}),
         json!({"jwk": keys().es256.jwk, "pem": pem}),
     ] {
-        let (status, _, resp) = admin(&h, "POST", &path, Some(bad), &[]).await;
+        let (status, _, resp) = api.post(&path, bad).await;
         assert_eq!(status, 422, "{resp}");
     }
-    assert_eq!(
-        admin(&h, "GET", &path, None, &[]).await.2["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
-    assert_eq!(
-        admin(&h, "DELETE", &format!("{path}/pem"), None, &[])
-            .await
-            .0,
-        204
-    );
-    assert_eq!(
-        admin(&h, "GET", &path, None, &[]).await.2["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(api.get(&path).await.2["items"].as_array().unwrap().len(), 4);
+    assert_eq!(api.delete(&format!("{path}/pem")).await.0, 204);
+    assert_eq!(api.get(&path).await.2["items"].as_array().unwrap().len(), 3);
 }
 
 fn hex_to_bytes(hex: &str) -> Vec<u8> {
@@ -1349,134 +1026,218 @@ async fn client_applications_and_inbound_authorization() {
     let mut s = Setup::standard(&mock, &canary("file"));
     s.raw("[store]\nm2m_licenses = 4\n\n[[groups]]\nid = \"support\"\n");
     let h = s.start().await;
+    let api = AdminClient::of(&h);
     // Redirect URIs: http(s) only, and a # must be written %23.
-    let (status, _, body) = admin(
-        &h,
-        "POST",
-        "/admin/v1/clients",
-        Some(json!({"id": "web", "redirect_uris": ["https://app.example.com/cb#frag"]})),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 422);
-    assert!(
-        body["error"]["fields"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("%23"),
-        "{body}"
-    );
-    assert_eq!(
-        admin(
-            &h,
-            "POST",
+    let (status, _, body) = api
+        .post(
             "/admin/v1/clients",
-            Some(json!({"id": "web", "redirect_uris": ["ftp://x/"]})),
-            &[]
+            json!({"id": "web", "redirect_uris": ["https://app.example.com/cb#frag"]}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(field_message(&body).contains("%23"), "{body}");
+    assert_eq!(
+        api.post(
+            "/admin/v1/clients",
+            json!({"id": "web", "redirect_uris": ["ftp://x/"]})
         )
         .await
         .0,
         422
     );
     // A client_id may not be an agent's (corpus A10).
-    let (status, _, _) = admin(
-        &h,
-        "POST",
-        "/admin/v1/clients",
-        Some(json!({"id": "agent-1"})),
-        &[],
-    )
-    .await;
+    let (status, _, _) = api
+        .post("/admin/v1/clients", json!({"id": "agent-1"}))
+        .await;
     assert_eq!(status, 409);
     let web = json!({"id": "web", "name": "Web app", "redirect_uris": ["https://app.example.com/cb%23x", "http://localhost:3000/cb"],
                      "auth": "private_key_jwt", "groups": ["support"]});
-    let (status, headers, client) = admin(&h, "POST", "/admin/v1/clients", Some(web), &[]).await;
+    let (status, headers, client) = api.post("/admin/v1/clients", web).await;
     assert_eq!(status, 201, "{client}");
     assert_eq!(headers["etag"], "\"1\"");
     assert_eq!(client["groups"], json!(["support"]));
     assert_eq!(
-        admin(
-            &h,
-            "PATCH",
-            "/admin/v1/clients/web",
-            Some(json!({"groups": ["ghost"]})),
-            &[]
-        )
-        .await
-        .0,
+        api.patch("/admin/v1/clients/web", json!({"groups": ["ghost"]}))
+            .await
+            .0,
         422
     );
     assert_eq!(
-        admin(
-            &h,
-            "PATCH",
-            "/admin/v1/clients/web",
-            Some(json!({"id": "other"})),
-            &[]
-        )
-        .await
-        .0,
+        api.patch("/admin/v1/clients/web", json!({"id": "other"}))
+            .await
+            .0,
         409
     );
     // Inbound authorization grants the agent's permission scope and nothing else.
-    let (status, _, body) = admin(
-        &h,
-        "PUT",
-        "/admin/v1/agents/agent-1/inbound/web",
-        Some(json!({"scopes": ["admin"]})),
-        &[],
-    )
-    .await;
+    let (status, _, body) = api
+        .put(
+            "/admin/v1/agents/agent-1/inbound/web",
+            json!({"scopes": ["admin"]}),
+        )
+        .await;
     assert_eq!(status, 422);
-    assert!(
-        body["error"]["fields"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("agent.access"),
-        "{body}"
-    );
-    let (status, _, edge) = admin(
-        &h,
-        "PUT",
-        "/admin/v1/agents/agent-1/inbound/web",
-        Some(json!({"scopes": ["agent.access"]})),
-        &[],
-    )
-    .await;
+    assert!(field_message(&body).contains("agent.access"), "{body}");
+    let (status, _, edge) = api
+        .put(
+            "/admin/v1/agents/agent-1/inbound/web",
+            json!({"scopes": ["agent.access"]}),
+        )
+        .await;
     assert_eq!((status, &edge["scopes"]), (201, &json!(["agent.access"])));
     // Secrets work for clients as for agents.
-    let (status, _, secret) = admin(&h, "POST", "/admin/v1/clients/web/secrets", None, &[]).await;
+    let (status, _, secret) = api.post_empty("/admin/v1/clients/web/secrets").await;
     assert_eq!(status, 201);
     assert!(secret["secret"].as_str().unwrap().starts_with("idgsec_"));
     // Clients use M2M licenses: 2 agents + web = 3 of 4, one more client fits, then none.
-    assert_eq!(
-        admin(&h, "POST", "/admin/v1/clients", Some(json!({})), &[])
-            .await
-            .0,
-        201
-    );
-    let (status, _, body) = admin(&h, "POST", "/admin/v1/clients", Some(json!({})), &[]).await;
+    assert_eq!(api.post("/admin/v1/clients", json!({})).await.0, 201);
+    let (status, _, body) = api.post("/admin/v1/clients", json!({})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("quota_exhausted"))
     );
     // Deleting the client takes its inbound authorizations.
+    assert_eq!(api.delete("/admin/v1/clients/web").await.0, 204);
     assert_eq!(
-        admin(&h, "DELETE", "/admin/v1/clients/web", None, &[])
-            .await
-            .0,
-        204
-    );
-    assert_eq!(
-        admin(
-            &h,
-            "DELETE",
-            "/admin/v1/agents/agent-1/inbound/web",
-            None,
-            &[]
-        )
-        .await
-        .0,
+        api.delete("/admin/v1/agents/agent-1/inbound/web").await.0,
         404
     );
+}
+
+/// The JSON log lines of `logs` whose `reason` is `reason`.
+fn logged<'a>(logs: &'a str, reason: &str) -> Vec<&'a str> {
+    let field = format!(r#""reason":"{reason}""#);
+    logs.lines().filter(|l| l.contains(&field)).collect()
+}
+
+#[tokio::test]
+async fn an_unreadable_routing_file_is_an_internal_error_logged_once_and_nothing_is_stored() {
+    use crate::common::process::Served;
+    let mock = Mock::start().await;
+    let s = Setup::standard(&mock, &canary("file"));
+    let config = s.config_path();
+    std::fs::write(&config, s.toml()).unwrap();
+    let env = [
+        ("IDGUARD_MASTER_KEY", s.master.as_str()),
+        ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let served = Served::start(&config, &env);
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    // The file becomes a directory: reading it fails whoever runs the test (root reads a file of mode 000).
+    let saved = config.with_extension("saved");
+    std::fs::rename(&config, &saved).unwrap();
+    std::fs::create_dir(&config).unwrap();
+    for (method, body) in [("POST", Some(json!({"name": "unread"}))), ("GET", None)] {
+        let (status, headers, body) = api.call(method, "/admin/v1/agents", body).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (500, Some("internal_error")),
+            "{method}: {body}"
+        );
+        assert_eq!(error_message(&body), "internal error", "a generic body");
+        assert!(headers.get("retry-after").is_none(), "not a retryable 503");
+    }
+    std::fs::remove_dir(&config).unwrap();
+    std::fs::rename(&saved, &config).unwrap();
+    let (_, _, list) = api.get("/admin/v1/agents").await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "unread"),
+        "nothing was stored"
+    );
+    let audit = std::fs::read_to_string(s.dir.path().join("idguard-data/audit.log"));
+    assert!(!audit.unwrap_or_default().contains("unread"));
+    // One log line per failed request, with the cause and the request.
+    let logs = served.stop();
+    let lines = logged(&logs, "config_unreadable");
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(
+        lines[0].contains("POST") && lines[1].contains("GET"),
+        "{logs}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains("/admin/v1/agents")),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_object_is_an_internal_error_and_its_content_is_never_logged() {
+    use crate::common::keys::rand_hex;
+    use crate::common::process::Served;
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("idguard-test-{}", rand_hex(6));
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    s.raw(&format!(
+        "[store]\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n"
+    ));
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let env = [
+        ("IDGUARD_MASTER_KEY", s.master.as_str()),
+        ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    // This test's keys go even when an assertion fails.
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            crate::common::harness::redis_cleanup(&self.0, &self.1);
+        }
+    }
+    let _cleanup = Cleanup(url.clone(), prefix.clone());
+    let served = Served::start(&s.config_path(), &env);
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    // A stored agent whose body does not fit the agent type, with a value that must stay out of every log line;
+    // then a record that is not a stored object at all.
+    let secret = canary("corrupt");
+    let body_corrupt = json!({"kind": "agent", "id": "bad", "version": 1, "created_at": 0, "updated_at": 0,
+               "body": {"id": "bad", "enabled": secret}});
+    let record_corrupt = json!({"kind": "agent", "id": "bad", "version": secret});
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for record in [body_corrupt, record_corrupt] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}:objects"))
+            .arg("agent/bad")
+            .arg(record.to_string())
+            .query(&mut conn)
+            .unwrap();
+        for (method, path, body) in [
+            ("GET", "/admin/v1/agents", None),
+            ("GET", "/admin/v1/agents/bad", None),
+            ("POST", "/admin/v1/agents", Some(json!({"name": "beside"}))),
+        ] {
+            let (status, _, body) = api.call(method, path, body).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (500, Some("internal_error")),
+                "{method} {path}: {body}"
+            );
+            assert!(!body.to_string().contains(&secret));
+        }
+    }
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("{prefix}:objects"))
+        .arg("agent/bad")
+        .query(&mut conn)
+        .unwrap();
+    let (status, _, list) = api.get("/admin/v1/agents").await;
+    assert_eq!(status, 200);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "beside"),
+        "nothing was stored"
+    );
+    let logs = served.stop();
+    let lines = logged(&logs, "stored_object_corrupt");
+    assert_eq!(lines.len(), 6, "one line per failed request: {logs}");
+    assert!(lines.iter().all(|l| l.contains("agent/bad")), "{logs}");
+    assert!(!logs.contains(&secret[secret.len() - 8..]), "{logs}");
 }

@@ -7,28 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::client::{bearer, get};
-use crate::common::harness::{Harness, Setup, canary, keys, within};
+use crate::common::harness::{Harness, Setup, canary, keys, redis_cleanup as cleanup, within};
 use crate::common::keys::{claims, rand_hex};
 use crate::common::mock::Mock;
 
 async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let (status, _, value) = crate::common::harness::admin(h, method, path, body, &[]).await;
     (status, value)
-}
-
-/// Deletes this test's keys only (never FLUSHALL: the server may be shared).
-fn cleanup(url: &str, prefix: &str) {
-    if let Ok(client) = redis::Client::open(url)
-        && let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1))
-    {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}:*"))
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-        }
-    }
 }
 
 fn replica_pair(mock: &Mock, url: &str, prefix: &str) -> (Setup, Setup) {

@@ -340,7 +340,8 @@ pub fn canary(tag: &str) -> String {
     format!("CANARY-{tag}-{}", rand_hex(8))
 }
 
-/// Calls the admin API with the admin token; the body is parsed as JSON (`Null` when it is not).
+/// Calls the admin API with the admin token and the `extra` headers; the body is parsed as JSON (`Null` when it is
+/// not). The same request as [`AdminClient`](super::admin_client::AdminClient) sends.
 pub async fn admin(
     h: &Harness,
     method: &str,
@@ -348,24 +349,12 @@ pub async fn admin(
     body: Option<serde_json::Value>,
     extra: &[(&str, &str)],
 ) -> (u16, hyper::HeaderMap, serde_json::Value) {
-    let mut b = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", h.admin))
-        .header("authorization", super::client::bearer(ADMIN_TOKEN))
-        .header("content-type", "application/json");
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = b
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let (status, headers, text) = super::client::send(req).await;
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
+    let api = extra
+        .iter()
+        .fold(super::admin_client::AdminClient::of(h), |api, (k, v)| {
+            api.header(k, v)
+        });
+    api.call(method, path, body).await
 }
 
 /// Polls `check` every 10 ms until it holds, failing the test after `limit`; returns how long it took. For the
@@ -381,5 +370,20 @@ pub async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() ->
             "{what} did not happen within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Deletes this test's keys only (never FLUSHALL: the server may be shared).
+pub fn redis_cleanup(url: &str, prefix: &str) {
+    if let Ok(client) = redis::Client::open(url)
+        && let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1))
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
     }
 }

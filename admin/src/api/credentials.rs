@@ -1,0 +1,115 @@
+//! Stored credentials: `/admin/v1/credentials`. A value is sealed at once and never returned, masked or not:
+//! responses show metadata and a keyed fingerprint. Deleting one a node uses is refused (422) by validation.
+
+use std::borrow::Cow;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use idguard_config::raw::{RawConfig, RawCredential};
+use idguard_config::store::Kind;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AdminApi;
+use super::core::{
+    Idempotency, Resource, Result, create, delete as delete_one, get as get_one, list, parse,
+    random_id,
+};
+use crate::error::AdminError;
+use idguard_config::defaults;
+
+/// Stored credentials.
+pub(super) struct Credentials;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCredential {
+    id: Option<String>,
+    name: Option<String>,
+    api_key_id: Option<String>,
+    kind: String,
+    value: String,
+}
+
+// === impl Credentials ===
+
+impl Resource for Credentials {
+    const KIND: Kind = Kind::Credential;
+    type Raw = RawCredential;
+
+    fn file(file: &RawConfig) -> &[RawCredential] {
+        &file.credentials
+    }
+
+    fn id(raw: &RawCredential) -> Cow<'_, str> {
+        Cow::Borrowed(&raw.id)
+    }
+
+    fn view(api: &AdminApi, c: &RawCredential) -> Value {
+        // The fingerprint needs the value: open it here, hash it with the fingerprint key, drop it.
+        let fingerprint = c.sealed.as_ref().and_then(|sealed| {
+            let keys = api.inner.loader.master_keys()?;
+            keys.open(&c.id, sealed)
+                .ok()
+                .map(|secret| api.fingerprint(secret.expose()))
+        });
+        json!({
+            "id": c.id,
+            "name": defaults::display_name(c.name.as_deref(), &c.id),
+            "api_key_id": c.api_key_id,
+            "kind": c.kind,
+            "source": if c.sealed.is_some() { "sealed" } else { "env" },
+            "fingerprint": fingerprint,
+        })
+    }
+}
+
+/// The credential routes (there is no change: a new value is a new credential).
+pub(super) fn routes() -> Router<AdminApi> {
+    Router::new()
+        .route(
+            "/admin/v1/credentials",
+            get(list::<Credentials>).post(create_credential),
+        )
+        .route(
+            "/admin/v1/credentials/{id}",
+            get(get_one::<Credentials>).delete(delete_one::<Credentials>),
+        )
+}
+
+/// `POST /admin/v1/credentials`: the value is sealed at once and never returned, masked or not.
+async fn create_credential(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: CreateCredential = parse(&body)?;
+    let idempotency = match Idempotency::begin(&api, &headers, "POST /admin/v1/credentials", &body)?
+    {
+        Ok(fresh) => fresh,
+        Err(replayed) => return Ok(replayed),
+    };
+    if req.value.is_empty() {
+        return Err(AdminError::BadRequest("value must not be empty".into()));
+    }
+    let id = match req.id {
+        Some(id) => id,
+        None => random_id("cred")?,
+    };
+    let sealed_for = id.clone();
+    create::<Credentials>(&api, idempotency, id, move |api| {
+        Ok(RawCredential {
+            sealed: Some(api.seal(&sealed_for, &req.value)?),
+            id: sealed_for,
+            name: req.name,
+            api_key_id: req.api_key_id,
+            kind: req.kind,
+            env: None,
+        })
+    })
+    .await
+}

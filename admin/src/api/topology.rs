@@ -1,0 +1,91 @@
+//! An agent's topology: `GET /admin/v1/agents/{id}/topology`, what a diagram draws — the agent, the nodes and
+//! enterprise services it may call (with the credentials the nodes use), and the edges between them, from the
+//! routing file and the store together.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use idguard_config::store::Kind;
+use serde_json::json;
+
+use super::AdminApi;
+use super::core::{Result, not_found};
+use crate::error::{AdminError, Internal};
+
+/// The topology route.
+pub(super) fn routes() -> Router<AdminApi> {
+    Router::new().route("/admin/v1/agents/{id}/topology", get(agent))
+}
+
+/// `GET /admin/v1/agents/{id}/topology`: the agent's diagram — the agent, the nodes it may call (with their
+/// credentials), and the edges between them, from the file and the store together.
+async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
+    let stored = api.stored()?;
+    // Built from the file and the store as they are now, not the snapshot in force: a change shows at once,
+    // before the reload it triggered has been applied. A topology that does not validate is not the caller's
+    // fault here: an internal error.
+    let snapshot = api.build(api.file()?, &stored).map_err(|e| match e {
+        AdminError::Invalid(errors) => {
+            Internal::Config(format!("{} validation errors", errors.len())).into()
+        }
+        other => other,
+    })?;
+    let agent = snapshot
+        .agents
+        .get(id.as_str())
+        .ok_or_else(|| not_found(Kind::Agent, &id))?;
+    let mut nodes = vec![
+        json!({"kind": "agent", "id": &*agent.id, "name": agent.name, "audience": agent.audience, "enabled": agent.enabled}),
+    ];
+    let mut edges = Vec::new();
+    let mut credentials = std::collections::BTreeSet::new();
+    let mut reachable: Vec<_> = snapshot
+        .edges
+        .iter()
+        .filter_map(|(node, by_agent)| {
+            by_agent
+                .get(id.as_str())
+                .map(|e| (node.clone(), e.required_scopes.clone()))
+        })
+        .collect();
+    reachable.sort();
+    for (node_id, scopes) in reachable {
+        let Some(node) = snapshot.nodes.get(&node_id) else {
+            continue;
+        };
+        nodes.push(json!({"kind": node.kind.as_str(), "id": &*node.id, "name": node.name, "credential": &*node.credential}));
+        let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        edges.push(
+            json!({"kind": "outbound", "from": &*agent.id, "to": &*node.id, "scopes": scopes}),
+        );
+        edges.push(json!({"kind": "uses", "from": &*node.id, "to": &*node.credential}));
+        credentials.insert(node.credential.clone());
+    }
+    let mut granted: Vec<_> = snapshot
+        .service_grants
+        .iter()
+        .filter_map(|(svc, by_agent)| {
+            by_agent
+                .get(id.as_str())
+                .map(|scopes| (svc.clone(), scopes.clone()))
+        })
+        .collect();
+    granted.sort();
+    for (svc_id, scopes) in granted {
+        let Some(svc) = snapshot.services.get(&svc_id) else {
+            continue;
+        };
+        nodes.push(json!({"kind": "enterprise", "id": &*svc.id, "name": svc.name, "audience": svc.audience}));
+        let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        edges.push(
+            json!({"kind": "outbound", "from": &*agent.id, "to": &*svc.id, "scopes": scopes}),
+        );
+    }
+    for c in credentials {
+        if let Some(cred) = snapshot.credentials.get(&c) {
+            nodes.push(json!({"kind": "credential", "id": &*cred.id, "name": cred.name, "business_type": cred.kind.as_str()}));
+        }
+    }
+    Ok(Json(json!({"agent": id, "nodes": nodes, "edges": edges})).into_response())
+}

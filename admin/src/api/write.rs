@@ -1,0 +1,362 @@
+//! The write pipeline ([`AdminApi::write`]) and its decisions. Under the write lock it reads the routing file and
+//! the store once; the handler's planning step decides the change from exactly what was read (file-managed
+//! refusals, preconditions, cascades); the change is applied in memory, merged into that same parse of the file,
+//! validated as a whole topology, checked against the console's quotas, and only then committed — audit record
+//! first — and a reload triggered.
+//!
+//! [`apply_writes`], [`check_quotas`] and [`redact`] decide without I/O; `write/tests.rs` tables them.
+
+use idguard_config::Snapshot;
+use idguard_config::reload::RoutingFile;
+use idguard_config::store::{
+    self, AuditRecord, Expect, IdempotentAnswer, Kind, StoreError, StoredObject, Write,
+};
+use idguard_config::{ConfigError, ValidationError};
+use serde_json::{Value, json};
+
+use super::AdminApi;
+use super::core::{Current, Result, now};
+use crate::error::{AdminError, Internal};
+
+/// One planned change: the writes, their audit records, and the answer to remember for an `Idempotency-Key`.
+#[derive(Default)]
+pub(super) struct Plan {
+    /// The writes, applied atomically.
+    pub(super) writes: Vec<Write>,
+    /// Their audit records (redacted).
+    pub(super) audit: Vec<AuditRecord>,
+    /// `(key, answer)` when the request carried an `Idempotency-Key`.
+    pub(super) idempotency: Option<(String, IdempotentAnswer)>,
+}
+
+/// What the console's quotas count in a candidate topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Usage {
+    /// Agents, client applications and enterprise services: each uses one M2M application license.
+    pub(super) licensed: u64,
+    /// M2M application licenses.
+    pub(super) licenses: u64,
+    /// Credentials.
+    pub(super) credentials: u64,
+    /// Most credentials.
+    pub(super) max_credentials: u64,
+}
+
+// === impl Plan ===
+
+impl Plan {
+    /// Creates `kind`/`id` with `value`; it must not exist.
+    pub(super) fn create(kind: Kind, id: &str, value: Value) -> Self {
+        Self {
+            audit: vec![audit("create", kind, id, None, Some(&value))],
+            writes: vec![Write {
+                kind,
+                id: id.into(),
+                expect: Expect::Absent,
+                body: Some(value),
+            }],
+            idempotency: None,
+        }
+    }
+
+    /// Replaces the stored object `current` with `value`, expecting `expect`.
+    pub(super) fn update(current: &StoredObject, expect: Expect, value: Value) -> Self {
+        Self {
+            audit: vec![audit(
+                "update",
+                current.kind,
+                &current.id,
+                Some(&current.body),
+                Some(&value),
+            )],
+            writes: vec![Write {
+                kind: current.kind,
+                id: current.id.clone(),
+                expect,
+                body: Some(value),
+            }],
+            idempotency: None,
+        }
+    }
+
+    /// Deletes the stored object `current`, expecting `expect`.
+    pub(super) fn delete(current: &StoredObject, expect: Expect) -> Self {
+        Self {
+            audit: vec![audit(
+                "delete",
+                current.kind,
+                &current.id,
+                Some(&current.body),
+                None,
+            )],
+            writes: vec![Write {
+                kind: current.kind,
+                id: current.id.clone(),
+                expect,
+                body: None,
+            }],
+            idempotency: None,
+        }
+    }
+
+    /// This plan followed by `next`'s writes and audit records.
+    pub(super) fn then(mut self, next: Plan) -> Self {
+        self.writes.extend(next.writes);
+        self.audit.extend(next.audit);
+        self
+    }
+
+    /// Adds a cascaded update of `o` to `value`, expecting it unchanged since it was read.
+    pub(super) fn push_update(&mut self, o: &StoredObject, value: Value) {
+        let update = Plan::update(o, Expect::Version(o.version), value);
+        self.writes.extend(update.writes);
+        self.audit.extend(update.audit);
+    }
+
+    /// Adds a cascaded delete of `o`, whatever its version.
+    pub(super) fn push_delete(&mut self, o: &StoredObject) {
+        let delete = Plan::delete(o, Expect::Present);
+        self.writes.extend(delete.writes);
+        self.audit.extend(delete.audit);
+    }
+
+    /// This plan, remembering `answer` under an `Idempotency-Key`.
+    pub(super) fn remembering(mut self, answer: Option<(String, IdempotentAnswer)>) -> Self {
+        self.idempotency = answer;
+        self
+    }
+
+    /// Whether the plan creates an object of `kind`.
+    fn creates(&self, kind: Kind) -> bool {
+        creates(&self.writes, kind)
+    }
+}
+
+// === impl Usage ===
+
+impl Usage {
+    /// What `snapshot` uses of its quotas.
+    pub(super) fn of(snapshot: &Snapshot) -> Self {
+        Self {
+            licensed: (snapshot.agents.len() + snapshot.services.len() + snapshot.clients.len())
+                as u64,
+            licenses: snapshot.settings.m2m_licenses,
+            credentials: snapshot.credentials.len() as u64,
+            max_credentials: snapshot.settings.max_credentials,
+        }
+    }
+}
+
+// === impl AdminApi ===
+
+impl AdminApi {
+    /// Runs one write. `plan` decides the change from what the routing file and the store hold (read once, under
+    /// the write lock) and returns it with what the answer needs; the change is then validated as a whole topology
+    /// and committed. Returns what `plan` returned.
+    ///
+    /// # Errors
+    /// Whatever `plan` refuses; [`AdminError::Precondition`], [`AdminError::Invalid`] or [`AdminError::Quota`]
+    /// (nothing stored); [`AdminError::AuditUnavailable`] (nothing stored); [`AdminError::StoreUnavailable`];
+    /// [`AdminError::Internal`] for an unreadable routing file or a corrupt stored object.
+    pub(super) async fn write<T: Send + 'static>(
+        &self,
+        plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.write_blocking(plan))
+            .await
+            .map_err(|e| Internal::Task(e.to_string()))?
+    }
+
+    fn write_blocking<T>(
+        &self,
+        plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)>,
+    ) -> Result<T> {
+        let inner = &self.inner;
+        let _guard = inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One read of each: the planning step's file-managed checks and the validation below judge the same
+        // parse of the file, so a file edited mid-request cannot slip between them.
+        let file = self.file()?;
+        let stored = self.stored()?;
+        let (plan, out) = plan(
+            self,
+            Current {
+                file: &file.raw,
+                stored: &stored,
+            },
+        )?;
+        let objects = apply_writes(stored, &plan.writes)?;
+        let candidate = self.build(file, &objects)?;
+        check_quotas(&plan, Usage::of(&candidate))?;
+        let idempotency = plan.idempotency.as_ref().map(|(k, a)| (k.as_str(), a));
+        inner
+            .store
+            .commit(&plan.writes, &plan.audit, idempotency)
+            .map_err(store_error)?;
+        inner.reload.notify_one();
+        Ok(out)
+    }
+
+    /// The topology `file` and `objects` make together, judged by the same `validate()` as the file alone.
+    ///
+    /// # Errors
+    /// [`AdminError::Invalid`] with every problem; [`Internal::Corrupt`] when a stored object does not fit its type.
+    pub(super) fn build(&self, file: RoutingFile, objects: &[StoredObject]) -> Result<Snapshot> {
+        let RoutingFile { text, mut raw } = file;
+        store::merge(&mut raw, objects).map_err(|errors| corrupt_in_merge(objects, &errors.0))?;
+        match self.inner.loader.validate_merged(raw, &text, 0) {
+            Ok(snapshot) => Ok(snapshot),
+            Err(ConfigError::Invalid(errors)) => Err(AdminError::Invalid(errors.0)),
+            Err(e) => Err(Internal::Config(e.to_string()).into()),
+        }
+    }
+}
+
+/// The internal error for the objects `merge` could not fit: the first one, named `kind/id` like the store names
+/// a record, with only the class of its error.
+fn corrupt_in_merge(objects: &[StoredObject], errors: &[ValidationError]) -> AdminError {
+    let Some(e) = errors.first() else {
+        return Internal::Corrupt("a stored object".into()).into();
+    };
+    let record = objects
+        .iter()
+        .find(|o| e.path == format!("store.{}[{}]", o.kind.as_str(), o.id))
+        .map_or_else(
+            || e.path.clone(),
+            |o| format!("{}/{}", o.kind.as_str(), o.id),
+        );
+    // merge says "stored object does not fit its type: <serde's message>"; the class is in serde's part.
+    let message = e.message.split_once(": ").map_or("", |(_, serde)| serde);
+    AdminError::corrupt(&record, message)
+}
+
+/// `objects` after `writes`, in order, each write's precondition checked against the object as the earlier writes
+/// left it (so a plan that contradicts itself, or a store changed since the planning read, is refused whole).
+///
+/// # Errors
+/// [`AdminError::Precondition`].
+pub(super) fn apply_writes(
+    mut objects: Vec<StoredObject>,
+    writes: &[Write],
+) -> Result<Vec<StoredObject>> {
+    for w in writes {
+        let at = objects
+            .iter()
+            .position(|o| o.kind == w.kind && o.id == w.id);
+        if !w.expect.holds(at.map(|i| objects[i].version)) {
+            return Err(AdminError::Precondition);
+        }
+        match (&w.body, at) {
+            (Some(body), Some(i)) => objects[i].body = body.clone(),
+            (Some(body), None) => objects.push(StoredObject {
+                kind: w.kind,
+                id: w.id.clone(),
+                version: 1,
+                created_at: 0,
+                updated_at: 0,
+                body: body.clone(),
+            }),
+            (None, Some(i)) => {
+                objects.remove(i);
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(objects)
+}
+
+/// The console's quotas, checked on the whole candidate topology and only when the change creates that kind: a
+/// topology already over a quota (the file grew) keeps working, but nothing more of that kind is created.
+///
+/// # Errors
+/// [`AdminError::Quota`].
+pub(super) fn check_quotas(plan: &Plan, usage: Usage) -> Result<()> {
+    let licensed =
+        plan.creates(Kind::Agent) || plan.creates(Kind::Enterprise) || plan.creates(Kind::Client);
+    if licensed && usage.licensed > usage.licenses {
+        let n = usage.licenses;
+        return Err(AdminError::Quota(format!(
+            "M2M application license quota exhausted: {n} of {n} in use"
+        )));
+    }
+    if plan.creates(Kind::Credential) && usage.credentials > usage.max_credentials {
+        let n = usage.max_credentials;
+        return Err(AdminError::Quota(format!(
+            "stored credential limit reached: {n} of {n} stored"
+        )));
+    }
+    Ok(())
+}
+
+fn creates(writes: &[Write], kind: Kind) -> bool {
+    writes
+        .iter()
+        .any(|w| w.kind == kind && w.expect == Expect::Absent)
+}
+
+/// An audit record; bodies are redacted.
+fn audit(
+    action: &str,
+    kind: Kind,
+    id: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> AuditRecord {
+    AuditRecord {
+        at: now(),
+        actor: "admin".into(),
+        action: action.into(),
+        kind,
+        id: id.into(),
+        before: before.map(|b| redact(kind, b.clone())),
+        after: after.map(|a| redact(kind, a.clone())),
+    }
+}
+
+/// Audit bodies never hold a credential value, not even sealed, nor a password hash.
+pub(super) fn redact(kind: Kind, mut body: Value) -> Value {
+    let fields: &[&str] = match kind {
+        Kind::User => &["password_hash"],
+        Kind::Credential => &["sealed", "value"],
+        Kind::Agent
+        | Kind::Llm
+        | Kind::External
+        | Kind::Enterprise
+        | Kind::Group
+        | Kind::Organization
+        | Kind::Client
+        | Kind::Inbound
+        | Kind::Outbound => &[],
+    };
+    if let Some(map) = body.as_object_mut() {
+        for field in fields {
+            if map.contains_key(*field) {
+                map.insert((*field).into(), json!("[redacted]"));
+            }
+        }
+    }
+    body
+}
+
+/// The admin error for a store failure; store and audit failures are logged here, once.
+pub(super) fn store_error(e: StoreError) -> AdminError {
+    match e {
+        StoreError::Precondition { .. } => AdminError::Precondition,
+        StoreError::Audit(why) => {
+            tracing::error!(reason = "audit_unavailable", "{why}");
+            AdminError::AuditUnavailable
+        }
+        StoreError::Unavailable(why) => {
+            tracing::error!(reason = "store_unavailable", "{why}");
+            AdminError::StoreUnavailable
+        }
+        // Not the store being down: retrying will not help. Logged with the request by `log_internal_errors`.
+        StoreError::Corrupt(why) => Internal::Corrupt(why).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
