@@ -133,6 +133,7 @@ fn big_routes() -> Routes {
             kind: "llm".into(),
             sealed: None,
             env: Some("BENCH_KEY".into()),
+            fingerprint: None,
         }],
         ..Default::default()
     };

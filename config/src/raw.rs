@@ -447,6 +447,11 @@ pub struct RawCredential {
     /// Or: the name of an environment variable holding the value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+    /// The value's keyed fingerprint (16 hex digits, HMAC-SHA256 under the data directory's fingerprint key),
+    /// computed when the value was sealed and kept beside it, so that showing it never opens the value. The admin
+    /// API writes it for the credentials it stores; a file credential shows one only when the file gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// `[[llm]]` and `[[external]]`: an upstream the agent reaches through the proxy.

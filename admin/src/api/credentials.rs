@@ -49,21 +49,15 @@ impl Resource for Credentials {
         Cow::Borrowed(&raw.id)
     }
 
-    fn view(api: &AdminApi, c: &RawCredential) -> Value {
-        // The fingerprint needs the value: open it here, hash it with the fingerprint key, drop it.
-        let fingerprint = c.sealed.as_ref().and_then(|sealed| {
-            let keys = api.inner.loader.master_keys()?;
-            keys.open(&c.id, sealed)
-                .ok()
-                .map(|secret| api.fingerprint(secret.expose()))
-        });
+    fn view(_: &AdminApi, c: &RawCredential) -> Value {
+        // The fingerprint was computed when the value was sealed: showing it never opens the value.
         json!({
             "id": c.id,
             "name": defaults::display_name(c.name.as_deref(), &c.id),
             "api_key_id": c.api_key_id,
             "kind": c.kind,
             "source": if c.sealed.is_some() { "sealed" } else { "env" },
-            "fingerprint": fingerprint,
+            "fingerprint": c.fingerprint,
         })
     }
 }
@@ -104,6 +98,7 @@ async fn create_credential(
     create::<Credentials>(&api, idempotency, id, move |api| {
         Ok(RawCredential {
             sealed: Some(api.seal(&sealed_for, &req.value)?),
+            fingerprint: Some(api.fingerprint(&req.value)),
             id: sealed_for,
             name: req.name,
             api_key_id: req.api_key_id,

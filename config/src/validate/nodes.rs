@@ -88,6 +88,17 @@ fn credential(
             None
         }
     };
+    if let Some(f) = &raw.fingerprint
+        && (f.len() != 16
+            || !f
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        errors.push(
+            format!("{path}.fingerprint"),
+            "must be 16 lowercase hex digits, as the admin API writes it",
+        );
+    }
     let value = match (&raw.sealed, &raw.env) {
         (Some(sealed), None) => match seal::inspect(sealed) {
             Err(e) => {

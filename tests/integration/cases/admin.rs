@@ -399,6 +399,36 @@ async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_writt
     assert_eq!(file_agent_calls_openai(&h).await, 200);
 }
 
+/// Reading a credential never opens its sealed value: the fingerprint shown is the one computed when the value
+/// was sealed (the admin API stores it beside the sealed value); a file credential without one shows none.
+#[tokio::test]
+async fn reading_credentials_never_opens_them() {
+    let mut s = Setup::new();
+    let sealed = s.master_keys().seal("bare", b"CANARY-bare-value").unwrap();
+    s.raw(&format!(
+        "[[credentials]]\nid = \"bare\"\nkind = \"llm\"\nsealed = \"{sealed}\"\n"
+    ));
+    let h = s.start().await;
+    let api = AdminClient::of(&h);
+    let (status, _, bare) = api.get("/admin/v1/credentials/bare").await;
+    assert_eq!(status, 200);
+    assert!(bare["fingerprint"].is_null(), "{bare}");
+    let value = canary("api");
+    let (status, _, created) = api
+        .post(
+            "/admin/v1/credentials",
+            json!({"id": "c-y", "kind": "llm", "value": value}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let expected =
+        idguard_config::hashes::KeyedHasher::new(&crate::common::harness::FINGERPRINT_KEY)
+            .fingerprint(value.as_bytes());
+    assert_eq!(created["fingerprint"], expected.as_str());
+    let (_, _, read) = api.get("/admin/v1/credentials/c-y").await;
+    assert_eq!(read["fingerprint"], expected.as_str());
+}
+
 #[tokio::test]
 async fn credential_values_are_never_returned() {
     // Corpus K02: metadata and a keyed fingerprint only; no plaintext, no ciphertext.

@@ -124,8 +124,11 @@ impl Setup {
 
     pub fn credential(&mut self, id: &str, kind: &str, secret: &str) -> &mut Self {
         let sealed = self.master_keys().seal(id, secret.as_bytes()).unwrap();
+        // The fingerprint an operator keeps beside the sealed value (the admin API shows it, never opening it).
+        let fingerprint = idguard_config::hashes::KeyedHasher::new(&FINGERPRINT_KEY)
+            .fingerprint(secret.as_bytes());
         self.fragments.push(format!(
-            "[[credentials]]\nid = \"{id}\"\nkind = \"{kind}\"\nsealed = \"{sealed}\"\n"
+            "[[credentials]]\nid = \"{id}\"\nkind = \"{kind}\"\nsealed = \"{sealed}\"\nfingerprint = \"{fingerprint}\"\n"
         ));
         self
     }
