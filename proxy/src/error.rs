@@ -129,9 +129,10 @@ pub enum ProxyError {
     #[error("unknown route")]
     UnknownRoute,
     /// The node does not allow this method (or it is TRACE/CONNECT). Carries the node's `Allow` value; `None`
-    /// before a node is known (the default method list).
+    /// before a node is known (the default method list). Boxed so every `Result<_, ProxyError>` on the request path
+    /// stays small.
     #[error("method not allowed")]
-    MethodNotAllowed(Option<HeaderValue>),
+    MethodNotAllowed(Option<Box<HeaderValue>>),
     /// The agent has no outbound authorization to the node.
     #[error("no outbound authorization from the agent to the node")]
     NoEdge,
@@ -370,9 +371,10 @@ impl ProxyError {
         if let ProxyError::MethodNotAllowed(allow) = self {
             resp.headers_mut().insert(
                 ALLOW,
-                allow.unwrap_or_else(|| {
-                    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-                }),
+                allow.map_or_else(
+                    || HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                    |v| *v,
+                ),
             );
         }
         resp

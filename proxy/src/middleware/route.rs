@@ -42,9 +42,9 @@ impl RequestStep for RouteRequest {
         let method = req.method();
         if *method == Method::TRACE || *method == Method::CONNECT || !node.methods.contains(method)
         {
-            return Err(ProxyError::MethodNotAllowed(Some(
+            return Err(ProxyError::MethodNotAllowed(Some(Box::new(
                 node.methods.allow().clone(),
-            )));
+            ))));
         }
         ctx.route = Some(Matched {
             node,
