@@ -14,6 +14,11 @@ use std::sync::{Arc, RwLock};
 
 use crate::secret::Secret;
 
+/// The address of the client that opened the connection, put in the extensions of every request the public
+/// listener hands to the identity service (failure counting is keyed by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::IpAddr);
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

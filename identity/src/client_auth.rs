@@ -7,6 +7,7 @@
 //! embedded key, and each `jti` is claimed once in the shared store. Failures are counted per client id; past
 //! the limit the client gets 429 until the minute is over.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -134,6 +135,9 @@ pub struct Limiter {
 /// Counter slots (1 MiB).
 const LIMITER_SLOTS: usize = 1 << 16;
 
+/// A client id's failures per minute over every address may reach this many times the per-address limit.
+const GLOBAL_FACTOR: u32 = 10;
+
 impl Default for Limiter {
     fn default() -> Self {
         Self {
@@ -150,8 +154,27 @@ impl Limiter {
         usize::try_from(self.hasher.hash_one(id) % LIMITER_SLOTS as u64).unwrap_or(0)
     }
 
-    /// `Err(retry_after)` when `id` has used up this minute's failures.
-    pub(crate) fn check(&self, id: &str, limit: u32, now: u64) -> Result<(), u64> {
+    /// `Err(retry_after)` when `id` has used up this minute's failures from `peer` (`limit`), or from every
+    /// address together (`limit` × [`GLOBAL_FACTOR`]): a stranger failing from one address locks only that
+    /// address out, while a guess spread over many addresses still meets a ceiling.
+    pub(crate) fn check(
+        &self,
+        id: &str,
+        peer: Option<IpAddr>,
+        limit: u32,
+        now: u64,
+    ) -> Result<(), u64> {
+        self.check_key(&pair_key(id, peer), limit, now)?;
+        self.check_key(id, limit.saturating_mul(GLOBAL_FACTOR), now)
+    }
+
+    /// Counts one failure for `id` from `peer` (and towards its ceiling over every address).
+    pub(crate) fn fail(&self, id: &str, peer: Option<IpAddr>, now: u64) {
+        self.fail_key(&pair_key(id, peer), now);
+        self.fail_key(id, now);
+    }
+
+    fn check_key(&self, id: &str, limit: u32, now: u64) -> Result<(), u64> {
         let slot = self.slot(id);
         let slots = self
             .slots
@@ -163,8 +186,7 @@ impl Limiter {
         }
     }
 
-    /// Counts one failure for `id`.
-    pub(crate) fn fail(&self, id: &str, now: u64) {
+    fn fail_key(&self, id: &str, now: u64) {
         let slot = self.slot(id);
         let mut slots = self
             .slots
@@ -190,21 +212,31 @@ impl IdentityService {
         &self,
         headers: &HeaderMap,
         form: &Form,
+        peer: Option<IpAddr>,
     ) -> Result<Authenticated, OAuthError> {
         let method = method(headers, form)?;
         let claimed = match &method {
             Method::Basic { id, .. } | Method::Post { id, .. } => Some(id.clone()),
             Method::Jwt { id, .. } => id.clone(),
         };
+        if let Some(id) = &claimed {
+            check_client_id(id)?;
+        }
+        // Whom the attempt is counted against: the named client, or what an assertion without `client_id`
+        // claims to be (its `sub` and `iss`).
+        let counted: Vec<String> = match (&method, &claimed) {
+            (_, Some(id)) => vec![id.clone()],
+            (Method::Jwt { assertion, .. }, None) => assertion_ids(assertion),
+            _ => Vec::new(),
+        };
         let snapshot = self.snapshot();
         let settings = self.settings(&snapshot)?;
         let now = self.now();
-        if let Some(id) = &claimed {
-            check_client_id(id)?;
+        for id in &counted {
             if let Err(retry) =
                 self.inner
                     .limiter
-                    .check(id, settings.max_failed_auth_per_minute, now)
+                    .check(id, peer, settings.max_failed_auth_per_minute, now)
             {
                 tracing::warn!(reason = "rate_limited", client_id = %log_value(id), "client authentication rate-limited");
                 return Err(OAuthError::RateLimited(retry));
@@ -223,10 +255,11 @@ impl IdentityService {
             Ok(auth) => Ok(auth),
             Err((reason, id, err)) => {
                 tracing::warn!(reason, client_id = %log_value(id.as_deref().unwrap_or("")), "client authentication failed");
-                if let Some(id) = id.as_deref().or(claimed.as_deref())
-                    && err == OAuthError::InvalidClient
-                {
-                    self.inner.limiter.fail(id, now);
+                if err == OAuthError::InvalidClient {
+                    let named = id.filter(|i| !counted.contains(i));
+                    for id in counted.iter().chain(named.as_ref()) {
+                        self.inner.limiter.fail(id, peer, now);
+                    }
                 }
                 Err(err)
             }
@@ -497,6 +530,8 @@ struct AssertionHeader {
 struct PeekClaims {
     #[serde(default)]
     sub: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
 }
 
 /// Typed claims: a string or float `exp` fails to deserialize and the assertion is refused.
@@ -516,11 +551,45 @@ struct AssertionClaims {
 
 /// A client id worth looking up: bounded length, printable ASCII (so it cannot forge a log line either).
 fn check_client_id(id: &str) -> Result<(), OAuthError> {
-    if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
+    if !is_client_id(id) {
         tracing::warn!(reason = "bad_client_id", client_id = %log_value(id), "malformed client_id");
         return Err(OAuthError::InvalidRequest("client_id is malformed."));
     }
     Ok(())
+}
+
+fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The client ids an assertion sent without `client_id` claims to be — its unverified `sub` and `iss` — so that
+/// its attempts are counted (and limited) like any other client's.
+fn assertion_ids(assertion: &str) -> Vec<String> {
+    let Some(payload) = assertion.split('.').nth(1) else {
+        return Vec::new();
+    };
+    let Some(peek) = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PeekClaims>(&b).ok())
+    else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = [peek.sub, peek.iss]
+        .into_iter()
+        .flatten()
+        .filter(|id| is_client_id(id))
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// The failure-counter key of `id` seen from `peer`.
+fn pair_key(id: &str, peer: Option<IpAddr>) -> String {
+    match peer {
+        Some(ip) => format!("{id}\n{ip}"),
+        None => format!("{id}\n-"),
+    }
 }
 
 fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
@@ -605,19 +674,37 @@ mod tests {
         let limiter = Limiter::default();
         let now = 6_000; // the start of a minute
         for _ in 0..3 {
-            limiter.fail("agent-1", now);
+            limiter.fail("agent-1", None, now);
         }
-        assert!(limiter.check("agent-1", 3, now + 5).is_err());
-        assert_eq!(limiter.check("agent-1", 3, now + 5), Err(55));
-        assert!(limiter.check("agent-1", 4, now + 5).is_ok());
+        assert!(limiter.check("agent-1", None, 3, now + 5).is_err());
+        assert_eq!(limiter.check("agent-1", None, 3, now + 5), Err(55));
+        assert!(limiter.check("agent-1", None, 4, now + 5).is_ok());
         // The next minute starts afresh.
-        assert!(limiter.check("agent-1", 3, now + 60).is_ok());
+        assert!(limiter.check("agent-1", None, 3, now + 60).is_ok());
         // A flood of distinct ids neither grows the table nor resets the counted one.
         for i in 0..200_000 {
-            limiter.fail(&format!("ghost-{i}"), now + 1);
+            limiter.fail(&format!("ghost-{i}"), None, now + 1);
         }
         assert_eq!(limiter.slots.lock().unwrap().len(), LIMITER_SLOTS);
-        assert!(limiter.check("agent-1", 3, now + 2).is_err());
+        assert!(limiter.check("agent-1", None, 3, now + 2).is_err());
+    }
+
+    #[test]
+    fn a_stranger_locks_out_only_their_own_address_below_the_ceiling() {
+        let limiter = Limiter::default();
+        let now = 6_000;
+        let stranger = Some(IpAddr::from([192, 0, 2, 7]));
+        let owner = Some(IpAddr::from([198, 51, 100, 1]));
+        for _ in 0..3 {
+            limiter.fail("web", stranger, now);
+        }
+        assert!(limiter.check("web", stranger, 3, now).is_err());
+        assert!(limiter.check("web", owner, 3, now).is_ok(), "the owner's address is not locked");
+        // Spread over many addresses, failures meet the ceiling (10 × the per-address limit) everywhere.
+        for i in 0..27u8 {
+            limiter.fail("web", Some(IpAddr::from([203, 0, 113, i])), now);
+        }
+        assert!(limiter.check("web", owner, 3, now).is_err());
     }
 
     #[test]

@@ -11,11 +11,11 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use idguard_config::identity::TOKEN_EXCHANGE_GRANT;
+use idguard_config::identity::{PeerAddr, TOKEN_EXCHANGE_GRANT};
 
 use super::client_auth::PrincipalKind;
 use super::error::OAuthError;
@@ -139,11 +139,13 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
 
 async fn token(
     State(svc): State<IdentityService>,
+    peer: Option<Extension<PeerAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match token_inner(&svc, &uri, &headers, &body).await {
+    let peer = peer.map(|Extension(PeerAddr(ip))| ip);
+    match token_inner(&svc, &uri, &headers, &body, peer).await {
         Ok((grant, resp)) => {
             svc.count("token", "ok");
             tracing::info!(reason = "token_issued", grant, scope = %resp.scope, expires_in = resp.expires_in, "token issued");
@@ -162,6 +164,7 @@ async fn token_inner(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    peer: Option<std::net::IpAddr>,
 ) -> Result<(&'static str, super::grants::TokenResponse), OAuthError> {
     let form = form_request(uri, headers, body)?;
     let grant = form
@@ -169,11 +172,11 @@ async fn token_inner(
         .ok_or(OAuthError::InvalidRequest("grant_type is required."))?;
     match grant {
         "client_credentials" => {
-            let who = svc.authenticate(headers, &form).await?;
+            let who = svc.authenticate(headers, &form, peer).await?;
             Ok(("client_credentials", svc.client_credentials(&who, &form)?))
         }
         "authorization_code" => {
-            let who = svc.authenticate(headers, &form).await?;
+            let who = svc.authenticate(headers, &form, peer).await?;
             Ok(("authorization_code", svc.redeem_code(&who, &form).await?))
         }
         TOKEN_EXCHANGE_GRANT => {
@@ -183,7 +186,7 @@ async fn token_inner(
                 || form.get("client_secret").is_some()
                 || form.get("client_assertion").is_some();
             let caller = if presented {
-                Some(svc.authenticate(headers, &form).await?)
+                Some(svc.authenticate(headers, &form, peer).await?)
             } else {
                 None
             };
@@ -212,13 +215,15 @@ async fn token_inner(
 
 async fn revoke(
     State(svc): State<IdentityService>,
+    peer: Option<Extension<PeerAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let peer = peer.map(|Extension(PeerAddr(ip))| ip);
     let result: Result<(), OAuthError> = async {
         let form = form_request(&uri, &headers, &body)?;
-        let who = svc.authenticate(&headers, &form).await?;
+        let who = svc.authenticate(&headers, &form, peer).await?;
         let token = form
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required."))?;
@@ -249,13 +254,15 @@ async fn revoke(
 
 async fn introspect(
     State(svc): State<IdentityService>,
+    peer: Option<Extension<PeerAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let peer = peer.map(|Extension(PeerAddr(ip))| ip);
     let result: Result<serde_json::Value, OAuthError> = async {
         let form = form_request(&uri, &headers, &body)?;
-        let who = svc.authenticate(&headers, &form).await?;
+        let who = svc.authenticate(&headers, &form, peer).await?;
         let token = form
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required."))?;
@@ -312,6 +319,7 @@ async fn authorize_get(State(svc): State<IdentityService>, uri: Uri) -> Response
 
 async fn authorize_post(
     State(svc): State<IdentityService>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -323,7 +331,8 @@ async fn authorize_post(
         return OAuthError::InvalidRequest("The sign-in form must be form-encoded.")
             .into_response();
     }
-    svc.authorize_submit(&body).await
+    svc.authorize_submit(&body, &headers, peer.map(|Extension(PeerAddr(ip))| ip))
+        .await
 }
 
 async fn metadata(State(svc): State<IdentityService>) -> Response {

@@ -10,7 +10,9 @@
 use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use axum::http::{HeaderValue, StatusCode, header};
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +23,9 @@ use super::client_auth::{Authenticated, PrincipalKind};
 use super::error::OAuthError;
 use super::grants::{TokenResponse, target_agent};
 use super::{Form, IdentityService, log_value, random_id, sha256};
+
+/// The cookie that pairs the sign-in page with the form it posts.
+const CSRF_COOKIE: &str = "idg_signin";
 
 /// How long a code may wait to be redeemed.
 const CODE_TTL: u64 = 60;
@@ -134,18 +139,81 @@ impl IdentityService {
         };
         match self.check_authorize(&form) {
             Err(refusal) => refuse(refusal),
-            Ok(_) => page(StatusCode::OK, login_body(&form, None)),
+            Ok(_) => {
+                let Ok(csrf) = random_id() else {
+                    return page(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        error_body("Sign-in is unavailable."),
+                    );
+                };
+                let secure = self
+                    .snapshot()
+                    .identity
+                    .as_ref()
+                    .is_some_and(|s| s.issuer.starts_with("https://"));
+                let mut resp = page(StatusCode::OK, login_body(&form, None, &csrf));
+                // Double submit: the form carries the same random value as this cookie, which a page on
+                // another site can neither read nor send along (SameSite=Strict).
+                let cookie = format!(
+                    "{CSRF_COOKIE}={csrf}; Path=/oauth2/authorize; Max-Age=600; HttpOnly; SameSite=Strict{}",
+                    if secure { "; Secure" } else { "" }
+                );
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    resp.headers_mut().insert(header::SET_COOKIE, v);
+                }
+                resp
+            }
         }
     }
 
+    /// The sign-in POST came from the page this service rendered: its `csrf` field equals the cookie set with
+    /// that page, and an `Origin`, when the browser sends one, is this issuer's.
+    fn check_same_origin(&self, headers: &HeaderMap, form: &Form) -> bool {
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(CSRF_COOKIE)?.strip_prefix('='));
+        let same_token = match (cookie, form.get("csrf")) {
+            (Some(c), Some(f)) if !c.is_empty() => bool::from(c.as_bytes().ct_eq(f.as_bytes())),
+            _ => false,
+        };
+        let origin_ok = match headers.get(header::ORIGIN) {
+            None => true,
+            Some(origin) => self.snapshot().identity.as_ref().is_some_and(|s| {
+                origin.to_str().is_ok_and(|o| {
+                    issuer_origin(&s.issuer).is_some_and(|mine| o.eq_ignore_ascii_case(&mine))
+                })
+            }),
+        };
+        same_token && origin_ok
+    }
+
     /// `POST /oauth2/authorize`: the sign-in form.
-    pub async fn authorize_submit(&self, body: &[u8]) -> Response {
+    pub async fn authorize_submit(
+        &self,
+        body: &[u8],
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Response {
         let Ok(form) = Form::parse(body) else {
             return page(
                 StatusCode::BAD_REQUEST,
                 error_body("A parameter was sent more than once."),
             );
         };
+        if !self.check_same_origin(headers, &form) {
+            tracing::warn!(
+                reason = "sign_in_csrf",
+                "sign-in form without its page's token or from another origin"
+            );
+            return page(
+                StatusCode::FORBIDDEN,
+                error_body("This sign-in form expired or was not sent from its page. Reload the page and sign in again."),
+            );
+        }
+        let csrf = form.get("csrf").unwrap_or_default();
         let checked = match self.check_authorize(&form) {
             Ok(c) => c,
             Err(refusal) => return refuse(refusal),
@@ -170,7 +238,7 @@ impl IdentityService {
         if self
             .inner
             .limiter
-            .check(&limiter_key, settings.max_failed_auth_per_minute, now)
+            .check(&limiter_key, peer, settings.max_failed_auth_per_minute, now)
             .is_err()
         {
             tracing::warn!(reason = "rate_limited", user = %log_value(&username), "sign-in rate-limited");
@@ -179,6 +247,7 @@ impl IdentityService {
                 login_body(
                     &form,
                     Some("Too many attempts. Wait a minute and try again."),
+                    csrf,
                 ),
             );
         }
@@ -201,10 +270,14 @@ impl IdentityService {
             .unwrap_or(false);
         if !ok {
             tracing::warn!(reason = if known { "bad_password" } else { "unknown_user" }, user = %log_value(&username), "sign-in failed");
-            self.inner.limiter.fail(&limiter_key, now);
+            self.inner.limiter.fail(&limiter_key, peer, now);
             return page(
                 StatusCode::UNAUTHORIZED,
-                login_body(&form, Some("The username or password is incorrect.")),
+                login_body(
+                    &form,
+                    Some("The username or password is incorrect."),
+                    csrf,
+                ),
             );
         }
         let allowed = snapshot
@@ -448,7 +521,13 @@ fn error_body(message: &str) -> String {
     )
 }
 
-fn login_body(form: &Form, error: Option<&str>) -> String {
+/// The `scheme://authority` of `issuer`: what a browser sends as `Origin` from its pages.
+fn issuer_origin(issuer: &str) -> Option<String> {
+    let uri: axum::http::Uri = issuer.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
+
+fn login_body(form: &Form, error: Option<&str>, csrf: &str) -> String {
     const CARRIED: [&str; 9] = [
         "response_type",
         "client_id",
@@ -479,8 +558,10 @@ fn login_body(form: &Form, error: Option<&str>) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in</title><style>{STYLE}</style></head>\
          <body><h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
          <form method=\"post\" action=\"/oauth2/authorize\">{hidden}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <label>Username <input name=\"username\" autocomplete=\"username\" required></label>\
          <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\">Sign in</button></form></body></html>"
+         <button type=\"submit\">Sign in</button></form></body></html>",
+        escape(csrf)
     )
 }

@@ -46,6 +46,8 @@ const IDENTITY_PREFIXES: [&str; 2] = ["/oauth2/", "/.well-known/"];
 #[derive(Clone)]
 pub struct Public {
     proxy: ProxyService,
+    /// The connection's client, told to the identity service (its failure counting is keyed by it).
+    peer: SocketAddr,
     identity_routes: Option<IdentityRoutes>,
 }
 
@@ -81,6 +83,9 @@ impl Service<Request<Incoming>> for Public {
         {
             let left: fn(Response<IdentityBody>) -> Response<PublicBody> =
                 |r| r.map(http_body_util::Either::Right);
+            let mut req = req;
+            req.extensions_mut()
+                .insert(idguard_config::identity::PeerAddr(self.peer.ip()));
             return futures_util::future::Either::Right(identity_routes.call(req).map_ok(left));
         }
         let right: fn(Response<ProxyBody>) -> Response<PublicBody> =
@@ -191,6 +196,7 @@ fn spawn_connection(
     let _ = stream.set_nodelay(true);
     let service = TowerToHyperService::new(Public {
         proxy: stack::new_service(shared, peer, acceptor.is_some()),
+        peer,
         identity_routes,
     });
     let watcher = graceful.watcher();

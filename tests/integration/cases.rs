@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod exchange;
 mod identity;
+mod identity_abuse;
 mod injection;
 mod leaks;
 mod observability;

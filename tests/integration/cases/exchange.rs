@@ -405,10 +405,14 @@ async fn sign_in_to(
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("<form") && body.contains("name=\"password\""));
     assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
+    let (cookie, csrf) = crate::common::idp::sign_in_carry(&headers, &body);
     let (status, headers, body) = form(
         &w.h.url("/oauth2/authorize"),
-        &[],
-        &format!("{params}&username={user}&password={}", enc(password)),
+        &[("cookie", &cookie)],
+        &format!(
+            "{params}&csrf={csrf}&username={user}&password={}",
+            enc(password)
+        ),
     )
     .await;
     let location = headers

@@ -593,12 +593,15 @@ async fn k01_identity_secrets_and_tokens_reach_no_sink() {
         enc("http://127.0.0.1:9/cb"),
         "a".repeat(43)
     );
+    let (_, page_headers, page) =
+        crate::common::client::get(&format!("{base}/oauth2/authorize?{login}"), &[]).await;
+    let (cookie, csrf) = crate::common::idp::sign_in_carry(&page_headers, &page);
     assert_eq!(
         keep(
             form(
                 &format!("{base}/oauth2/authorize"),
-                &[],
-                &format!("{login}&username=alice&password={s_wrong}")
+                &[("cookie", &cookie)],
+                &format!("{login}&csrf={csrf}&username=alice&password={s_wrong}")
             )
             .await
         ),

@@ -288,3 +288,21 @@ pub fn exchange_form(
     }
     f
 }
+
+/// What a browser carries from the sign-in page to its form post: the page's `csrf` field and its cookie.
+/// `page` is the `GET /oauth2/authorize` answer (headers and body).
+pub fn sign_in_carry(headers: &hyper::HeaderMap, page: &str) -> (String, String) {
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let field = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    (cookie, field)
+}
