@@ -699,7 +699,10 @@ mod tests {
             limiter.fail("web", stranger, now);
         }
         assert!(limiter.check("web", stranger, 3, now).is_err());
-        assert!(limiter.check("web", owner, 3, now).is_ok(), "the owner's address is not locked");
+        assert!(
+            limiter.check("web", owner, 3, now).is_ok(),
+            "the owner's address is not locked"
+        );
         // Spread over many addresses, failures meet the ceiling (10 × the per-address limit) everywhere.
         for i in 0..27u8 {
             limiter.fail("web", Some(IpAddr::from([203, 0, 113, i])), now);

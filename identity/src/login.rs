@@ -210,7 +210,9 @@ impl IdentityService {
             );
             return page(
                 StatusCode::FORBIDDEN,
-                error_body("This sign-in form expired or was not sent from its page. Reload the page and sign in again."),
+                error_body(
+                    "This sign-in form expired or was not sent from its page. Reload the page and sign in again.",
+                ),
             );
         }
         let csrf = form.get("csrf").unwrap_or_default();
@@ -273,11 +275,7 @@ impl IdentityService {
             self.inner.limiter.fail(&limiter_key, peer, now);
             return page(
                 StatusCode::UNAUTHORIZED,
-                login_body(
-                    &form,
-                    Some("The username or password is incorrect."),
-                    csrf,
-                ),
+                login_body(&form, Some("The username or password is incorrect."), csrf),
             );
         }
         let allowed = snapshot

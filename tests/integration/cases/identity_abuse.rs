@@ -153,5 +153,8 @@ async fn the_sign_in_form_is_accepted_only_from_its_own_page() {
     .await;
     assert_eq!(status, 303, "{body}");
     let location = headers.get("location").unwrap().to_str().unwrap();
-    assert!(location.starts_with(REDIRECT) && location.contains("code="), "{location}");
+    assert!(
+        location.starts_with(REDIRECT) && location.contains("code="),
+        "{location}"
+    );
 }
