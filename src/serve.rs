@@ -194,6 +194,7 @@ impl Server {
             readiness.clone(),
             Some(identity_plane(&identity)),
             env.clock,
+            &env.resolver,
         )?;
         Ok(Self {
             registry,

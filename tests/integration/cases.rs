@@ -10,5 +10,6 @@ mod observability;
 mod paths;
 mod reload;
 mod replicas;
+mod ssrf;
 mod tokens;
 mod upstream;
