@@ -24,8 +24,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 #[derive(Clone, Default)]
 pub struct Resolver {
     /// `None`: the system resolver. `Some`: these answers first, the system resolver for other names.
-    answers: Option<Arc<RwLock<HashMap<String, Vec<IpAddr>>>>>,
+    answers: Option<Arc<RwLock<Answers>>>,
 }
+
+/// A manual resolver's answers, by lower-cased name without a trailing dot.
+type Answers = HashMap<String, Vec<IpAddr>>;
 
 // === impl Resolver ===
 

@@ -2,7 +2,7 @@
 //! file), HTTP/1.1 and HTTP/2 by ALPN, `TCP_NODELAY`, a connect timeout, and idle-connection expiry. The same
 //! connector fetches JWKS URLs.
 //!
-//! Every connection goes through [`guard`]: host names are resolved once per connection and every address is
+//! Every connection goes through `upstream/guard.rs`: host names are resolved once per connection and every address is
 //! checked against the route's [`AddressPolicy`] before connecting. There is one pool per policy, so a connection
 //! opened for a file-managed route is never reused by an API-managed one.
 
