@@ -9,18 +9,16 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::common::admin_client::AdminClient;
 use crate::common::client::{bearer, get, post, raw};
-use crate::common::harness::{ADMIN_TOKEN, Setup, keys, within};
+use crate::common::harness::{Setup, keys};
 use crate::common::keys::{claims, now};
 use crate::common::mock::{Behavior, Mock, Recorded};
 use crate::common::process::Served;
 
 /// `CANARY-<tag>-<16 letters g..z>`: letters outside hex and digits, so substrings cannot match ids or times.
-fn canary(tag: &str) -> String {
+pub(crate) fn canary(tag: &str) -> String {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let tail: String = bytes.iter().map(|b| char::from(b'g' + b % 20)).collect();
@@ -62,7 +60,7 @@ fn encodings(secret: &str, window: usize) -> Vec<String> {
 
 /// Leaks in what `mock` received: its URI, body and headers, except the `allowed` (header, exact value) pairs —
 /// the one place a secret may be.
-fn upstream_leaks(
+pub(crate) fn upstream_leaks(
     name: &str,
     mock: &Mock,
     allowed: &[(&str, String)],
@@ -84,7 +82,7 @@ fn upstream_leaks(
     found
 }
 
-fn find_leak(sink: &str, haystack: &str, secrets: &[(String, String)]) -> Vec<String> {
+pub(crate) fn find_leak(sink: &str, haystack: &str, secrets: &[(String, String)]) -> Vec<String> {
     let mut found = Vec::new();
     for (name, secret) in secrets {
         let window = if name.starts_with("token") { 16 } else { 8 };
@@ -827,89 +825,6 @@ async fn k01_identity_secrets_and_tokens_reach_no_sink() {
         "oauth provider",
         &provider,
         &[("authorization", basic("idg", &s_oauth))],
-        &everything,
-    ));
-    assert!(leaks.is_empty(), "leaks found:\n{}", leaks.join("\n"));
-}
-
-/// The connect-time address check's log line (node, `reason`, the refused address) under the same sweep: an
-/// API-made node whose literal host leaves `[admin] upstream_allow_hosts` is refused when the proxy connects, and
-/// its key is nowhere but in its own header, at its own upstream, from before.
-#[tokio::test]
-async fn k01_a_blocked_upstream_address_logs_no_secret() {
-    let mock = Mock::start().await;
-    let s = Setup::standard(&mock, &canary("file"));
-    std::fs::write(s.config_path(), s.toml()).unwrap();
-    let served = Served::start(
-        &s.config_path(),
-        &[
-            ("IDGUARD_MASTER_KEY", s.master.as_str()),
-            ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("IDGUARD_LOG", "trace"),
-        ],
-    );
-    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
-    let secret = canary("blocked");
-    let cred = json!({"id": "c-local", "kind": "llm", "value": secret, "hosts": ["127.0.0.1"]});
-    assert_eq!(api.post("/admin/v1/credentials", cred).await.0, 201);
-    let node = json!({"id": "local", "upstream": format!("http://{}/v1", mock.addr), "style": "bearer", "credential": "c-local"});
-    assert_eq!(api.post("/admin/v1/llm", node).await.0, 201);
-    let edge = api
-        .put("/admin/v1/agents/agent-1/outbound/local", json!({}))
-        .await;
-    assert_eq!(edge.0, 201);
-    let token = keys().es256.token(&claims("agent-1", ""));
-    let url = format!("http://{}/llm/local/x", served.public);
-    let mut responses = String::new();
-    let answer = async |responses: &mut String| {
-        let (status, headers, body) = get(&url, &[("authorization", &bearer(&token))]).await;
-        responses.push_str(&format!("{status} {headers:?} {body}\n"));
-        status
-    };
-    within(
-        Duration::from_secs(3),
-        "the API's node applied",
-        async || answer(&mut responses).await == 200,
-    )
-    .await;
-    std::fs::write(
-        s.config_path(),
-        s.toml().replace(
-            "upstream_allow_hosts = [\"127.0.0.1\"]",
-            "upstream_allow_hosts = []",
-        ),
-    )
-    .unwrap();
-    served.signal("HUP");
-    within(Duration::from_secs(3), "the address refused", async || {
-        answer(&mut responses).await == 502
-    })
-    .await;
-    // Requests before the reload applied went through; from the first refusal on, nothing does.
-    let reached = mock.count();
-    assert_eq!(answer(&mut responses).await, 502);
-    assert_eq!(
-        mock.count(),
-        reached,
-        "nothing reaches the upstream once refused"
-    );
-    let logs = served.stop();
-    for field in [
-        r#""reason":"upstream_ip_blocked""#,
-        r#""address":"127.0.0.1""#,
-    ] {
-        assert!(logs.contains(field), "the log lacks {field}:\n{logs}");
-    }
-    let everything = [
-        ("stored key".to_owned(), secret.clone()),
-        ("token".to_owned(), token.clone()),
-    ];
-    let mut leaks = find_leak("logs", &logs, &everything);
-    leaks.extend(find_leak("responses", &responses, &everything));
-    leaks.extend(upstream_leaks(
-        "local",
-        &mock,
-        &[("authorization", format!("Bearer {secret}"))],
         &everything,
     ));
     assert!(leaks.is_empty(), "leaks found:\n{}", leaks.join("\n"));

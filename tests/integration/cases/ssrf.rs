@@ -4,18 +4,21 @@
 //! file's routes may reach internal names but never the metadata ranges; an API-made node may only use a
 //! credential bound to its destination.
 //!
-//! Every test resolves names with the harness's manual resolver, never real DNS.
+//! The refusal's log line goes through the canary sweep too (with `leaks.rs`'s helpers). Every in-process test
+//! resolves names with the harness's manual resolver, never real DNS.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::leaks;
 use crate::common::admin_client::AdminClient;
 use crate::common::client::{bearer, get};
-use crate::common::harness::{Harness, PUBLIC_ADDR, Setup, canary, keys, within};
+use crate::common::harness::{ADMIN_TOKEN, Harness, PUBLIC_ADDR, Setup, canary, keys, within};
 use crate::common::keys::claims;
 use crate::common::mock::Mock;
+use crate::common::process::Served;
 use crate::common::tls::TestCa;
 
 fn ip(s: &str) -> IpAddr {
@@ -335,4 +338,87 @@ async fn j04_what_the_api_creates_uses_only_credentials_bound_to_its_destination
         )
         .await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// The connect-time refusal's log line (node, `reason`, the refused address) under the canary sweep (`leaks.rs`): an
+/// API-made node whose literal host leaves `[admin] upstream_allow_hosts` is refused when the proxy connects, and
+/// its key is nowhere but in its own header, at its own upstream, from before.
+#[tokio::test]
+async fn k01_a_blocked_upstream_address_logs_no_secret() {
+    let mock = Mock::start().await;
+    let s = Setup::standard(&mock, &leaks::canary("file"));
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let served = Served::start(
+        &s.config_path(),
+        &[
+            ("IDGUARD_MASTER_KEY", s.master.as_str()),
+            ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("IDGUARD_LOG", "trace"),
+        ],
+    );
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    let secret = leaks::canary("blocked");
+    let cred = json!({"id": "c-local", "kind": "llm", "value": secret, "hosts": ["127.0.0.1"]});
+    assert_eq!(api.post("/admin/v1/credentials", cred).await.0, 201);
+    let node = json!({"id": "local", "upstream": format!("http://{}/v1", mock.addr), "style": "bearer", "credential": "c-local"});
+    assert_eq!(api.post("/admin/v1/llm", node).await.0, 201);
+    let edge = api
+        .put("/admin/v1/agents/agent-1/outbound/local", json!({}))
+        .await;
+    assert_eq!(edge.0, 201);
+    let token = keys().es256.token(&claims("agent-1", ""));
+    let url = format!("http://{}/llm/local/x", served.public);
+    let mut responses = String::new();
+    let answer = async |responses: &mut String| {
+        let (status, headers, body) = get(&url, &[("authorization", &bearer(&token))]).await;
+        responses.push_str(&format!("{status} {headers:?} {body}\n"));
+        status
+    };
+    within(
+        Duration::from_secs(3),
+        "the API's node applied",
+        async || answer(&mut responses).await == 200,
+    )
+    .await;
+    std::fs::write(
+        s.config_path(),
+        s.toml().replace(
+            "upstream_allow_hosts = [\"127.0.0.1\"]",
+            "upstream_allow_hosts = []",
+        ),
+    )
+    .unwrap();
+    served.signal("HUP");
+    within(Duration::from_secs(3), "the address refused", async || {
+        answer(&mut responses).await == 502
+    })
+    .await;
+    // Requests before the reload applied went through; from the first refusal on, nothing does.
+    let reached = mock.count();
+    assert_eq!(answer(&mut responses).await, 502);
+    assert_eq!(
+        mock.count(),
+        reached,
+        "nothing reaches the upstream once refused"
+    );
+    let logs = served.stop();
+    for field in [
+        r#""reason":"upstream_ip_blocked""#,
+        r#""address":"127.0.0.1""#,
+    ] {
+        assert!(logs.contains(field), "the log lacks {field}:\n{logs}");
+    }
+    let everything = [
+        ("stored key".to_owned(), secret.clone()),
+        ("token".to_owned(), token.clone()),
+    ];
+    let mut found = leaks::find_leak("logs", &logs, &everything);
+    found.extend(leaks::find_leak("responses", &responses, &everything));
+    found.extend(leaks::upstream_leaks(
+        "local",
+        &mock,
+        &[("authorization", format!("Bearer {secret}"))],
+        &everything,
+    ));
+    assert!(found.is_empty(), "leaks found:\n{}", found.join("\n"));
 }
