@@ -182,7 +182,8 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     /// Upstream hosts the admin API may point nodes at despite the SSRF rules (loopback, private ranges, plain
-    /// http). Empty by default; meant for tests and deliberate internal upstreams.
+    /// http); the proxy then reaches them under the routing file's address rule. Empty by default; meant for tests
+    /// and deliberate internal upstreams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_allow_hosts: Option<Vec<String>>,
 }

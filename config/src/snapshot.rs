@@ -139,7 +139,8 @@ pub struct Settings {
     pub m2m_licenses: u64,
     /// Most stored credentials.
     pub max_credentials: u64,
-    /// Hosts the admin API may use as upstreams despite its SSRF rules.
+    /// Hosts the admin API may use as upstreams despite its SSRF rules, and that the proxy reaches under the
+    /// routing file's address rule even for API-managed objects.
     pub upstream_allow_hosts: Vec<String>,
     /// Redis for several replicas (`None`: the embedded store).
     pub redis_url: Option<String>,
