@@ -131,6 +131,7 @@ fn big_routes() -> Routes {
             name: None,
             api_key_id: None,
             kind: "llm".into(),
+            hosts: None,
             sealed: None,
             env: Some("BENCH_KEY".into()),
             fingerprint: None,

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use idguard_config::env::{ENV_ADMIN_TOKEN, ENV_REDIS_URL};
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{IdentityStore, Store};
-use idguard_config::{Clock, Loader, MasterKeys, Readiness, Reloader, SnapshotRx};
+use idguard_config::{Clock, Loader, MasterKeys, Readiness, Reloader, Resolver, SnapshotRx};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -28,6 +28,9 @@ pub struct Environment {
     pub admin_token: Option<String>,
     /// The clock token lifetimes are counted on: the system clock, or a manual one in tests.
     pub clock: Clock,
+    /// How upstream host names are resolved, when an upstream is written through the admin API and when the
+    /// proxy connects: the system resolver, or a manual one in tests (DNS rebinding without DNS).
+    pub resolver: Resolver,
 }
 
 /// Everything `serve` needs besides the listeners.
@@ -79,6 +82,7 @@ impl Environment {
             redis_url: std::env::var(ENV_REDIS_URL).ok().filter(|v| !v.is_empty()),
             admin_token: std::env::var(ENV_ADMIN_TOKEN).ok(),
             clock: Clock::system(),
+            resolver: Resolver::system(),
         })
     }
 }
@@ -182,6 +186,7 @@ impl Server {
             reload.clone(),
             token,
             fingerprint_key,
+            env.resolver.clone(),
         );
         let proxy = idguard_proxy::Proxy::new(
             snapshots.clone(),
@@ -189,6 +194,7 @@ impl Server {
             readiness.clone(),
             Some(identity_plane(&identity)),
             env.clock,
+            &env.resolver,
         )?;
         Ok(Self {
             registry,

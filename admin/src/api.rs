@@ -26,7 +26,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{Store, StoredObject};
-use idguard_config::{Loader, Snapshot, SnapshotRx};
+use idguard_config::{Loader, Resolver, Snapshot, SnapshotRx};
 use tokio::sync::Notify;
 
 use self::agents::Agents;
@@ -65,13 +65,17 @@ struct Inner {
     // Serializes validate-then-commit so two concurrent changes cannot each be valid alone and invalid together.
     write_lock: Mutex<()>,
     hasher: KeyedHasher,
+    // Resolves upstream host names for the SSRF rules (the system resolver; a manual one in tests).
+    resolver: Resolver,
 }
 
 // === impl AdminApi ===
 
 impl AdminApi {
-    /// The API over `store`, validating with `loader`, reading the topology in force from `snapshots`, and
-    /// notifying `reload` after every commit.
+    /// The API over `store`, validating with `loader`, reading the topology in force from `snapshots`,
+    /// notifying `reload` after every commit, and resolving upstream host names with `resolver`.
+    // One call site (`idguard::Server`), which names every part.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         loader: Loader,
@@ -79,6 +83,7 @@ impl AdminApi {
         reload: Arc<Notify>,
         token: AdminToken,
         fingerprint_key: [u8; 32],
+        resolver: Resolver,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -89,6 +94,7 @@ impl AdminApi {
                 token,
                 write_lock: Mutex::new(()),
                 hasher: KeyedHasher::new(&fingerprint_key),
+                resolver,
             }),
         }
     }

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1`.
 //! - [`api`]: the admin REST API, one module per resource family; [`auth`]: the admin token; [`error`]: `AdminError`.
-//! - [`ssrf`]: the stricter upstream rules for nodes created through the API.
+//! - [`ssrf`]: the stricter upstream rules for nodes created through the API, host names resolved and checked.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.
 //! - [`run`]: serve an already-bound listener until the shutdown future completes.

@@ -60,6 +60,9 @@ pub enum ExchangeError {
     /// It could not be reached or answered nonsense.
     #[error("the exchange endpoint is unavailable: {0}")]
     Unavailable(String),
+    /// Its address is one the service's route may not reach (the address, for the log); nothing was sent.
+    #[error("the exchange endpoint's address {0} is blocked")]
+    Blocked(String),
 }
 
 /// Gets a token for an enterprise service.

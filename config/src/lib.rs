@@ -18,6 +18,7 @@
 //! - [`identity`]: the seams between the identity service and the proxy (token exchange, local signing keys,
 //!   revocations) and the `jti` digest both sides compute.
 //! - [`hashes`]: the stored forms of client secrets, credential fingerprints and passwords.
+//! - [`net`]: which addresses upstreams may not reach (every IPv4 and IPv6 spelling), and the resolver seam.
 //! - [`readiness`]: the shared ready/not-ready state that `/readyz` reports.
 //! - [`error`]: the crate's error types.
 
@@ -28,6 +29,7 @@ pub mod error;
 pub mod hashes;
 pub mod identity;
 pub mod keys;
+pub mod net;
 pub mod raw;
 pub mod readiness;
 pub mod reload;
@@ -39,6 +41,7 @@ pub mod validate;
 
 pub use clock::Clock;
 pub use error::{ConfigError, SealError, ValidationError, ValidationErrors};
+pub use net::Resolver;
 pub use readiness::Readiness;
 pub use reload::{Loader, Reloader, SnapshotRx, SnapshotTx};
 pub use seal::MasterKeys;

@@ -72,6 +72,11 @@ pub struct RawConfig {
     /// Outbound authorizations: agent → node edges.
     #[serde(default)]
     pub outbound: Vec<RawEdge>,
+    /// The objects [`crate::store::merge`] appended from the admin API's store, by kind and id. Never read from
+    /// or written to a file: validation marks what these build as API-managed (`Origin::Api`), which decides how
+    /// strictly the proxy checks the addresses it connects to for them.
+    #[serde(skip)]
+    pub api_managed: std::collections::HashSet<(crate::store::Kind, String)>,
 }
 
 /// `[listeners]`.
@@ -177,7 +182,8 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     /// Upstream hosts the admin API may point nodes at despite the SSRF rules (loopback, private ranges, plain
-    /// http). Empty by default; meant for tests and deliberate internal upstreams.
+    /// http); the proxy then reaches them under the routing file's address rule. Empty by default; meant for tests
+    /// and deliberate internal upstreams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_allow_hosts: Option<Vec<String>>,
 }
@@ -441,6 +447,11 @@ pub struct RawCredential {
     pub api_key_id: Option<String>,
     /// Business type: `llm` or `external`; must match the kind of every node that uses it.
     pub kind: String,
+    /// The hosts the value may be sent to (`api.openai.com`, or `*.openai.azure.com` for any subdomain): a node
+    /// whose upstream (or, for an OAuth client secret or an exchange credential, token endpoint) is another host
+    /// is invalid. Without it, a file credential may be used by the file's nodes only; the admin API requires it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
     /// The value sealed by `idguard seal` (`idg1.…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,

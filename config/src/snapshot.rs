@@ -92,6 +92,8 @@ pub struct Service {
     pub permissions: Vec<(String, Arc<str>)>,
     /// An outside RFC 8693 endpoint to exchange at (`None`: idguard's own identity service).
     pub exchange: Option<ExchangeEndpoint>,
+    /// Who wrote the service.
+    pub origin: Origin,
 }
 
 /// An outside token-exchange endpoint.
@@ -137,7 +139,8 @@ pub struct Settings {
     pub m2m_licenses: u64,
     /// Most stored credentials.
     pub max_credentials: u64,
-    /// Hosts the admin API may use as upstreams despite its SSRF rules.
+    /// Hosts the admin API may use as upstreams despite its SSRF rules, and that the proxy reaches under the
+    /// routing file's address rule even for API-managed objects.
     pub upstream_allow_hosts: Vec<String>,
     /// Redis for several replicas (`None`: the embedded store).
     pub redis_url: Option<String>,
@@ -235,6 +238,8 @@ pub struct Agent {
     pub keys: Vec<PublicKey>,
     /// Where the inbound gateway forwards client calls.
     pub endpoint: Option<UpstreamUrl>,
+    /// Who wrote the agent.
+    pub origin: Origin,
 }
 
 /// A client application.
@@ -412,6 +417,9 @@ pub struct Credential {
     pub name: String,
     /// Business type.
     pub kind: NodeKind,
+    /// The hosts the value may be sent to, lower-cased (`*.example.com`: any subdomain); `None`: not bound, so
+    /// only the routing file's nodes may use it.
+    pub hosts: Option<Vec<String>>,
     /// The value, or why it is unavailable (requests that need it get 502 `credential_unavailable`).
     pub value: Result<Secret, CredentialUnavailable>,
 }
@@ -452,6 +460,17 @@ pub enum InjectStyle {
     },
 }
 
+/// Who wrote an object: the operator, in the routing file, or someone with the admin token, through the API.
+/// The proxy holds the addresses it connects to for API-managed objects to the admin API's SSRF rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Declared in the routing file.
+    #[default]
+    File,
+    /// Stored through the admin API.
+    Api,
+}
+
 /// The parts of an upstream base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
@@ -484,6 +503,8 @@ pub struct Node {
     pub methods: Vec<String>,
     /// External nodes: the credential is a client secret exchanged for a token here.
     pub oauth: Option<OAuthClient>,
+    /// Who wrote the node.
+    pub origin: Origin,
 }
 
 /// An outbound authorization: `agent` may call `node` holding `required_scopes`.

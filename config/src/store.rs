@@ -280,8 +280,8 @@ pub fn error_class(message: &str) -> &str {
     message.split_once(": ").map_or(message, |(class, _)| class)
 }
 
-/// Appends stored objects to `raw`. A body that does not fit its raw type is reported with the path
-/// `store.<kind>[<id>]`.
+/// Appends stored objects to `raw`, recording each in [`RawConfig::api_managed`]. A body that does not fit its raw
+/// type is reported with the path `store.<kind>[<id>]`.
 ///
 /// # Errors
 /// Every object that does not deserialize.
@@ -310,12 +310,15 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
                 serde_json::from_value::<RawInbound>(body).map(|v| raw.inbound.push(v))
             }
         };
-        if let Err(e) = result {
-            errors.push(ValidationError {
+        match result {
+            Ok(()) => {
+                raw.api_managed.insert((o.kind, o.id.clone()));
+            }
+            Err(e) => errors.push(ValidationError {
                 path: format!("store.{}[{}]", o.kind.as_str(), o.id),
                 line: None,
                 message: format!("stored object does not fit its type: {e}"),
-            });
+            }),
         }
     }
     if errors.is_empty() {

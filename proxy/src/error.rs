@@ -163,6 +163,10 @@ pub enum ProxyError {
     /// The upstream could not be reached (connect, TLS, reset).
     #[error("upstream unreachable")]
     UpstreamUnreachable,
+    /// The upstream's (or token endpoint's) host resolved to, or is, an address its route may not reach
+    /// (`upstream::AddressPolicy`); no connection was opened.
+    #[error("upstream address blocked")]
+    UpstreamIpBlocked,
     /// The upstream did not answer in time.
     #[error("upstream timeout")]
     UpstreamTimeout,
@@ -195,6 +199,7 @@ impl ProxyError {
             ProxyError::ExchangeRefused => "exchange_refused",
             ProxyError::TokenEndpointUnavailable => "token_endpoint_unavailable",
             ProxyError::UpstreamUnreachable => "upstream_unreachable",
+            ProxyError::UpstreamIpBlocked => "upstream_ip_blocked",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::Internal => "internal_error",
             ProxyError::TopologyStale => "topology_stale",
@@ -336,6 +341,13 @@ impl ProxyError {
                 "api_error",
                 "upstream_unreachable",
                 "The upstream could not be reached.",
+                None,
+            ),
+            ProxyError::UpstreamIpBlocked => (
+                S::BAD_GATEWAY,
+                "api_error",
+                "upstream_ip_blocked",
+                "The upstream's address is not one this route may reach.",
                 None,
             ),
             ProxyError::UpstreamTimeout => (

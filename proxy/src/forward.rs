@@ -23,6 +23,7 @@ use crate::error::{ProxyError, RequestReason, json_error};
 use crate::middleware::{Req, Resp};
 use crate::path;
 use crate::state::Shared;
+use crate::upstream::blocked;
 
 /// Response headers never passed back.
 const STRIPPED_RESPONSE_HEADERS: &[&str] = &[
@@ -95,8 +96,8 @@ impl Service<Req> for Forward {
                 .upstream
                 .response_header_timeout;
             let sent = Instant::now();
-            let result =
-                tokio::time::timeout(timeout, shared.client.http.request(upstream_req)).await;
+            let client = shared.client.forwarding(node.policy);
+            let result = tokio::time::timeout(timeout, client.request(upstream_req)).await;
             let resp = match result {
                 Err(_) => return Err(ProxyError::UpstreamTimeout),
                 Ok(Err(err)) => {
@@ -105,6 +106,16 @@ impl Service<Req> for Forward {
                     }
                     if ctx.body_token.load(Ordering::Acquire) {
                         return Err(ProxyError::InvalidRequest(RequestReason::TokenInBody));
+                    }
+                    if let Some(b) = blocked(&err) {
+                        tracing::warn!(
+                            request_id = ctx.request_id.to_str().unwrap_or_default(),
+                            node = %node.id,
+                            reason = "upstream_ip_blocked",
+                            address = %b.addr,
+                            "the upstream's address is not one this route may reach; not connected"
+                        );
+                        return Err(ProxyError::UpstreamIpBlocked);
                     }
                     tracing::warn!(
                         request_id = ctx.request_id.to_str().unwrap_or_default(),

@@ -16,7 +16,8 @@
 //! - [`verify`] and [`keys`]: token verification, its cache, and the issuers' keys.
 //! - [`path`]: strict path checking.
 //! - [`tokens`]: run-time credentials (exchanged and OAuth tokens), their cache, and the HTTP exchanger.
-//! - [`upstream`]: the pooled rustls client.
+//! - [`upstream`]: the pooled rustls client, one pool per address policy; `upstream/guard.rs` checks every address
+//!   it connects to (SSRF, DNS rebinding).
 //! - [`state`], [`ctx`]: shared and per-request state.
 //! - [`body`], [`error`], [`metrics`]: body types, the error type and its HTTP mapping, Prometheus metrics.
 
@@ -41,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idguard_config::identity::{LocalKeys, Revocations, TokenExchanger};
-use idguard_config::{Clock, SnapshotRx};
+use idguard_config::{Clock, Resolver, SnapshotRx};
 use prometheus::Registry;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
@@ -92,7 +93,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Builds the proxy from the snapshot currently published on `snapshots`, registering its metrics; reads
-    /// `readiness` for whether the topology may still be trusted.
+    /// `readiness` for whether the topology may still be trusted; resolves upstream host names with `resolver`.
     ///
     /// # Errors
     /// [`StartError`] when the upstream client or the metrics cannot be set up.
@@ -102,9 +103,10 @@ impl Proxy {
         readiness: Arc<idguard_config::Readiness>,
         identity: Option<IdentityPlane>,
         clock: Clock,
+        resolver: &Resolver,
     ) -> Result<Self, StartError> {
         let snapshot = snapshots.borrow().clone();
-        let client = UpstreamClient::new(&snapshot.settings.upstream)?;
+        let client = UpstreamClient::new(&snapshot.settings.upstream, resolver)?;
         let keys = Arc::new(KeyStore::new(Arc::new(client.clone())));
         keys.set_issuers(&snapshot.issuers);
         let verifier = Arc::new(Verifier::new(

@@ -12,7 +12,9 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use idguard_config::Snapshot;
 use idguard_config::secret::Secret;
-use idguard_config::snapshot::{Agent, InjectStyle, Node, NodeKind, Service, UpstreamUrl};
+use idguard_config::snapshot::{Agent, InjectStyle, Node, NodeKind, Origin, Service, UpstreamUrl};
+
+use crate::upstream::AddressPolicy;
 
 /// The routing table of one snapshot.
 pub struct Routes {
@@ -62,6 +64,8 @@ pub struct OAuthSource {
     pub scope: String,
     /// How the obtained token is injected (the node's style; usually bearer).
     pub style: InjectStyle,
+    /// Which addresses the token endpoint may be reached at.
+    pub policy: AddressPolicy,
 }
 
 /// An enterprise service's exchange.
@@ -78,6 +82,8 @@ pub struct ExternalExchange {
     pub token_url: http::Uri,
     /// `client_secret_basic` credentials, if it wants them.
     pub client: Option<(String, Secret)>,
+    /// Which addresses the token endpoint may be reached at.
+    pub policy: AddressPolicy,
 }
 
 /// One node, ready to serve.
@@ -92,6 +98,8 @@ pub struct NodeRoute {
     pub authority: Authority,
     /// Upstream base path, no trailing slash.
     pub base_path: String,
+    /// Which addresses the upstream may be reached at (API-managed objects: public ones only).
+    pub policy: AddressPolicy,
     /// What is injected.
     pub credential: CredentialSource,
     /// Agents allowed to call this node, with the scopes each must hold (for a service: the scopes granted; for
@@ -257,6 +265,16 @@ fn parse_upstream(url: &UpstreamUrl, id: &str) -> Option<(Scheme, Authority)> {
     }
 }
 
+/// The address policy for `host` of an object of `origin`: API-managed objects reach public addresses only,
+/// unless the host is in `[admin] upstream_allow_hosts`.
+fn policy(snapshot: &Snapshot, origin: Origin, host: &str) -> AddressPolicy {
+    AddressPolicy::for_host(
+        origin == Origin::Api,
+        host,
+        &snapshot.settings.upstream_allow_hosts,
+    )
+}
+
 /// The opened value of credential `id`, if it opened.
 fn opened(snapshot: &Snapshot, id: &str) -> Option<Secret> {
     snapshot
@@ -289,6 +307,7 @@ fn node_route(snapshot: &Snapshot, node: &Node) -> Option<NodeRoute> {
     let credential = match &node.oauth {
         Some(o) => match o.token_url.parse::<http::Uri>() {
             Ok(token_url) => CredentialSource::OAuth(OAuthSource {
+                policy: policy(snapshot, node.origin, token_url.host().unwrap_or_default()),
                 token_url,
                 client_id: o.client_id.clone(),
                 secret: opened(snapshot, &node.credential),
@@ -324,6 +343,7 @@ fn node_route(snapshot: &Snapshot, node: &Node) -> Option<NodeRoute> {
             NodeKind::Llm => RouteClass::Llm,
             NodeKind::External => RouteClass::External,
         },
+        policy: policy(snapshot, node.origin, authority.host()),
         scheme,
         authority,
         base_path: node.upstream.base_path.clone(),
@@ -344,16 +364,21 @@ fn node_route(snapshot: &Snapshot, node: &Node) -> Option<NodeRoute> {
 fn service_route(snapshot: &Snapshot, svc: &Service) -> Option<NodeRoute> {
     let upstream = svc.upstream.as_ref()?;
     let (scheme, authority) = parse_upstream(upstream, &svc.id)?;
-    let external = svc.exchange.as_ref().map(|x| ExternalExchange {
-        token_url: x.token_url.parse().unwrap_or_default(),
-        client: x
-            .client_id
-            .clone()
-            .zip(x.credential.as_deref().and_then(|id| opened(snapshot, id))),
+    let external = svc.exchange.as_ref().map(|x| {
+        let token_url: http::Uri = x.token_url.parse().unwrap_or_default();
+        ExternalExchange {
+            policy: policy(snapshot, svc.origin, token_url.host().unwrap_or_default()),
+            token_url,
+            client: x
+                .client_id
+                .clone()
+                .zip(x.credential.as_deref().and_then(|id| opened(snapshot, id))),
+        }
     });
     Some(NodeRoute {
         id: svc.id.clone(),
         class: RouteClass::Service,
+        policy: policy(snapshot, svc.origin, authority.host()),
         scheme,
         authority,
         base_path: upstream.base_path.clone(),
@@ -375,6 +400,7 @@ fn inbound_route(snapshot: &Snapshot, agent: &Agent) -> Option<NodeRoute> {
     Some(NodeRoute {
         id: agent.id.clone(),
         class: RouteClass::Inbound,
+        policy: policy(snapshot, agent.origin, authority.host()),
         scheme,
         authority,
         base_path: endpoint.base_path.clone(),

@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::ProxyError;
 use crate::routes::Injection;
-use crate::upstream::{TokenAnswer, UpstreamClient};
+use crate::upstream::{AddressPolicy, TokenAnswer, TokenFailure, UpstreamClient};
 pub(crate) use crate::verify::sha256;
 
 /// How long before `exp` a cached token stops being served.
@@ -159,21 +159,25 @@ pub struct HttpExchanger {
     client: UpstreamClient,
     token_url: http::Uri,
     basic: Option<(String, Secret)>,
+    policy: AddressPolicy,
     clock: Clock,
 }
 
 impl HttpExchanger {
-    /// Exchanges at `token_url`, authenticating with `basic` when given; `expires_in` is counted from `clock`.
+    /// Exchanges at `token_url`, reached under `policy`, authenticating with `basic` when given; `expires_in`
+    /// is counted from `clock`.
     pub fn new(
         client: UpstreamClient,
         token_url: http::Uri,
         basic: Option<(String, Secret)>,
+        policy: AddressPolicy,
         clock: Clock,
     ) -> Self {
         Self {
             client,
             token_url,
             basic,
+            policy,
             clock,
         }
     }
@@ -188,6 +192,7 @@ impl TokenExchanger for HttpExchanger {
         let url = self.token_url.clone();
         let basic = self.basic.clone();
         let clock = self.clock.clone();
+        let policy = self.policy;
         // The form is built before the future so no non-Send serializer lives across an await.
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
@@ -207,7 +212,7 @@ impl TokenExchanger for HttpExchanger {
         };
         Box::pin(async move {
             let basic_ref = basic.as_ref().map(|(id, s)| (id.as_str(), s.expose()));
-            match client.token_request(&url, body, basic_ref).await {
+            match client.token_request(&url, body, basic_ref, policy).await {
                 Ok(TokenAnswer::Issued {
                     access_token,
                     expires_in,
@@ -216,7 +221,8 @@ impl TokenExchanger for HttpExchanger {
                     expires_at: clock.now() + expires_in.unwrap_or(60),
                 }),
                 Ok(TokenAnswer::Refused(code)) => Err(ExchangeError::Refused(code)),
-                Err(why) => Err(ExchangeError::Unavailable(why)),
+                Err(TokenFailure::Blocked(b)) => Err(ExchangeError::Blocked(b.addr.to_string())),
+                Err(TokenFailure::Failed(why)) => Err(ExchangeError::Unavailable(why)),
             }
         })
     }

@@ -1,6 +1,10 @@
 //! The pooled upstream client: hyper-util's legacy client over rustls (webpki roots plus an optional extra CA
 //! file), HTTP/1.1 and HTTP/2 by ALPN, `TCP_NODELAY`, a connect timeout, and idle-connection expiry. The same
 //! connector fetches JWKS URLs.
+//!
+//! Every connection goes through `upstream/guard.rs`: host names are resolved once per connection and every address is
+//! checked against the route's [`AddressPolicy`] before connecting. There is one pool per policy, so a connection
+//! opened for a file-managed route is never reused by an API-managed one.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +15,8 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use idguard_config::Resolver;
 use idguard_config::snapshot::UpstreamSettings;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
@@ -20,13 +24,18 @@ use rustls_pki_types::pem::PemObject;
 
 use crate::body::{LimitedBody, ZeroizingBuf};
 use crate::keys::{FetchFuture, JwksFetch};
+use guard::GuardedConnector;
+
+mod guard;
+
+pub use guard::{AddressPolicy, UpstreamBlocked, blocked};
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Time allowed for a JWKS fetch.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Connector = HttpsConnector<HttpConnector>;
+type Connector = HttpsConnector<GuardedConnector>;
 
 /// Building the client failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +53,29 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
 }
 
-/// The upstream client (cheap to clone: the pool is shared).
+/// The upstream client (cheap to clone: the pools are shared).
 #[derive(Clone)]
 pub struct UpstreamClient {
-    /// Forwards requests with streamed bodies.
-    pub http: Client<Connector, LimitedBody>,
+    forward: ByPolicy<Client<Connector, LimitedBody>>,
+    form: ByPolicy<Client<Connector, Full<ZeroizingBuf>>>,
+    // JWKS URLs come from the routing file only.
     jwks: Client<Connector, Empty<Bytes>>,
-    form: Client<Connector, Full<ZeroizingBuf>>,
+}
+
+/// One client per [`AddressPolicy`].
+#[derive(Clone)]
+struct ByPolicy<C> {
+    public_only: C,
+    no_metadata: C,
+}
+
+/// Why a token endpoint gave no answer.
+#[derive(Debug)]
+pub enum TokenFailure {
+    /// Its address is one the route may not reach.
+    Blocked(UpstreamBlocked),
+    /// Unreachable, a timeout, not JSON, a 5xx: described by status and shape only.
+    Failed(String),
 }
 
 /// A token endpoint's answer to a form POST.
@@ -74,11 +99,11 @@ const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 // === impl UpstreamClient ===
 
 impl UpstreamClient {
-    /// Builds the client from the snapshot's upstream settings.
+    /// Builds the client from the snapshot's upstream settings, resolving host names with `resolver`.
     ///
     /// # Errors
     /// [`ClientError`] when the extra CA file is unusable.
-    pub fn new(settings: &UpstreamSettings) -> Result<Self, ClientError> {
+    pub fn new(settings: &UpstreamSettings, resolver: &Resolver) -> Result<Self, ClientError> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &settings.extra_ca_file {
@@ -89,39 +114,59 @@ impl UpstreamClient {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let connector = |policy| {
+            let mut http = GuardedConnector::new(policy, resolver.clone());
+            let tcp = http.tcp();
+            tcp.enforce_http(false);
+            tcp.set_nodelay(true);
+            tcp.set_connect_timeout(Some(settings.connect_timeout));
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http)
+        };
+        let (public_only, no_metadata) = (
+            connector(AddressPolicy::PublicOnly),
+            connector(AddressPolicy::NoMetadataByName),
+        );
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_timer(TokioTimer::new());
         // Redirects are never followed: the legacy client has no redirect support at all, by design.
         Ok(Self {
-            http: builder.build(connector.clone()),
-            jwks: builder.build(connector.clone()),
-            form: builder.build(connector),
+            forward: ByPolicy {
+                public_only: builder.build(public_only.clone()),
+                no_metadata: builder.build(no_metadata.clone()),
+            },
+            form: ByPolicy {
+                public_only: builder.build(public_only),
+                no_metadata: builder.build(no_metadata.clone()),
+            },
+            jwks: builder.build(no_metadata),
         })
     }
 
-    /// POSTs `form` to a token endpoint, with `client_secret_basic` credentials when given, and reads the
-    /// OAuth answer. The token never appears in an error: a failure is described by status and shape only.
+    /// The client that forwards requests (with streamed bodies) to upstreams under `policy`.
+    pub fn forwarding(&self, policy: AddressPolicy) -> &Client<Connector, LimitedBody> {
+        self.forward.get(policy)
+    }
+
+    /// POSTs `form` to a token endpoint reached under `policy`, with `client_secret_basic` credentials when
+    /// given, and reads the OAuth answer. The token never appears in an error: a failure is described by status
+    /// and shape only.
     ///
     /// # Errors
-    /// A description of why no answer could be had (unreachable, timeout, not JSON, a 5xx).
+    /// [`TokenFailure::Blocked`] for an address `policy` refuses; otherwise why no answer could be had.
     pub async fn token_request(
         &self,
         url: &Uri,
         form: zeroize::Zeroizing<String>,
         basic: Option<(&str, &str)>,
-    ) -> Result<TokenAnswer, String> {
+        policy: AddressPolicy,
+    ) -> Result<TokenAnswer, TokenFailure> {
         use base64::Engine;
         let mut req = Request::post(url.clone())
             .header(
@@ -140,51 +185,69 @@ impl UpstreamClient {
                     enc(secret)
                 ))
             );
-            let mut value =
-                http::HeaderValue::from_str(&value).map_err(|_| "client id".to_owned())?;
+            let mut value = http::HeaderValue::from_str(&value)
+                .map_err(|_| TokenFailure::Failed("client id".to_owned()))?;
             value.set_sensitive(true);
             req = req.header(http::header::AUTHORIZATION, value);
         }
         let req = req
             .body(Full::new(ZeroizingBuf::from(form)))
-            .map_err(|e| e.to_string())?;
-        let client = self.form.clone();
+            .map_err(|e| TokenFailure::Failed(e.to_string()))?;
+        let client = self.form.get(policy).clone();
         let fetch = async move {
-            let resp = client
-                .request(req)
-                .await
-                .map_err(|e| format!("request failed: {e}"))?;
-            let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_TOKEN_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| format!("body: {e}"))?
-                .to_bytes();
-            #[derive(serde::Deserialize)]
-            struct Answer {
-                access_token: Option<String>,
-                expires_in: Option<u64>,
-                error: Option<String>,
-            }
-            let answer: Answer = serde_json::from_slice(&body)
-                .map_err(|_| format!("status {status}: the answer is not an OAuth JSON object"))?;
-            match (status.is_success(), answer.access_token, answer.error) {
-                (true, Some(token), _) if !token.is_empty() => Ok(TokenAnswer::Issued {
-                    access_token: idguard_config::Secret::new(token),
-                    expires_in: answer.expires_in,
-                }),
-                (false, _, Some(code)) if status.is_client_error() => Ok(TokenAnswer::Refused(
-                    code.chars()
-                        .filter(|c| c.is_ascii_graphic())
-                        .take(64)
-                        .collect(),
-                )),
-                _ => Err(format!("status {status}: no token in the answer")),
-            }
+            let resp = client.request(req).await.map_err(|e| match blocked(&e) {
+                Some(b) => TokenFailure::Blocked(b.clone()),
+                None => TokenFailure::Failed(format!("request failed: {e}")),
+            })?;
+            read_token_answer(resp).await.map_err(TokenFailure::Failed)
         };
         tokio::time::timeout(TOKEN_TIMEOUT, fetch)
             .await
-            .map_err(|_| "timed out".to_owned())?
+            .map_err(|_| TokenFailure::Failed("timed out".to_owned()))?
+    }
+}
+
+/// A token endpoint's answer, read within [`MAX_TOKEN_ANSWER`] bytes.
+async fn read_token_answer(
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<TokenAnswer, String> {
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), MAX_TOKEN_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        access_token: Option<String>,
+        expires_in: Option<u64>,
+        error: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(&body)
+        .map_err(|_| format!("status {status}: the answer is not an OAuth JSON object"))?;
+    match (status.is_success(), answer.access_token, answer.error) {
+        (true, Some(token), _) if !token.is_empty() => Ok(TokenAnswer::Issued {
+            access_token: idguard_config::Secret::new(token),
+            expires_in: answer.expires_in,
+        }),
+        (false, _, Some(code)) if status.is_client_error() => Ok(TokenAnswer::Refused(
+            code.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect(),
+        )),
+        _ => Err(format!("status {status}: no token in the answer")),
+    }
+}
+
+// === impl ByPolicy ===
+
+impl<C> ByPolicy<C> {
+    fn get(&self, policy: AddressPolicy) -> &C {
+        match policy {
+            AddressPolicy::PublicOnly => &self.public_only,
+            AddressPolicy::NoMetadataByName => &self.no_metadata,
+        }
     }
 }
 

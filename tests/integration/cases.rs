@@ -11,5 +11,6 @@ mod observability;
 mod paths;
 mod reload;
 mod replicas;
+mod ssrf;
 mod tokens;
 mod upstream;

@@ -100,7 +100,7 @@ async fn create_agent(
     body: Bytes,
 ) -> Result<Response> {
     let req: CreateAgent = parse(&body)?;
-    check_upstream(&api, req.endpoint.as_ref(), "agents.endpoint")?;
+    check_upstream(&api, req.endpoint.as_ref(), "agents.endpoint").await?;
     let idempotency = match Idempotency::begin(&api, &headers, "POST /admin/v1/agents", &body)? {
         Ok(fresh) => fresh,
         Err(replayed) => return Ok(replayed),
@@ -132,9 +132,10 @@ async fn patch_agent(
     body: Bytes,
 ) -> Result<Response> {
     let req: PatchAgent = parse(&body)?;
+    check_upstream(&api, req.endpoint.as_ref(), "agents.endpoint").await?;
     let path_id = id.clone();
     let (raw, version, ()) =
-        change::<Agents, _>(&api, id, if_match(&headers), move |api, _, raw, _| {
+        change::<Agents, _>(&api, id, if_match(&headers), move |_, _, raw, _| {
             unchanged("id", req.id.as_ref(), Some(&path_id))?;
             unchanged("audience", req.audience.as_ref(), raw.audience.as_ref())?;
             if let Some(name) = req.name {
@@ -144,7 +145,6 @@ async fn patch_agent(
                 raw.enabled = Some(enabled);
             }
             if let Some(endpoint) = req.endpoint {
-                check_upstream(api, Some(&endpoint), "agents.endpoint")?;
                 raw.endpoint = Some(endpoint);
             }
             Ok(())

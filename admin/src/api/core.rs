@@ -316,10 +316,17 @@ pub(super) fn invalid(path: &str, message: impl Into<String>) -> AdminError {
     }])
 }
 
-/// The admin API's SSRF rules for an upstream URL given in `field`.
-pub(super) fn check_upstream(api: &AdminApi, url: Option<&String>, field: &str) -> Result<()> {
+/// The admin API's SSRF rules for an upstream URL given in `field`, its host name resolved with the API's
+/// resolver. Runs before the write pipeline: resolving waits on the network, the pipeline holds the write lock.
+pub(super) async fn check_upstream(
+    api: &AdminApi,
+    url: Option<&String>,
+    field: &str,
+) -> Result<()> {
     let Some(url) = url else { return Ok(()) };
-    crate::ssrf::check_upstream(url, &api.snapshot().settings.upstream_allow_hosts)
+    let allow = api.snapshot().settings.upstream_allow_hosts.clone();
+    crate::ssrf::check_upstream_resolved(url, &allow, &api.inner.resolver)
+        .await
         .map_err(|message| invalid(field, message))
 }
 

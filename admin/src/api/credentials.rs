@@ -1,5 +1,9 @@
 //! Stored credentials: `/admin/v1/credentials`. A value is sealed at once and never returned, masked or not:
 //! responses show metadata and a keyed fingerprint. Deleting one a node uses is refused (422) by validation.
+//!
+//! A credential is created with the `hosts` it may be sent to (corpus J04), and they cannot be changed: whoever
+//! holds the admin token could otherwise point a node at any host and bind any stored key to it. New hosts mean a
+//! new credential, created by someone who knows the value.
 
 use std::borrow::Cow;
 
@@ -33,6 +37,7 @@ struct CreateCredential {
     api_key_id: Option<String>,
     kind: String,
     value: String,
+    hosts: Vec<String>,
 }
 
 // === impl Credentials ===
@@ -56,6 +61,7 @@ impl Resource for Credentials {
             "name": defaults::display_name(c.name.as_deref(), &c.id),
             "api_key_id": c.api_key_id,
             "kind": c.kind,
+            "hosts": c.hosts,
             "source": if c.sealed.is_some() { "sealed" } else { "env" },
             "fingerprint": c.fingerprint,
         })
@@ -103,6 +109,7 @@ async fn create_credential(
             name: req.name,
             api_key_id: req.api_key_id,
             kind: req.kind,
+            hosts: Some(req.hosts),
             env: None,
         })
     })

@@ -86,13 +86,14 @@ async fn create_service(
         Ok(fresh) => fresh,
         Err(replayed) => return Ok(replayed),
     };
-    check_upstream(&api, raw.upstream.as_ref(), "enterprise.upstream")?;
+    check_upstream(&api, raw.upstream.as_ref(), "enterprise.upstream").await?;
     // An outside exchange endpoint receives agents' tokens: the same rules as an upstream.
     check_upstream(
         &api,
         raw.exchange.as_ref().map(|x| &x.token_url),
         "enterprise.exchange.token_url",
-    )?;
+    )
+    .await?;
     create::<Enterprise>(&api, idempotency, raw.id.clone(), move |_| Ok(raw)).await
 }
 
@@ -105,12 +106,12 @@ async fn patch_service(
     body: Bytes,
 ) -> Result<Response> {
     let req: PatchService = parse(&body)?;
+    check_upstream(&api, req.upstream.as_ref(), "enterprise.upstream").await?;
     let path_id = id.clone();
     let (raw, version, ()) =
-        change::<Enterprise, _>(&api, id, if_match(&headers), move |api, cur, raw, plan| {
+        change::<Enterprise, _>(&api, id, if_match(&headers), move |_, cur, raw, plan| {
             unchanged("id", req.id.as_ref(), Some(&path_id))?;
             unchanged("audience", req.audience.as_ref(), Some(&raw.audience))?;
-            check_upstream(api, req.upstream.as_ref(), "enterprise.upstream")?;
             if let Some(name) = req.name {
                 raw.name = Some(name);
             }

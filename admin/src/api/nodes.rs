@@ -92,13 +92,14 @@ async fn create_node<N: Resource<Raw = RawNode>>(
         Ok(fresh) => fresh,
         Err(replayed) => return Ok(replayed),
     };
-    check_upstream(&api, Some(&raw.upstream), &format!("{kind}.upstream"))?;
+    check_upstream(&api, Some(&raw.upstream), &format!("{kind}.upstream")).await?;
     // An OAuth token endpoint is an upstream too: the client secret goes there.
     check_upstream(
         &api,
         raw.oauth.as_ref().map(|o| &o.token_url),
         &format!("{kind}.oauth.token_url"),
-    )?;
+    )
+    .await?;
     create::<N>(&api, idempotency, raw.id.clone(), move |_| Ok(raw)).await
 }
 

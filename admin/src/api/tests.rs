@@ -55,6 +55,7 @@ impl Fixture {
             Arc::new(Notify::new()),
             AdminToken::from_secret("token"),
             [7u8; 32],
+            idguard_config::Resolver::manual(),
         );
         Self {
             dir,

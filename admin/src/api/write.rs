@@ -4,7 +4,8 @@
 //! validated as a whole topology, checked against the console's quotas, and only then committed — audit record
 //! first — and a reload triggered.
 //!
-//! [`apply_writes`], [`check_quotas`] and [`redact`] decide without I/O; `write/tests.rs` tables them.
+//! [`apply_writes`], [`check_quotas`], [`check_bindings`] and [`redact`] decide without I/O; `write/tests.rs`
+//! tables them.
 
 use idguard_config::Snapshot;
 use idguard_config::reload::RoutingFile;
@@ -191,6 +192,7 @@ impl AdminApi {
         let objects = apply_writes(stored, &plan.writes)?;
         let candidate = self.build(file, &objects)?;
         check_quotas(&plan, Usage::of(&candidate))?;
+        check_bindings(&plan, &candidate)?;
         let idempotency = plan.idempotency.as_ref().map(|(k, a)| (k.as_str(), a));
         inner
             .store
@@ -287,6 +289,56 @@ pub(super) fn check_quotas(plan: &Plan, usage: Usage) -> Result<()> {
         return Err(AdminError::Quota(format!(
             "stored credential limit reached: {n} of {n} stored"
         )));
+    }
+    Ok(())
+}
+
+/// A node or service created through the API may use only a credential bound to hosts (corpus J04): validation
+/// has already checked that the hosts include its destination; a credential without `hosts` (a routing-file one,
+/// meant for the file's nodes, or one stored before credentials had hosts) is refused here, so the admin token
+/// alone cannot send a stored key to a host of its choosing. Objects already stored keep working.
+///
+/// # Errors
+/// [`AdminError::Invalid`] naming the credential field of the created object.
+pub(super) fn check_bindings(plan: &Plan, candidate: &Snapshot) -> Result<()> {
+    for w in plan.writes.iter().filter(|w| w.expect == Expect::Absent) {
+        let (field, credential) = match w.kind {
+            Kind::Llm | Kind::External => (
+                format!("{}.credential", w.kind.as_str()),
+                candidate.nodes.get(w.id.as_str()).map(|n| &n.credential),
+            ),
+            Kind::Enterprise => (
+                "enterprise.exchange.credential".to_owned(),
+                candidate
+                    .services
+                    .get(w.id.as_str())
+                    .and_then(|s| s.exchange.as_ref())
+                    .and_then(|x| x.credential.as_ref()),
+            ),
+            Kind::Agent
+            | Kind::Credential
+            | Kind::User
+            | Kind::Group
+            | Kind::Organization
+            | Kind::Client
+            | Kind::Inbound
+            | Kind::Outbound => continue,
+        };
+        let Some(id) = credential else { continue };
+        if candidate
+            .credentials
+            .get(id)
+            .is_some_and(|c| c.hosts.is_none())
+        {
+            return Err(AdminError::Invalid(vec![ValidationError {
+                path: field,
+                line: None,
+                message: format!(
+                    "credential {id:?} is not bound to any host: what the admin API creates may only use a \
+                     credential whose hosts include its destination"
+                ),
+            }]));
+        }
     }
     Ok(())
 }

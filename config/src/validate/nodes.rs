@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::BuildContext;
 use super::rules::{
-    Errors, IdKind, SCOPE_RULE, check_id, endpoint_url, is_header_name, is_scope_token,
-    upstream_url,
+    Errors, IdKind, SCOPE_RULE, check_binding, check_id, endpoint_url, host_pattern,
+    is_header_name, is_scope_token, origin, upstream_url, url_host,
 };
 use crate::defaults;
 use crate::error::SealError;
@@ -15,8 +15,27 @@ use crate::raw::{RawConfig, RawCredential, RawNode, RawOAuthClient};
 use crate::seal;
 use crate::secret::Secret;
 use crate::snapshot::{
-    Credential, CredentialUnavailable, InjectStyle, Node, NodeKind, OAuthClient,
+    Credential, CredentialUnavailable, InjectStyle, Node, NodeKind, OAuthClient, Origin,
 };
+use crate::store::Kind;
+
+/// Headers a node may not inject a credential into: hop-by-hop headers (RFC 9110 §7.6.1) and the ones that frame
+/// or route the request. Setting one would smuggle a second request, retarget the connection or be stripped on
+/// the way (and the key with it, into some proxy's log).
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
 
 /// Every credential by id. A value that cannot be opened (no master key, unset variable) is not an error: the
 /// credential loads and reports itself unavailable.
@@ -47,13 +66,19 @@ pub(super) fn nodes(
     errors: &mut Errors,
 ) -> HashMap<Arc<str>, Node> {
     let mut nodes = HashMap::new();
-    for (kind, list, section) in [
-        (NodeKind::Llm, &raw.llm, "llm"),
-        (NodeKind::External, &raw.external, "external"),
+    for (kind, stored, list, section) in [
+        (NodeKind::Llm, Kind::Llm, &raw.llm, "llm"),
+        (
+            NodeKind::External,
+            Kind::External,
+            &raw.external,
+            "external",
+        ),
     ] {
         for (i, n) in list.iter().enumerate() {
             let path = format!("{section}[{i}]");
-            if let Some(node) = node(n, kind, &path, credentials, errors)
+            let origin = origin(raw, stored, &n.id);
+            if let Some(node) = node(n, kind, origin, &path, credentials, errors)
                 && nodes.insert(node.id.clone(), node).is_some()
             {
                 errors.push(
@@ -137,6 +162,10 @@ fn credential(
             None
         }
     };
+    let hosts = raw
+        .hosts
+        .as_ref()
+        .map(|hosts| bound_hosts(hosts, path, errors));
     if errors.len() != before {
         return None;
     }
@@ -144,13 +173,38 @@ fn credential(
         id: Arc::from(raw.id.as_str()),
         name: defaults::display_name(raw.name.as_deref(), &raw.id),
         kind: kind?,
+        hosts,
         value: value?,
     })
+}
+
+/// A credential's `hosts`, normalized: at least one, each a host name, `*.` and a host name, or an address.
+fn bound_hosts(hosts: &[String], path: &str, errors: &mut Errors) -> Vec<String> {
+    if hosts.is_empty() {
+        errors.push(
+            format!("{path}.hosts"),
+            "must list at least one host the credential may be sent to",
+        );
+    }
+    let mut out = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        match host_pattern(h) {
+            Some(p) => out.push(p),
+            None => errors.push(
+                format!("{path}.hosts[{i}]"),
+                format!(
+                    "{h:?} is not a host name, *.domain or IP address (no scheme, port or path)"
+                ),
+            ),
+        }
+    }
+    out
 }
 
 fn node(
     raw: &RawNode,
     kind: NodeKind,
+    origin: Origin,
     path: &str,
     credentials: &HashMap<Arc<str>, Credential>,
     errors: &mut Errors,
@@ -174,7 +228,19 @@ fn node(
                 kind.as_str()
             ),
         ),
-        Some(_) => {}
+        // The stored key goes upstream; an OAuth client secret goes to the token endpoint instead.
+        Some(c) => {
+            let destination = match &raw.oauth {
+                Some(o) => url_host(&o.token_url),
+                None => url_host(&raw.upstream),
+            };
+            check_binding(
+                c,
+                destination.as_deref(),
+                &format!("{path}.credential"),
+                errors,
+            );
+        }
     }
     let methods = methods(raw, path, errors);
     let oauth = raw.oauth.as_ref().map(|o| oauth(o, kind, path, errors));
@@ -191,6 +257,7 @@ fn node(
         forward_identity: raw.forward_identity.unwrap_or(false),
         methods,
         oauth,
+        origin,
     })
 }
 
@@ -198,9 +265,23 @@ fn node(
 fn inject_style(raw: &RawNode, path: &str, errors: &mut Errors) -> Option<InjectStyle> {
     let header_name = |name: &Option<String>, field: &str, errors: &mut Errors| -> Option<String> {
         match name {
-            Some(n) if is_header_name(n) => Some(n.to_ascii_lowercase()),
+            Some(n) if is_header_name(n) && !reserved_header(n) => Some(n.to_ascii_lowercase()),
+            Some(n) if is_header_name(n) => {
+                errors.push(
+                    format!("{path}.{field}"),
+                    format!(
+                        "{n:?} cannot carry a credential: hop-by-hop, framing and routing headers ({}) and \
+                         x-idguard-* are set by idguard or the connection, not by a node",
+                        RESERVED_HEADERS.join(", ")
+                    ),
+                );
+                None
+            }
             Some(_) => {
-                errors.push(format!("{path}.{field}"), "is not a valid header name");
+                errors.push(
+                    format!("{path}.{field}"),
+                    "is not a valid header name (pseudo-headers such as :authority are not headers)",
+                );
                 None
             }
             None => {
@@ -254,6 +335,12 @@ fn inject_style(raw: &RawNode, path: &str, errors: &mut Errors) -> Option<Inject
             None
         }
     }
+}
+
+/// Whether `name` is one of [`RESERVED_HEADERS`] or idguard's own `x-idguard-*`.
+fn reserved_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&name.as_str()) || name.starts_with("x-idguard-")
 }
 
 /// `header`, `query` and `prefix` are refused where the style does not use them.

@@ -7,12 +7,16 @@ use std::sync::Arc;
 
 use super::directory::grantees;
 use super::rules::{
-    AUDIENCE_RULE, Errors, IdKind, SCOPE_RULE, check_id, is_audience, is_scope_token, upstream_url,
+    AUDIENCE_RULE, Errors, IdKind, SCOPE_RULE, check_id, is_audience, is_loopback_host,
+    is_scope_token, origin, upstream_url,
 };
 use crate::defaults;
 use crate::keys::{decode_hex32, public_key};
 use crate::raw::{RawAgent, RawClient, RawClientSecret, RawConfig, RawPublicKey};
-use crate::snapshot::{Agent, AgentPermission, Client, ClientAuth, Directory, PublicKey, Service};
+use crate::snapshot::{
+    Agent, AgentPermission, Client, ClientAuth, Directory, Origin, PublicKey, Service,
+};
+use crate::store::Kind;
 
 /// How a principal authenticates, its secret digests by id, and its public keys.
 type PrincipalCredentials = (ClientAuth, Vec<(String, Vec<u8>)>, Vec<PublicKey>);
@@ -27,7 +31,8 @@ pub(super) fn agents(
     let mut audiences = HashSet::new();
     for (i, a) in raw.agents.iter().enumerate() {
         let path = format!("agents[{i}]");
-        let agent = agent(a, &path, directory, &mut audiences, errors);
+        let mut agent = agent(a, &path, directory, &mut audiences, errors);
+        agent.origin = origin(raw, Kind::Agent, &a.id);
         if agents.insert(agent.id.clone(), agent).is_some() {
             errors.push(
                 format!("{path}.id"),
@@ -105,6 +110,7 @@ fn agent(
             .endpoint
             .as_ref()
             .and_then(|u| upstream_url(u, &format!("{path}.endpoint"), errors)),
+        origin: Origin::File,
     }
 }
 
@@ -179,7 +185,8 @@ fn client(c: &RawClient, path: &str, dir: &Directory, errors: &mut Errors) -> Cl
     }
 }
 
-/// Absolute http(s) URLs without a fragment.
+/// Absolute https URLs without a fragment; plain http only to a loopback host (`localhost`, 127.0.0.0/8, `[::1]`:
+/// native apps, RFC 8252 §7.3), since an authorization code sent in clear over the network can be taken.
 fn redirect_uris(c: &RawClient, path: &str, errors: &mut Errors) -> Vec<String> {
     let mut redirect_uris = Vec::new();
     for (j, uri) in c.redirect_uris.iter().enumerate() {
@@ -192,12 +199,18 @@ fn redirect_uris(c: &RawClient, path: &str, errors: &mut Errors) -> Vec<String> 
             continue;
         }
         match uri.parse::<http::Uri>() {
-            Ok(u)
-                if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() =>
-            {
+            Ok(u) if u.scheme_str() == Some("https") && u.authority().is_some() => {
                 redirect_uris.push(uri.clone());
             }
-            _ => errors.push(p, "must be an absolute http:// or https:// URL"),
+            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some_and(is_loopback_host) => {
+                redirect_uris.push(uri.clone());
+            }
+            Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => errors.push(
+                p,
+                "plain http is only allowed to a loopback host (localhost, 127.0.0.1, [::1]): the authorization \
+                 code would cross the network in clear",
+            ),
+            _ => errors.push(p, "must be an absolute https:// URL (http:// only to a loopback host)"),
         }
     }
     redirect_uris

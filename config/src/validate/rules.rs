@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::ValidationError;
-use crate::snapshot::UpstreamUrl;
+use crate::raw::RawConfig;
+use crate::snapshot::{Credential, Origin, UpstreamUrl};
+use crate::store::Kind;
 
 /// The message for a value that is not a scope token ([`is_scope_token`]).
 pub(super) const SCOPE_RULE: &str =
@@ -157,13 +159,81 @@ pub(super) fn endpoint_url(text: &str, path: &str, errors: &mut Errors) {
     }
 }
 
-fn is_loopback_host(host: &str) -> bool {
+/// `localhost`, or a loopback address (127.0.0.0/8, `[::1]`).
+pub(super) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
+}
+
+/// A credential's `hosts` entry, normalized (lower-case, no brackets or trailing dot): a DNS name, `*.` and a DNS
+/// name (any subdomain), or an IP address. `None` when it is none of these (a URL, a port, a path).
+pub(super) fn host_pattern(entry: &str) -> Option<String> {
+    let host = normalize_host(entry);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Some(host);
+    }
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (!name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)).then_some(host)
+}
+
+/// Whether `host` (as a URL names it) is one of `patterns` ([`host_pattern`]s).
+pub(super) fn host_bound(patterns: &[String], host: &str) -> bool {
+    let host = normalize_host(host);
+    patterns.iter().any(|p| match p.strip_prefix("*.") {
+        Some(parent) => host
+            .strip_suffix(parent)
+            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+        None => *p == host,
+    })
+}
+
+/// The host of a URL, if it has one.
+pub(super) fn url_host(url: &str) -> Option<String> {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(normalize_host))
+}
+
+fn normalize_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// Refuses, at `path`, sending credential `c` to `host` when its `hosts` do not include it.
+pub(super) fn check_binding(c: &Credential, host: Option<&str>, path: &str, errors: &mut Errors) {
+    let (Some(hosts), Some(host)) = (&c.hosts, host) else {
+        return;
+    };
+    if !host_bound(hosts, host) {
+        errors.push(
+            path,
+            format!(
+                "credential {:?} may only be sent to {} (its hosts); this sends it to {host}",
+                c.id,
+                hosts.join(", ")
+            ),
+        );
+    }
+}
+
+/// Who wrote the object `kind`/`id`: the store (merged into `raw`) or the file.
+pub(super) fn origin(raw: &RawConfig, kind: Kind, id: &str) -> Origin {
+    if raw.api_managed.contains(&(kind, id.to_owned())) {
+        Origin::Api
+    } else {
+        Origin::File
+    }
 }
 
 /// A path from the file, relative to the file's directory unless absolute.

@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::rules::{
-    AUDIENCE_RULE, Errors, IdKind, SCOPE_RULE, check_id, endpoint_url, is_audience, is_scope_token,
-    upstream_url,
+    AUDIENCE_RULE, Errors, IdKind, SCOPE_RULE, check_binding, check_id, endpoint_url, is_audience,
+    is_scope_token, origin, upstream_url, url_host,
 };
 use crate::defaults;
 use crate::raw::{RawConfig, RawExchange, RawService};
-use crate::snapshot::{Credential, ExchangeEndpoint, Node, Service};
+use crate::snapshot::{Credential, ExchangeEndpoint, Node, Origin, Service};
+use crate::store::Kind;
 
 /// Every service by id. A service's id may not be a node's, and its audience may not be one in `audiences`
 /// (the agents'), to which it is added.
@@ -24,7 +25,8 @@ pub(super) fn services(
     let mut services: HashMap<Arc<str>, Service> = HashMap::new();
     for (i, svc) in raw.enterprise.iter().enumerate() {
         let path = format!("enterprise[{i}]");
-        if let Some(service) = service(svc, &path, audiences, credentials, errors) {
+        if let Some(mut service) = service(svc, &path, audiences, credentials, errors) {
+            service.origin = origin(raw, Kind::Enterprise, &svc.id);
             if nodes.contains_key(service.id.as_ref()) || services.contains_key(service.id.as_ref())
             {
                 errors.push(
@@ -76,6 +78,7 @@ fn service(
         upstream,
         permissions,
         exchange,
+        origin: Origin::File,
     })
 }
 
@@ -117,13 +120,12 @@ fn exchange(
             "set client_id and credential together, or neither",
         );
     }
-    if let Some(c) = &x.credential
-        && !credentials.contains_key(c.as_str())
-    {
-        errors.push(
-            format!("{path}.exchange.credential"),
-            format!("no credential has id {c:?}"),
-        );
+    if let Some(c) = &x.credential {
+        let field = format!("{path}.exchange.credential");
+        match credentials.get(c.as_str()) {
+            None => errors.push(field, format!("no credential has id {c:?}")),
+            Some(cred) => check_binding(cred, url_host(&x.token_url).as_deref(), &field, errors),
+        }
     }
     ExchangeEndpoint {
         token_url: x.token_url.clone(),

@@ -7,6 +7,12 @@ use crate::snapshot::KeySource;
 const KEY: &str = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 fn build(toml: &str) -> Result<Snapshot, Vec<String>> {
+    let raw: RawConfig = toml::from_str(toml).map_err(|e| vec![e.to_string()])?;
+    build_raw(raw)
+}
+
+/// [`build`] for a file already parsed.
+fn build_raw(raw: RawConfig) -> Result<Snapshot, Vec<String>> {
     // A directory per call: tests run in parallel and must not rewrite each other's JWKS file mid-read.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -17,7 +23,6 @@ fn build(toml: &str) -> Result<Snapshot, Vec<String>> {
         r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
     )
     .unwrap();
-    let raw: RawConfig = toml::from_str(toml).map_err(|e| vec![e.to_string()])?;
     let keys = MasterKeys::parse(KEY).unwrap();
     let env = |name: &str| (name == "SET_VAR").then(|| "from-env".to_owned());
     let ctx = BuildContext {
@@ -446,3 +451,5 @@ fn check_tells_a_missing_master_key_from_other_credential_failures_by_type() {
     let s = build(&good().replace("env = \"SET_VAR\"", "env = \"UNSET_VAR\"")).unwrap();
     assert!(!s.unopened_only_for_lack_of_key());
 }
+
+mod destinations;

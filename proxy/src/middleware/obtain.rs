@@ -19,7 +19,7 @@ use crate::middleware::{Req, Resp};
 use crate::routes::{CredentialSource, Injection};
 use crate::state::Shared;
 use crate::tokens::{self, HttpExchanger, Obtained, exchange_key, oauth_key, prepared};
-use crate::upstream::TokenAnswer;
+use crate::upstream::{AddressPolicy, TokenAnswer, TokenFailure};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -65,6 +65,7 @@ enum Fetch {
         secret: idguard_config::Secret,
         scope: String,
         style: InjectStyle,
+        policy: AddressPolicy,
     },
 }
 
@@ -130,6 +131,7 @@ fn plan(shared: &Shared, req: &mut Req) -> Result<Option<([u8; 32], Fetch)>, Pro
                     secret,
                     scope: src.scope.clone(),
                     style: src.style.clone(),
+                    policy: src.policy,
                 },
             )))
         }
@@ -162,6 +164,7 @@ fn plan(shared: &Shared, req: &mut Req) -> Result<Option<([u8; 32], Fetch)>, Pro
                     shared.client.clone(),
                     ext.token_url.clone(),
                     ext.client.clone(),
+                    ext.policy,
                     shared.clock.clone(),
                 )),
                 None => shared
@@ -196,6 +199,14 @@ async fn run(shared: Arc<Shared>, fetch: Fetch) -> Result<Obtained, ProxyError> 
                 );
                 Err(ProxyError::TokenEndpointUnavailable)
             }
+            Err(ExchangeError::Blocked(address)) => {
+                tracing::warn!(
+                    reason = "upstream_ip_blocked",
+                    address = %address,
+                    "the exchange endpoint's address is not one this route may reach; not connected"
+                );
+                Err(ProxyError::UpstreamIpBlocked)
+            }
         },
         Fetch::OAuth {
             url,
@@ -203,6 +214,7 @@ async fn run(shared: Arc<Shared>, fetch: Fetch) -> Result<Obtained, ProxyError> 
             secret,
             scope,
             style,
+            policy,
         } => {
             let form = {
                 let mut form = form_urlencoded::Serializer::new(String::new());
@@ -214,7 +226,7 @@ async fn run(shared: Arc<Shared>, fetch: Fetch) -> Result<Obtained, ProxyError> 
             };
             match shared
                 .client
-                .token_request(&url, form, Some((&client_id, secret.expose())))
+                .token_request(&url, form, Some((&client_id, secret.expose())), policy)
                 .await
             {
                 Ok(TokenAnswer::Issued {
@@ -229,7 +241,15 @@ async fn run(shared: Arc<Shared>, fetch: Fetch) -> Result<Obtained, ProxyError> 
                     tracing::warn!(reason = "oauth_refused", code = %code, "the provider refused the client credentials");
                     Err(ProxyError::CredentialUnavailable)
                 }
-                Err(why) => {
+                Err(TokenFailure::Blocked(b)) => {
+                    tracing::warn!(
+                        reason = "upstream_ip_blocked",
+                        address = %b.addr,
+                        "the OAuth token endpoint's address is not one this route may reach; not connected"
+                    );
+                    Err(ProxyError::UpstreamIpBlocked)
+                }
+                Err(TokenFailure::Failed(why)) => {
                     tracing::warn!(
                         reason = "token_endpoint_unavailable",
                         "OAuth token request failed: {why}"

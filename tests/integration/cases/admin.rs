@@ -69,7 +69,7 @@ async fn an_agent_registered_through_the_api_reaches_its_llm_and_every_change_ap
     let (status, _, cred) = api
         .post(
             "/admin/v1/credentials",
-            json!({"id": "cred-api", "name": "OpenAI", "kind": "llm", "value": secret}),
+            json!({"id": "cred-api", "name": "OpenAI", "kind": "llm", "value": secret, "hosts": ["127.0.0.1"]}),
         )
         .await;
     assert_eq!(status, 201, "{cred}");
@@ -215,7 +215,9 @@ async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
         ("POST", "/admin/v1/agents", r#"{"name":42}"#.into(), 400, "invalid type"),
         ("POST", "/admin/v1/agents", r#"{"name":"#.into(), 400, "invalid request body"),
         ("POST", "/admin/v1/credentials", r#"{"kind":"llm"}"#.into(), 400, "missing field `value`"),
-        ("POST", "/admin/v1/credentials", r#"{"kind":"other","value":"x"}"#.into(), 422, "credentials[1].kind"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"other","value":"x","hosts":["api.example.com"]}"#.into(), 422, "credentials[1].kind"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"llm","value":"x"}"#.into(), 400, "missing field `hosts`"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"llm","value":"x","hosts":["https://x/"]}"#.into(), 422, "credentials[1].hosts[0]"),
         ("PUT", "/admin/v1/agents/agent-2/outbound/nowhere", "{}".into(), 422, "no llm, external or enterprise node has id"),
         ("PUT", "/admin/v1/agents/ghost/outbound/openai", "{}".into(), 422, "no agent has id"),
         (
@@ -340,7 +342,7 @@ async fn license_and_credential_quotas_are_enforced() {
         body["error"]["message"],
         "M2M application license quota exhausted: 3 of 3 in use"
     );
-    let cred = |id: &str| json!({"id": id, "kind": "external", "value": "v"});
+    let cred = |id: &str| json!({"id": id, "kind": "external", "value": "v", "hosts": ["api.example.com"]});
     assert_eq!(api.post("/admin/v1/credentials", cred("c2")).await.0, 201);
     let (status, _, body) = api.post("/admin/v1/credentials", cred("c3")).await;
     assert_eq!(
@@ -356,7 +358,7 @@ async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_writt
     let (status, _, _) = api
         .post(
             "/admin/v1/credentials",
-            json!({"id": "c-aud", "kind": "llm", "value": secret}),
+            json!({"id": "c-aud", "kind": "llm", "value": secret, "hosts": ["api.example.com"]}),
         )
         .await;
     assert_eq!(status, 201);
@@ -417,7 +419,7 @@ async fn reading_credentials_never_opens_them() {
     let (status, _, created) = api
         .post(
             "/admin/v1/credentials",
-            json!({"id": "c-y", "kind": "llm", "value": value}),
+            json!({"id": "c-y", "kind": "llm", "value": value, "hosts": ["api.example.com"]}),
         )
         .await;
     assert_eq!(status, 201, "{created}");
@@ -440,7 +442,7 @@ async fn credential_values_are_never_returned() {
     let (_, _, created) = api
         .post(
             "/admin/v1/credentials",
-            json!({"id": "c-x", "kind": "llm", "value": secret}),
+            json!({"id": "c-x", "kind": "llm", "value": secret, "hosts": ["api.example.com"]}),
         )
         .await;
     let (_, _, listed) = api.get("/admin/v1/credentials").await;
@@ -572,7 +574,7 @@ async fn export_writes_a_file_that_check_accepts_and_serve_reproduces() {
     assert_eq!(
         api.post(
             "/admin/v1/credentials",
-            json!({"id": "c-exp", "kind": "llm", "value": secret})
+            json!({"id": "c-exp", "kind": "llm", "value": secret, "hosts": ["127.0.0.1"]})
         )
         .await
         .0,
@@ -691,7 +693,11 @@ async fn j01_api_upstreams_are_refused_when_they_point_inside() {
     }
     let list = api.get("/admin/v1/llm").await.2;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "nothing stored");
-    let ok = json!({"id": "n", "upstream": "https://api.example.com/v1", "style": "bearer", "credential": "cred-openai"});
+    // A public upstream passes, with a credential bound to it (corpus J04).
+    let cred =
+        json!({"id": "c-example", "kind": "llm", "value": "v", "hosts": ["api.example.com"]});
+    assert_eq!(api.post("/admin/v1/credentials", cred).await.0, 201);
+    let ok = json!({"id": "n", "upstream": "https://api.example.com/v1", "style": "bearer", "credential": "c-example"});
     assert_eq!(api.post("/admin/v1/llm", ok).await.0, 201);
 }
 

@@ -18,7 +18,7 @@ use crate::common::mock::{Behavior, Mock, Recorded};
 use crate::common::process::Served;
 
 /// `CANARY-<tag>-<16 letters g..z>`: letters outside hex and digits, so substrings cannot match ids or times.
-fn canary(tag: &str) -> String {
+pub(crate) fn canary(tag: &str) -> String {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let tail: String = bytes.iter().map(|b| char::from(b'g' + b % 20)).collect();
@@ -60,7 +60,7 @@ fn encodings(secret: &str, window: usize) -> Vec<String> {
 
 /// Leaks in what `mock` received: its URI, body and headers, except the `allowed` (header, exact value) pairs —
 /// the one place a secret may be.
-fn upstream_leaks(
+pub(crate) fn upstream_leaks(
     name: &str,
     mock: &Mock,
     allowed: &[(&str, String)],
@@ -82,7 +82,7 @@ fn upstream_leaks(
     found
 }
 
-fn find_leak(sink: &str, haystack: &str, secrets: &[(String, String)]) -> Vec<String> {
+pub(crate) fn find_leak(sink: &str, haystack: &str, secrets: &[(String, String)]) -> Vec<String> {
     let mut found = Vec::new();
     for (name, secret) in secrets {
         let window = if name.starts_with("token") { 16 } else { 8 };

@@ -36,6 +36,10 @@ pub fn keys() -> &'static Keys {
 /// The fingerprint key of every in-process harness's data directory (client-secret hashes are keyed by it).
 pub const FINGERPRINT_KEY: [u8; 32] = [7u8; 32];
 
+/// A public address (example.com's) that test names resolve to when a test needs them to pass the SSRF rules;
+/// nothing ever connects to it.
+pub const PUBLIC_ADDR: &str = "93.184.216.34";
+
 /// The admin token of every in-process harness.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -62,6 +66,10 @@ pub struct Setup {
     pub fragments: Vec<String>,
     /// The clock idguard counts token lifetimes on; tests advance it instead of sleeping.
     pub clock: idguard_config::Clock,
+    /// How idguard resolves upstream host names: a manual resolver, so a test decides what a name resolves to
+    /// (and can change it between a write and a connection) without DNS. `api.example.com` resolves to a public
+    /// address; other names fall through to the system resolver.
+    pub resolver: idguard_config::Resolver,
 }
 
 impl Setup {
@@ -88,6 +96,11 @@ impl Setup {
             identity: None,
             fragments: vec![],
             clock: idguard_config::Clock::manual(),
+            resolver: {
+                let resolver = idguard_config::Resolver::manual();
+                resolver.set("api.example.com", &[PUBLIC_ADDR.parse().unwrap()]);
+                resolver
+            },
         }
     }
 
@@ -245,6 +258,7 @@ impl Setup {
                 redis_url: None,
                 admin_token: Some(ADMIN_TOKEN.into()),
                 clock: self.clock.clone(),
+                resolver: self.resolver.clone(),
             },
         })
         .expect("config loads");

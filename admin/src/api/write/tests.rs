@@ -169,3 +169,89 @@ fn audit_bodies_never_hold_a_credential_value_or_a_password_hash() {
         json!({"id": "x", "env": "E"})
     );
 }
+
+#[test]
+fn only_created_nodes_are_held_to_bound_credentials() {
+    let raw = idguard_config::reload::parse(
+        r#"
+[[credentials]]
+id = "bound"
+kind = "llm"
+env = "K"
+hosts = ["api.example.com"]
+
+[[credentials]]
+id = "unbound"
+kind = "llm"
+env = "K"
+
+[[llm]]
+id = "uses-bound"
+upstream = "https://api.example.com"
+style = "bearer"
+credential = "bound"
+
+[[llm]]
+id = "uses-unbound"
+upstream = "https://api.example.com"
+style = "bearer"
+credential = "unbound"
+
+[[enterprise]]
+id = "svc"
+audience = "urn:svc"
+exchange = { token_url = "https://as.example.com/token", client_id = "idg", credential = "unbound" }
+"#,
+        "test",
+    )
+    .unwrap();
+    let env = |_: &str| Some("v".to_owned());
+    let ctx = idguard_config::validate::BuildContext {
+        base_dir: ".".into(),
+        master_keys: None,
+        env: &env,
+        generation: 1,
+    };
+    let snapshot = idguard_config::validate::validate(raw, &ctx).unwrap();
+    let plan = |kind, id: &str, expect| Plan {
+        writes: vec![write(kind, id, expect, Some(json!({})))],
+        ..Plan::default()
+    };
+    // (what, plan, the refused field; `None`: accepted).
+    let rows = [
+        (
+            "create with a bound credential",
+            plan(Kind::Llm, "uses-bound", Expect::Absent),
+            None,
+        ),
+        (
+            "create with an unbound one",
+            plan(Kind::Llm, "uses-unbound", Expect::Absent),
+            Some("llm.credential"),
+        ),
+        (
+            "an exchange credential too",
+            plan(Kind::Enterprise, "svc", Expect::Absent),
+            Some("enterprise.exchange.credential"),
+        ),
+        (
+            "an object stored before keeps working",
+            plan(Kind::Llm, "uses-unbound", Expect::Version(1)),
+            None,
+        ),
+        (
+            "other kinds are not nodes",
+            plan(Kind::Agent, "uses-unbound", Expect::Absent),
+            None,
+        ),
+    ];
+    for (what, plan, want) in rows {
+        match (check_bindings(&plan, &snapshot), want) {
+            (Ok(()), None) => {}
+            (Err(AdminError::Invalid(errors)), Some(field)) => {
+                assert_eq!(errors[0].path, field, "{what}")
+            }
+            (got, want) => panic!("{what}: {got:?}, want {want:?}"),
+        }
+    }
+}
