@@ -24,9 +24,6 @@ pub enum ConfigError {
         /// The file's path.
         path: String,
     },
-    /// The master-key file named by `IDGUARD_MASTER_KEY_FILE` could not be read again; the keys in use stay.
-    #[error("the master-key file cannot be used: {0}")]
-    MasterKey(SealError),
     /// The file is not valid TOML or does not match the schema (unknown field, wrong type).
     #[error("{path}: {message}")]
     Parse {

@@ -6,7 +6,8 @@
 //! empty file ([`ConfigError::Empty`]): a save caught between truncating and writing must not remove every route.
 //!
 //! When the master keys came from a key file, every reload reads that file again, so a new term is in force
-//! without a restart; a key file that no longer reads fails the reload and the keys in use stay.
+//! without a restart. A key file that no longer reads keeps the keys in use (the topology still reloads with
+//! them), is logged without anything read from it, and holds `idguard_config_last_reload_successful` at 0.
 //!
 //! The watcher polls the files' metadata (size, modification and change times, inode) and reads only once a
 //! change has held still for [`SETTLE_POLLS`] polls in a row, so a file an editor is still writing is not read
@@ -23,7 +24,7 @@ use arc_swap::ArcSwapOption;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::{Notify, watch};
 
-use crate::error::{ConfigError, ValidationError, ValidationErrors};
+use crate::error::{ConfigError, SealError, ValidationError, ValidationErrors};
 use crate::files::{MAX_ROUTING_FILE_BYTES, read_text_bounded};
 use crate::raw::RawConfig;
 use crate::readiness::Readiness;
@@ -61,6 +62,8 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     /// The keys read again from their file, or those already in use.
     pub master_keys: Option<Arc<MasterKeys>>,
+    /// Why the key file could not be read again, when it could not (the keys in use were kept).
+    pub key_file_error: Option<SealError>,
 }
 
 /// A routing file as read once: its text and its parse.
@@ -228,24 +231,25 @@ impl Loader {
     }
 
     /// Like [`Loader::load`], but first reads the master keys again when they came from a key file; the keys are
-    /// returned for the caller to put in use ([`Loader::use_master_keys`]) once the snapshot is in force.
+    /// returned for the caller to put in use ([`Loader::use_master_keys`]) once the snapshot is in force. A key
+    /// file that does not read is reported in [`Loaded::key_file_error`] and the keys in use build the snapshot.
     ///
     /// # Errors
-    /// [`ConfigError::MasterKey`] when the key file no longer reads, or what [`Loader::load`] returns.
+    /// What [`Loader::load`] returns.
     pub fn load_fresh(&self, generation: u64) -> Result<Loaded, ConfigError> {
-        let master_keys = match self.master_keys() {
-            Some(keys) => match keys.file() {
-                Some(file) => Some(Arc::new(
-                    MasterKeys::from_file(file).map_err(ConfigError::MasterKey)?,
-                )),
-                None => Some(keys),
+        let current = self.master_keys();
+        let (master_keys, key_file_error) = match current.as_ref().and_then(|k| k.file()) {
+            Some(file) => match MasterKeys::from_file(file) {
+                Ok(keys) => (Some(Arc::new(keys)), None),
+                Err(e) => (current, Some(e)),
             },
-            None => None,
+            None => (current, None),
         };
         let (snapshot, _) = self.load_with(generation, master_keys.as_deref())?;
         Ok(Loaded {
             snapshot,
             master_keys,
+            key_file_error,
         })
     }
 
@@ -371,6 +375,7 @@ impl Reloader {
     ) -> Result<(Self, SnapshotRx), ConfigError> {
         let read = stamps(&loader);
         let snapshot = match loader.load_fresh(1) {
+            // At start the keys were just read from the same file; one that fails now fails `serve` there.
             Ok(loaded) => {
                 loader.use_master_keys(loaded.master_keys);
                 loaded.snapshot
@@ -459,6 +464,7 @@ impl Reloader {
             Ok(Loaded {
                 snapshot,
                 master_keys,
+                key_file_error,
             }) => {
                 if snapshot.settings.public_addr != current.settings.public_addr
                     || snapshot.settings.admin_addr != current.settings.admin_addr
@@ -475,9 +481,18 @@ impl Reloader {
                 self.metrics
                     .generation
                     .set(i64::try_from(next_generation).unwrap_or(i64::MAX));
-                self.metrics.last_ok.set(1);
                 self.metrics.last_ok_time.set(now_secs());
                 self.metrics.reloads.with_label_values(&["success"]).inc();
+                if let Some(e) = key_file_error {
+                    // The key file on disk is not in force: say so on the gauge operators alert on.
+                    self.metrics.last_ok.set(0);
+                    tracing::error!(
+                        reason = "master_keys_unreadable",
+                        "the master-key file cannot be used ({e}); the keys in use stay"
+                    );
+                } else {
+                    self.metrics.last_ok.set(1);
+                }
                 self.tx.send_replace(Arc::new(snapshot));
                 tracing::info!(
                     generation = next_generation,

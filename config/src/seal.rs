@@ -195,11 +195,31 @@ impl MasterKeys {
     /// [`SealError::Malformed`], [`SealError::UnknownVersion`], [`SealError::UnknownTerm`], [`SealError::Decrypt`]
     /// (tampered, swapped between credentials, or another key) or [`SealError::NotUtf8`].
     pub fn open(&self, credential_id: &str, sealed: &str) -> Result<Secret, SealError> {
+        let plaintext = self.decrypt(credential_id, sealed)?;
+        // On error the plaintext buffer never exists: aes-gcm returns nothing but the error.
+        let text = String::from_utf8(plaintext).map_err(|e| {
+            drop(Zeroizing::new(e.into_bytes()));
+            SealError::NotUtf8
+        })?;
+        Ok(Secret::new(text))
+    }
+
+    /// Re-seals a value sealed for `credential_id` under the current term (`idguard reseal`). The plaintext never
+    /// leaves this function and is zeroed once sealed again.
+    ///
+    /// # Errors
+    /// What [`MasterKeys::open`] returns when the value does not open.
+    pub fn rewrap(&self, credential_id: &str, sealed: &str) -> Result<String, SealError> {
+        let plaintext = Zeroizing::new(self.decrypt(credential_id, sealed)?);
+        self.seal(credential_id, &plaintext)
+    }
+
+    fn decrypt(&self, credential_id: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
         let blob = decode_sealed(sealed)?;
         let term = u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]);
         let cipher = self.keys.get(&term).ok_or(SealError::UnknownTerm(term))?;
         let aad = aad(credential_id);
-        let plaintext = cipher
+        cipher
             .decrypt(
                 Nonce::from_slice(&blob[5..HEADER_LEN]),
                 Payload {
@@ -207,13 +227,7 @@ impl MasterKeys {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| SealError::Decrypt)?;
-        // On error the plaintext buffer never exists: aes-gcm returns nothing but the error.
-        let text = String::from_utf8(plaintext).map_err(|e| {
-            drop(Zeroizing::new(e.into_bytes()));
-            SealError::NotUtf8
-        })?;
-        Ok(Secret::new(text))
+            .map_err(|_| SealError::Decrypt)
     }
 }
 
@@ -327,6 +341,13 @@ mod tests {
         assert_eq!(both.open("c", &sealed_old).unwrap().expose(), "v1");
         let sealed_new = both.seal("c", b"v2").unwrap();
         assert_eq!(inspect(&sealed_new).unwrap(), 2);
+        let rewrapped = both.rewrap("c", &sealed_old).unwrap();
+        assert_eq!(inspect(&rewrapped).unwrap(), 2);
+        assert_eq!(both.open("c", &rewrapped).unwrap().expose(), "v1");
+        assert_eq!(
+            both.rewrap("d", &sealed_old).unwrap_err(),
+            SealError::Decrypt
+        );
         assert_eq!(
             old.open("c", &sealed_new).unwrap_err(),
             SealError::UnknownTerm(2)

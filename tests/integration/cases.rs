@@ -12,5 +12,6 @@ mod paths;
 mod reload;
 mod reload_guard;
 mod replicas;
+mod reseal;
 mod tokens;
 mod upstream;
