@@ -66,6 +66,17 @@ pub(crate) enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Re-wrap every credential stored through the admin API under the newest master-key term (run it after
+    /// adding a term, before removing the old one). Credentials in the routing file are listed, not changed.
+    Reseal {
+        /// The routing file (TOML): where the store is ([store] redis_url), and its own credentials to report.
+        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        config: PathBuf,
+        /// The data directory (default: `idguard-data` beside the config). The embedded store in it can only be
+        /// opened with the server stopped; a Redis store can be resealed while replicas serve.
+        #[arg(long, env = "IDGUARD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Seal a credential value read from standard input (never from the command line) for the routing file.
     Seal {
         /// The credential id the value is for; it is bound into the sealed value.

@@ -1,4 +1,4 @@
-//! The one-shot subcommands: `check`, `export` and `seal`. Each returns the process exit code; `anyhow` errors
+//! The one-shot subcommands: `check`, `export`, `reseal` and `seal`. Each returns the process exit code; `anyhow` errors
 //! are for the binary to print.
 
 use std::io::Read;
@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use idguard_admin::redis_store::RedisStore;
+use idguard_admin::store::EmbeddedStore;
+use idguard_config::seal::inspect;
+use idguard_config::store::Store;
 use idguard_config::{ConfigError, Loader, MasterKeys};
 use zeroize::Zeroizing;
 
@@ -98,6 +102,86 @@ pub fn export(
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `idguard reseal`: every credential in the store (embedded, or Redis from `IDGUARD_REDIS_URL` or
+/// `[store] redis_url`) re-wrapped under the newest master-key term, one versioned, audited commit each; then the
+/// routing file's own credentials on an older term, which only the operator can re-seal. Exit 1 when a stored
+/// credential could not be re-wrapped.
+///
+/// # Errors
+/// No master key, an unreadable routing file, or a store that cannot be opened, read or written.
+pub fn reseal(
+    path: &Path,
+    data_dir: Option<PathBuf>,
+    env: Environment,
+) -> anyhow::Result<ExitCode> {
+    let keys = env.master_keys.context(
+        "set IDGUARD_MASTER_KEY or IDGUARD_MASTER_KEY_FILE: reseal re-wraps under its newest term",
+    )?;
+    let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
+    let raw = Loader::new(path, None).file_raw()?;
+    let redis_url = env.redis_url.or_else(|| raw.store.redis_url.clone());
+    let store: Option<Box<dyn Store>> = match redis_url {
+        Some(url) => {
+            let prefix = raw
+                .store
+                .redis_prefix
+                .as_deref()
+                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
+            Some(Box::new(
+                RedisStore::open(&url, prefix, &data_dir)
+                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
+            ))
+        }
+        // No store yet: nothing was ever stored, and none is created just to find that out.
+        None if !data_dir.join("topology.redb").exists() => None,
+        None => Some(Box::new(EmbeddedStore::open(&data_dir).with_context(|| {
+            format!(
+                "opening the store in {} (is a server using it? stop it first; a Redis store can be resealed live)",
+                data_dir.display()
+            )
+        })?)),
+    };
+    let report = match store {
+        Some(store) => idguard_admin::reseal::reseal(&*store, &keys, "reseal")
+            .context("re-wrapping the stored credentials")?,
+        None => idguard_admin::reseal::Report {
+            term: keys.current_term(),
+            ..Default::default()
+        },
+    };
+    for (id, why) in &report.failed {
+        println!("stored credential {id:?} was not re-wrapped: {why}");
+    }
+    println!(
+        "re-wrapped {} stored credential(s) under master-key term {}; left {} already on it",
+        report.rewrapped.len(),
+        report.term,
+        report.left.len()
+    );
+    let in_file: Vec<&str> = raw
+        .credentials
+        .iter()
+        .filter(|c| {
+            c.sealed
+                .as_deref()
+                .is_some_and(|s| inspect(s) != Ok(report.term))
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    for id in &in_file {
+        println!(
+            "{}: credential {id:?} is sealed under an older term: re-seal it with \
+             `idguard seal --id {id}` and replace its `sealed` value (reseal does not rewrite the routing file)",
+            path.display()
+        );
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `idguard seal`: a fresh master key, or a value from standard input sealed for credential `id`.

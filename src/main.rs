@@ -40,6 +40,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             data_dir,
             output,
         } => idguard::commands::export(&config, data_dir, output.as_deref()),
+        Command::Reseal { config, data_dir } => {
+            idguard::commands::reseal(&config, data_dir, Environment::from_process()?)
+        }
         Command::Seal { id, new_key } => {
             let env = if new_key {
                 Environment::default()

@@ -47,6 +47,8 @@ mod principals;
 mod topology;
 mod write;
 
+pub(crate) use write::redact;
+
 /// Largest admin request body.
 const MAX_BODY: usize = 64 * 1024;
 

@@ -6,6 +6,7 @@
 //! - [`ssrf`]: the stricter upstream rules for nodes created through the API, host names resolved and checked.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.
+//! - [`reseal`]: re-wrapping every stored credential under the newest master-key term (`idguard reseal`).
 //! - [`run`]: serve an already-bound listener until the shutdown future completes.
 
 use std::future::Future;
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod redis_store;
+pub mod reseal;
 pub mod ssrf;
 pub mod store;
 

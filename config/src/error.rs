@@ -6,13 +6,23 @@ use std::fmt;
 /// Loading a routing file failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
+    /// The file could not be read: missing, unreadable, not a regular file, or over its size cap.
     #[error("cannot read {path}: {source}")]
     Read {
         /// The file's path.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why.
+        source: crate::files::FileError,
+    },
+    /// The file holds nothing but whitespace and comments, and does not say `allow_empty = true`.
+    #[error(
+        "{path} is empty (nothing but whitespace and comments): refused, so that a file truncated while being \
+         saved never removes every route; to run with an empty routing file on purpose, write `allow_empty = true` \
+         in it"
+    )]
+    Empty {
+        /// The file's path.
+        path: String,
     },
     /// The file is not valid TOML or does not match the schema (unknown field, wrong type).
     #[error("{path}: {message}")]

@@ -5,6 +5,7 @@
 //! - [`mod@env`]: every environment variable idguard reads, as a `pub const ENV_*`.
 //! - [`clock`]: Unix time through one seam, so tests move time instead of sleeping.
 //! - [`raw`]: the serde input types of the routing file (`deny_unknown_fields` everywhere).
+//! - [`files`]: reading operator-named files: regular files only, each kind with a size cap.
 //! - [`defaults`]: every default applied to a field left out, shared by validation and the admin API.
 //! - [`validate`]: raw → [`Snapshot`], collecting every error with the path of the field it concerns; one
 //!   submodule per section of the file.
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod defaults;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod hashes;
 pub mod identity;
 pub mod keys;

@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Declares that the file may hold nothing else: a file of only whitespace and comments is refused (a file
+    /// truncated mid-save must not remove every route), so an empty topology is written `allow_empty = true`.
+    /// Kept first: TOML wants top-level values before any table.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_empty: bool,
     /// Listener addresses and TLS (static: read at start only).
     #[serde(default)]
     pub listeners: RawListeners,

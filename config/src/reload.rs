@@ -2,7 +2,17 @@
 //!
 //! A reload builds and validates the new snapshot off the request path, then publishes it on a `watch` channel;
 //! the planes swap it in atomically. A file that fails to parse or validate changes nothing: the running
-//! snapshot stays, every error is logged once, and `idguard_config_last_reload_successful` drops to 0.
+//! snapshot stays, every error is logged once, and `idguard_config_last_reload_successful` drops to 0. So does an
+//! empty file ([`ConfigError::Empty`]): a save caught between truncating and writing must not remove every route.
+//!
+//! When the master keys came from a key file, every reload reads that file again, so a new term is in force
+//! without a restart. A key file that no longer reads keeps the keys in use (the topology still reloads with
+//! them), is logged without anything read from it, and holds `idguard_config_last_reload_successful` at 0.
+//!
+//! The watcher polls the files' metadata (size, modification and change times, inode) and reads only once a
+//! change has held still for [`SETTLE_POLLS`] polls in a row, so a file an editor is still writing is not read
+//! half-way; a file replaced by rename (write a temporary file, then rename it over) is complete when it appears
+//! and is read once.
 
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -10,16 +20,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::{Notify, watch};
 
-use crate::error::{ConfigError, ValidationError, ValidationErrors};
+use crate::error::{ConfigError, SealError, ValidationError, ValidationErrors};
+use crate::files::{MAX_ROUTING_FILE_BYTES, read_text_bounded};
 use crate::raw::RawConfig;
 use crate::readiness::Readiness;
 use crate::seal::MasterKeys;
 use crate::snapshot::Snapshot;
 use crate::store::{self, Store, StoredObject};
 use crate::validate::{BuildContext, validate};
+
+mod settle;
+
+pub use settle::SETTLE_POLLS;
+use settle::{Stamps, Watch};
 
 /// The receiving side of published snapshots.
 pub type SnapshotRx = watch::Receiver<Arc<Snapshot>>;
@@ -29,13 +46,24 @@ pub type SnapshotTx = watch::Sender<Arc<Snapshot>>;
 type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Reads a routing file (and, when it has one, the store of API-managed objects) and builds snapshots.
-/// Cheap to clone: the planes that build snapshots (the reloader, the admin API validating a change) share it.
+/// Cheap to clone: the planes that build snapshots (the reloader, the admin API validating a change) share it,
+/// master keys included, so a key file read again by a reload is the one the admin API seals with next.
 #[derive(Clone)]
 pub struct Loader {
     path: PathBuf,
-    master_keys: Option<Arc<MasterKeys>>,
+    master_keys: Arc<ArcSwapOption<MasterKeys>>,
     env: Arc<EnvLookup>,
     store: Option<Arc<dyn Store>>,
+}
+
+/// What [`Loader::load_fresh`] built: the snapshot, and the master keys it opened sealed values with.
+pub struct Loaded {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// The keys read again from their file, or those already in use.
+    pub master_keys: Option<Arc<MasterKeys>>,
+    /// Why the key file could not be read again, when it could not (the keys in use were kept).
+    pub key_file_error: Option<SealError>,
 }
 
 /// A routing file as read once: its text and its parse.
@@ -54,7 +82,7 @@ impl Loader {
     pub fn new(path: impl Into<PathBuf>, master_keys: Option<Arc<MasterKeys>>) -> Self {
         Self {
             path: path.into(),
-            master_keys,
+            master_keys: Arc::new(ArcSwapOption::new(master_keys)),
             env: Arc::new(|name| std::env::var(name).ok()),
             store: None,
         }
@@ -80,15 +108,16 @@ impl Loader {
         self.store.as_ref()
     }
 
-    /// The master keys, if any.
-    pub fn master_keys(&self) -> Option<&Arc<MasterKeys>> {
-        self.master_keys.as_ref()
+    /// The master keys in use, if any: those given at start, or the last read again from their file by a reload
+    /// that succeeded.
+    pub fn master_keys(&self) -> Option<Arc<MasterKeys>> {
+        self.master_keys.load_full()
     }
 
     /// Parses the file alone (the file-managed objects).
     ///
     /// # Errors
-    /// [`ConfigError::Read`] or [`ConfigError::Parse`].
+    /// [`ConfigError::Read`], [`ConfigError::Empty`] or [`ConfigError::Parse`].
     pub fn file_raw(&self) -> Result<RawConfig, ConfigError> {
         self.read_file().map(|file| file.raw)
     }
@@ -97,10 +126,10 @@ impl Loader {
     /// API sees the file-managed objects and validates a change against the very same parse.
     ///
     /// # Errors
-    /// [`ConfigError::Read`] or [`ConfigError::Parse`].
+    /// [`ConfigError::Read`], [`ConfigError::Empty`] or [`ConfigError::Parse`].
     pub fn read_file(&self) -> Result<RoutingFile, ConfigError> {
         let text = self.read()?;
-        let raw = parse(&text, &self.path.display().to_string())?;
+        let raw = self.parse(&text)?;
         Ok(RoutingFile { text, raw })
     }
 
@@ -115,6 +144,16 @@ impl Loader {
         text: &str,
         generation: u64,
     ) -> Result<Snapshot, ConfigError> {
+        self.validate_with(raw, text, generation, self.master_keys().as_deref())
+    }
+
+    fn validate_with(
+        &self,
+        raw: RawConfig,
+        text: &str,
+        generation: u64,
+        master_keys: Option<&MasterKeys>,
+    ) -> Result<Snapshot, ConfigError> {
         let base_dir = self
             .path
             .parent()
@@ -122,7 +161,7 @@ impl Loader {
             .unwrap_or_default();
         let ctx = BuildContext {
             base_dir,
-            master_keys: self.master_keys.as_deref(),
+            master_keys,
             env: &*self.env,
             generation,
         };
@@ -144,14 +183,25 @@ impl Loader {
         generation: u64,
     ) -> Result<Snapshot, ConfigError> {
         let text = self.read()?;
-        self.build(&text, objects, generation)
+        self.build(&text, objects, generation, self.master_keys().as_deref())
     }
 
+    /// The file's text, read only if it is a regular file of at most [`MAX_ROUTING_FILE_BYTES`].
     fn read(&self) -> Result<String, ConfigError> {
-        std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read {
+        read_text_bounded(&self.path, MAX_ROUTING_FILE_BYTES).map_err(|source| ConfigError::Read {
             path: self.path.display().to_string(),
             source,
         })
+    }
+
+    /// Parses the file's text, refusing an empty file.
+    fn parse(&self, text: &str) -> Result<RawConfig, ConfigError> {
+        let origin = self.path.display().to_string();
+        let raw = parse(text, &origin)?;
+        if !raw.allow_empty && declares_nothing(text) {
+            return Err(ConfigError::Empty { path: origin });
+        }
+        Ok(raw)
     }
 
     fn build(
@@ -159,10 +209,11 @@ impl Loader {
         text: &str,
         objects: &[StoredObject],
         generation: u64,
+        master_keys: Option<&MasterKeys>,
     ) -> Result<Snapshot, ConfigError> {
-        let mut raw = parse(text, &self.path.display().to_string())?;
+        let mut raw = self.parse(text)?;
         store::merge(&mut raw, objects).map_err(ConfigError::Invalid)?;
-        self.validate_merged(raw, text, generation)
+        self.validate_with(raw, text, generation, master_keys)
     }
 
     /// The file this loader reads.
@@ -176,6 +227,42 @@ impl Loader {
     /// # Errors
     /// [`ConfigError`] with every problem found.
     pub fn load(&self, generation: u64) -> Result<(Snapshot, u64), ConfigError> {
+        self.load_with(generation, self.master_keys().as_deref())
+    }
+
+    /// Like [`Loader::load`], but first reads the master keys again when they came from a key file; the keys are
+    /// returned for the caller to put in use ([`Loader::use_master_keys`]) once the snapshot is in force. A key
+    /// file that does not read is reported in [`Loaded::key_file_error`] and the keys in use build the snapshot.
+    ///
+    /// # Errors
+    /// What [`Loader::load`] returns.
+    pub fn load_fresh(&self, generation: u64) -> Result<Loaded, ConfigError> {
+        let current = self.master_keys();
+        let (master_keys, key_file_error) = match current.as_ref().and_then(|k| k.file()) {
+            Some(file) => match MasterKeys::from_file(file) {
+                Ok(keys) => (Some(Arc::new(keys)), None),
+                Err(e) => (current, Some(e)),
+            },
+            None => (current, None),
+        };
+        let (snapshot, _) = self.load_with(generation, master_keys.as_deref())?;
+        Ok(Loaded {
+            snapshot,
+            master_keys,
+            key_file_error,
+        })
+    }
+
+    /// Puts `keys` in use for everything built or sealed from now on.
+    pub fn use_master_keys(&self, keys: Option<Arc<MasterKeys>>) {
+        self.master_keys.store(keys);
+    }
+
+    fn load_with(
+        &self,
+        generation: u64,
+        master_keys: Option<&MasterKeys>,
+    ) -> Result<(Snapshot, u64), ConfigError> {
         let text = self.read()?;
         let hash = hash_bytes(text.as_bytes());
         let (store_version, objects) = match &self.store {
@@ -184,10 +271,17 @@ impl Loader {
                 .map_err(|e| ConfigError::Store(e.to_string()))?,
             None => (0, Vec::new()),
         };
-        let mut snapshot = self.build(&text, &objects, generation)?;
+        let mut snapshot = self.build(&text, &objects, generation, master_keys)?;
         snapshot.store_version = store_version;
         Ok((snapshot, hash))
     }
+}
+
+/// Whether routing-file text declares nothing: only blank lines, comments, and at most `allow_empty`.
+fn declares_nothing(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#') || line.starts_with("allow_empty"))
 }
 
 /// Parses TOML text into the raw types. `origin` names the file in messages.
@@ -257,7 +351,7 @@ pub struct Reloader {
     tx: SnapshotTx,
     readiness: Arc<Readiness>,
     metrics: ReloadMetrics,
-    last_hash: u64,
+    watch: Watch,
 }
 
 struct ReloadMetrics {
@@ -279,8 +373,13 @@ impl Reloader {
         readiness: Arc<Readiness>,
         registry: &Registry,
     ) -> Result<(Self, SnapshotRx), ConfigError> {
-        let (snapshot, hash) = match loader.load(1) {
-            Ok(loaded) => loaded,
+        let read = stamps(&loader);
+        let snapshot = match loader.load_fresh(1) {
+            // At start the keys were just read from the same file; one that fails now fails `serve` there.
+            Ok(loaded) => {
+                loader.use_master_keys(loaded.master_keys);
+                loaded.snapshot
+            }
             Err(ConfigError::Store(why)) => {
                 // The shared store is down at start: serve the routing file alone (a subset of the topology, so
                 // it can only refuse more), report not ready, and catch up when the store answers.
@@ -289,11 +388,7 @@ impl Reloader {
                     "cannot read the store at start ({why}); serving the routing file alone"
                 );
                 readiness.set_store_unreachable(true);
-                let text = std::fs::read(loader.path()).map_err(|source| ConfigError::Read {
-                    path: loader.path().display().to_string(),
-                    source,
-                })?;
-                (loader.build_with(&[], 1)?, hash_bytes(&text))
+                loader.build_with(&[], 1)?
             }
             Err(e) => return Err(e),
         };
@@ -311,7 +406,7 @@ impl Reloader {
                 tx,
                 readiness,
                 metrics,
-                last_hash: hash,
+                watch: Watch::new(read),
             },
             rx,
         ))
@@ -322,14 +417,16 @@ impl Reloader {
         self.tx.subscribe()
     }
 
-    /// Rebuilds from the file now. On success publishes the new snapshot and returns its generation; on failure
-    /// keeps the running snapshot, logs every error and returns them.
+    /// Rebuilds from the file (and the key file, when the master keys came from one) now. On success publishes the
+    /// new snapshot, puts the keys it was built with in use, and returns its generation; on failure keeps the
+    /// running snapshot and keys, logs every error and returns them.
     ///
     /// # Errors
     /// The [`ConfigError`] that kept the file from loading.
     pub fn reload_now(&mut self) -> Result<u64, ConfigError> {
         let next_generation = self.tx.borrow().generation + 1;
-        let loaded = self.loader.load(next_generation);
+        self.watch.read_as(stamps(&self.loader));
+        let loaded = self.loader.load_fresh(next_generation);
         self.apply(loaded)
     }
 
@@ -340,18 +437,20 @@ impl Reloader {
     /// The [`ConfigError`] that kept the file from loading.
     pub async fn reload(&mut self) -> Result<u64, ConfigError> {
         let next_generation = self.tx.borrow().generation + 1;
+        // Stamped before reading: a write that lands during the load changes the stamp, so it is read again.
+        self.watch.read_as(stamps(&self.loader));
         let loader = self.loader.clone();
-        let loaded = tokio::task::spawn_blocking(move || loader.load(next_generation))
+        let loaded = tokio::task::spawn_blocking(move || loader.load_fresh(next_generation))
             .await
             .unwrap_or_else(|e| Err(ConfigError::Store(format!("the load task failed: {e}"))));
         self.apply(loaded)
     }
 
-    fn apply(&mut self, loaded: Result<(Snapshot, u64), ConfigError>) -> Result<u64, ConfigError> {
+    fn apply(&mut self, loaded: Result<Loaded, ConfigError>) -> Result<u64, ConfigError> {
         let current = self.tx.borrow().clone();
         let next_generation = current.generation + 1;
         match loaded {
-            Ok((snapshot, _)) if snapshot.store_version < current.store_version => {
+            Ok(Loaded { snapshot, .. }) if snapshot.store_version < current.store_version => {
                 // A lagging or restored Redis replica: applying it would undo changes already in force.
                 tracing::error!(
                     reason = "topology_version_regression",
@@ -362,7 +461,11 @@ impl Reloader {
                 self.metrics.last_ok.set(0);
                 Err(ConfigError::Store("topology version regression".into()))
             }
-            Ok((snapshot, hash)) => {
+            Ok(Loaded {
+                snapshot,
+                master_keys,
+                key_file_error,
+            }) => {
                 if snapshot.settings.public_addr != current.settings.public_addr
                     || snapshot.settings.admin_addr != current.settings.admin_addr
                     || snapshot.settings.tls != current.settings.tls
@@ -372,15 +475,24 @@ impl Reloader {
                         "listener addresses and TLS files changed; they apply at the next restart"
                     );
                 }
-                self.last_hash = hash;
+                self.use_master_keys(master_keys);
                 self.readiness.set_config(snapshot.is_sealed());
                 log_credential_problems(&snapshot);
                 self.metrics
                     .generation
                     .set(i64::try_from(next_generation).unwrap_or(i64::MAX));
-                self.metrics.last_ok.set(1);
                 self.metrics.last_ok_time.set(now_secs());
                 self.metrics.reloads.with_label_values(&["success"]).inc();
+                if let Some(e) = key_file_error {
+                    // The key file on disk is not in force: say so on the gauge operators alert on.
+                    self.metrics.last_ok.set(0);
+                    tracing::error!(
+                        reason = "master_keys_unreadable",
+                        "the master-key file cannot be used ({e}); the keys in use stay"
+                    );
+                } else {
+                    self.metrics.last_ok.set(1);
+                }
                 self.tx.send_replace(Arc::new(snapshot));
                 tracing::info!(
                     generation = next_generation,
@@ -403,8 +515,27 @@ impl Reloader {
         }
     }
 
-    /// Watches the file (polling its contents at the snapshot's `reload.watch_interval_ms`) and reloads on a
-    /// change or whenever `trigger` is notified (SIGHUP), until `shutdown` completes.
+    /// Puts the keys a reload read in use, saying so when their terms changed (never anything about the keys
+    /// themselves).
+    fn use_master_keys(&self, keys: Option<Arc<MasterKeys>>) {
+        let before = self.loader.master_keys();
+        let terms = |k: &Option<Arc<MasterKeys>>| k.as_ref().map(|k| (k.terms(), k.current_term()));
+        if terms(&before) != terms(&keys)
+            && let Some(keys) = &keys
+        {
+            tracing::info!(
+                terms = ?keys.terms(),
+                sealing_term = keys.current_term(),
+                reason = "master_keys_reloaded",
+                "master keys read again from their file"
+            );
+        }
+        self.loader.use_master_keys(keys);
+    }
+
+    /// Watches the routing file and the key file (polling their metadata at the snapshot's
+    /// `reload.watch_interval_ms`) and reloads once a change has settled, or whenever `trigger` is notified
+    /// (SIGHUP, an admin API write), until `shutdown` completes.
     pub async fn run(mut self, trigger: Arc<Notify>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -421,21 +552,19 @@ impl Reloader {
                     let _ = self.reload().await;
                 }
                 () = tokio::time::sleep(interval), if watching => {
-                    let changed = match std::fs::read(self.loader.path()) {
-                        Ok(bytes) => hash_bytes(&bytes) != self.last_hash,
-                        Err(_) => false,
-                    };
-                    if changed {
-                        // Record the hash even on failure so a bad file is reported once, not every tick.
-                        if let Ok(bytes) = std::fs::read(self.loader.path()) {
-                            self.last_hash = hash_bytes(&bytes);
-                        }
+                    if self.watch.poll(stamps(&self.loader)) {
                         let _ = self.reload().await;
                     }
                 }
             }
         }
     }
+}
+
+/// The stamps of the loader's routing file and of the key file its master keys came from.
+fn stamps(loader: &Loader) -> Stamps {
+    let keys = loader.master_keys();
+    settle::stamps(loader.path(), keys.as_ref().and_then(|k| k.file()))
 }
 
 /// Logs every error of a failed load, one line each, with its location.

@@ -14,7 +14,7 @@
 //! never from the routing file; several terms may be configured at once: the highest seals, all of them open.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::env::{ENV_MASTER_KEY, ENV_MASTER_KEY_FILE};
 use crate::error::SealError;
+use crate::files::{FileError, MAX_KEY_FILE_BYTES, read_bounded};
 use crate::secret::Secret;
 
 /// The text every sealed value starts with.
@@ -38,6 +39,8 @@ const AAD_PREFIX: &str = "idguard/credential/v1:";
 pub struct MasterKeys {
     keys: BTreeMap<u32, Aes256Gcm>,
     current: u32,
+    /// The key file they were read from, which a reload reads again; `None` when they came from the environment.
+    file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for MasterKeys {
         f.debug_struct("MasterKeys")
             .field("terms", &self.keys.keys().collect::<Vec<_>>())
             .field("current", &self.current)
+            .field("file", &self.file)
             .finish()
     }
 }
@@ -68,15 +72,35 @@ impl MasterKeys {
         Ok(None)
     }
 
-    /// Reads master keys from a key file: one `TERM:BASE64` per line, `#` comments and blank lines allowed.
+    /// Reads master keys from a key file: one `TERM:BASE64` per line, `#` comments and blank lines allowed. The
+    /// keys remember the file, so a reload can read it again ([`MasterKeys::file`]).
     ///
     /// # Errors
-    /// [`SealError::BadMasterKey`] when the file is unreadable or a line is malformed.
+    /// [`SealError::BadMasterKey`] when the file is unreadable, not a regular file, over
+    /// [`MAX_KEY_FILE_BYTES`], or a line is malformed.
     pub fn from_file(path: &Path) -> Result<Self, SealError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|_| SealError::BadMasterKey("the key file cannot be read"))?;
-        let text = Zeroizing::new(text);
-        Self::parse(&text)
+        let bytes = Zeroizing::new(read_bounded(path, MAX_KEY_FILE_BYTES).map_err(|e| {
+            SealError::BadMasterKey(match e {
+                FileError::NotRegular(_) => "the key file is not a regular file",
+                FileError::TooLarge { .. } => "the key file is over the 64 KiB limit",
+                FileError::Io(_) | FileError::NotUtf8 => "the key file cannot be read",
+            })
+        })?);
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| SealError::BadMasterKey("the key file is not UTF-8 text"))?;
+        let mut keys = Self::parse(text)?;
+        keys.file = Some(path.to_path_buf());
+        Ok(keys)
+    }
+
+    /// The key file these keys were read from; `None` when they came from the environment.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The configured terms, lowest first (not secret: they say which key, not what it is).
+    pub fn terms(&self) -> Vec<u32> {
+        self.keys.keys().copied().collect()
     }
 
     /// Parses keys from text: lines of `TERM:BASE64`, or a single bare `BASE64` (term 1).
@@ -117,7 +141,11 @@ impl MasterKeys {
             .keys()
             .next_back()
             .ok_or(SealError::BadMasterKey("no master key found"))?;
-        Ok(Self { keys, current })
+        Ok(Self {
+            keys,
+            current,
+            file: None,
+        })
     }
 
     /// A fresh random master key in the `1:BASE64` form, for `idguard seal --new-key`.
@@ -167,11 +195,31 @@ impl MasterKeys {
     /// [`SealError::Malformed`], [`SealError::UnknownVersion`], [`SealError::UnknownTerm`], [`SealError::Decrypt`]
     /// (tampered, swapped between credentials, or another key) or [`SealError::NotUtf8`].
     pub fn open(&self, credential_id: &str, sealed: &str) -> Result<Secret, SealError> {
+        let plaintext = self.decrypt(credential_id, sealed)?;
+        // On error the plaintext buffer never exists: aes-gcm returns nothing but the error.
+        let text = String::from_utf8(plaintext).map_err(|e| {
+            drop(Zeroizing::new(e.into_bytes()));
+            SealError::NotUtf8
+        })?;
+        Ok(Secret::new(text))
+    }
+
+    /// Re-seals a value sealed for `credential_id` under the current term (`idguard reseal`). The plaintext never
+    /// leaves this function and is zeroed once sealed again.
+    ///
+    /// # Errors
+    /// What [`MasterKeys::open`] returns when the value does not open.
+    pub fn rewrap(&self, credential_id: &str, sealed: &str) -> Result<String, SealError> {
+        let plaintext = Zeroizing::new(self.decrypt(credential_id, sealed)?);
+        self.seal(credential_id, &plaintext)
+    }
+
+    fn decrypt(&self, credential_id: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
         let blob = decode_sealed(sealed)?;
         let term = u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]);
         let cipher = self.keys.get(&term).ok_or(SealError::UnknownTerm(term))?;
         let aad = aad(credential_id);
-        let plaintext = cipher
+        cipher
             .decrypt(
                 Nonce::from_slice(&blob[5..HEADER_LEN]),
                 Payload {
@@ -179,13 +227,7 @@ impl MasterKeys {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| SealError::Decrypt)?;
-        // On error the plaintext buffer never exists: aes-gcm returns nothing but the error.
-        let text = String::from_utf8(plaintext).map_err(|e| {
-            drop(Zeroizing::new(e.into_bytes()));
-            SealError::NotUtf8
-        })?;
-        Ok(Secret::new(text))
+            .map_err(|_| SealError::Decrypt)
     }
 }
 
@@ -299,6 +341,13 @@ mod tests {
         assert_eq!(both.open("c", &sealed_old).unwrap().expose(), "v1");
         let sealed_new = both.seal("c", b"v2").unwrap();
         assert_eq!(inspect(&sealed_new).unwrap(), 2);
+        let rewrapped = both.rewrap("c", &sealed_old).unwrap();
+        assert_eq!(inspect(&rewrapped).unwrap(), 2);
+        assert_eq!(both.open("c", &rewrapped).unwrap().expose(), "v1");
+        assert_eq!(
+            both.rewrap("d", &sealed_old).unwrap_err(),
+            SealError::Decrypt
+        );
         assert_eq!(
             old.open("c", &sealed_new).unwrap_err(),
             SealError::UnknownTerm(2)

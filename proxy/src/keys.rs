@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use idguard_config::files::{MAX_JWKS_FILE_BYTES, read_text_bounded};
 use idguard_config::snapshot::{Issuer, KeySource};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
@@ -107,7 +108,7 @@ impl KeyStore {
         for issuer in issuers {
             let unchanged = state.issuers.iter().any(|old| **old == **issuer);
             let loaded = match &issuer.keys {
-                KeySource::File(path) => match std::fs::read_to_string(path) {
+                KeySource::File(path) => match read_text_bounded(path, MAX_JWKS_FILE_BYTES) {
                     Ok(text) => parse_jwks(issuer, &text),
                     Err(e) => {
                         tracing::error!(issuer = %issuer.issuer, reason = "jwks_unavailable", "cannot read JWKS file: {e}");
@@ -156,9 +157,13 @@ impl KeyStore {
                 .insert(issuer.issuer.clone(), Instant::now());
         }
         let text = match &issuer.keys {
-            KeySource::File(path) => tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| e.to_string()),
+            KeySource::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || read_text_bounded(&path, MAX_JWKS_FILE_BYTES))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|read| read.map_err(|e| e.to_string()))
+            }
             KeySource::Url(url) => self.fetcher.fetch(url).await,
             // Pushed by the identity service through `set_local_keys`; nothing to fetch.
             KeySource::Local => return false,

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use idguard_config::files::{MAX_TLS_FILE_BYTES, read_bounded};
 use idguard_config::snapshot::{Limits, TlsFiles};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
@@ -24,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
+use zeroize::Zeroizing;
 
 use crate::body::ProxyBody;
 use crate::stack::{self, ProxyService};
@@ -111,11 +113,16 @@ pub struct TlsError(String);
 /// # Errors
 /// [`TlsError`] naming the file and the problem.
 pub fn load_tls(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
-        .map_err(|e| TlsError(format!("{}: {e}", files.cert_file.display())))?
+    let read = |path: &Path| {
+        read_bounded(path, MAX_TLS_FILE_BYTES)
+            .map(Zeroizing::new)
+            .map_err(|e| TlsError(format!("{}: {e}", path.display())))
+    };
+    let chain = read(&files.cert_file)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError(format!("{}: {e}", files.cert_file.display())))?;
-    let key = PrivateKeyDer::from_pem_file(Path::new(&files.key_file))
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.key_file)?)
         .map_err(|e| TlsError(format!("{}: {e}", files.key_file.display())))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)

@@ -17,6 +17,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use idguard_config::Resolver;
+use idguard_config::files::{MAX_TLS_FILE_BYTES, read_bounded};
 use idguard_config::snapshot::UpstreamSettings;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
@@ -256,8 +257,8 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), ClientErr
         path: path.display().to_string(),
         message,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
+    let pem = read_bounded(path, MAX_TLS_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| err(e.to_string()))?;
     if certs.is_empty() {

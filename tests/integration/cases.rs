@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod exchange;
+mod file_reads;
 mod identity;
 mod identity_abuse;
 mod injection;
@@ -10,7 +11,9 @@ mod leaks;
 mod observability;
 mod paths;
 mod reload;
+mod reload_guard;
 mod replicas;
+mod reseal;
 mod ssrf;
 mod tokens;
 mod upstream;

@@ -369,7 +369,7 @@ fn audit(
 }
 
 /// Audit bodies never hold a credential value, not even sealed, nor a password hash.
-pub(super) fn redact(kind: Kind, mut body: Value) -> Value {
+pub(crate) fn redact(kind: Kind, mut body: Value) -> Value {
     let fields: &[&str] = match kind {
         Kind::User => &["password_hash"],
         Kind::Credential => &["sealed", "value"],

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::BuildContext;
 use super::rules::{Errors, resolve};
 use crate::defaults;
+use crate::files::{MAX_JWKS_FILE_BYTES, read_text_bounded};
 use crate::raw::{RawConfig, RawIssuer};
 use crate::snapshot::{IdentitySettings, Issuer, KeySource};
 
@@ -63,9 +64,10 @@ pub(super) fn own_issuer(
 /// Reads and parses a JWKS file, checking that it holds at least one key this build can verify with.
 ///
 /// # Errors
-/// A message naming what is wrong (unreadable, not JSON, no usable key).
+/// A message naming what is wrong (unreadable, not a regular file, over [`MAX_JWKS_FILE_BYTES`], not JSON, no
+/// usable key).
 pub fn read_jwks(path: &Path) -> Result<jsonwebtoken::jwk::JwkSet, String> {
-    let text = std::fs::read_to_string(path)
+    let text = read_text_bounded(path, MAX_JWKS_FILE_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a JWKS document: {e}", path.display()))?;

@@ -348,6 +348,23 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     .unwrap();
     assert_eq!(record(r), 200);
     responses.push_str(&escaped);
+    // The key file read again on SIGHUP: with a second term, then unparsable; no key in any log line.
+    let term_2 = format!("2:{}", &idguard_config::MasterKeys::generate_encoded()[2..]);
+    let bad_term = format!("3:{}", canary("badkey"));
+    for (keys, logged) in [
+        (format!("{}\n{term_2}\n", s.master), "master_keys_reloaded"),
+        (
+            format!("{}\n{bad_term}\n", s.master),
+            "master_keys_unreadable",
+        ),
+    ] {
+        std::fs::write(&key_file, keys).unwrap();
+        served.signal("HUP");
+        crate::common::harness::within(Duration::from_secs(10), logged, async || {
+            served.output().contains(logged)
+        })
+        .await;
+    }
 
     let metrics = get(&format!("http://{}/metrics", served.admin), &[])
         .await
@@ -389,6 +406,8 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     let mut everything: Vec<(String, String)> = stored.to_vec();
     everything.push(("caller key".into(), s_caller.clone()));
     everything.push(("master key".into(), master_b64.clone()));
+    everything.push(("master key, term 2".into(), term_2[2..].to_owned()));
+    everything.push(("unparsable master key".into(), bad_term[2..].to_owned()));
     everything.push((
         "issuer private key".into(),
         STANDARD.encode(&keys().es256.private_der),
