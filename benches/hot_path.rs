@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the data plane's hot path, each on the real code: token verification (first sight and
 //! repeat sight, ES256 / RS256 / EdDSA), route + authorization lookup in a topology of 10 000 agents and 50 000
-//! edges, caller-credential stripping + injection on a realistic SDK header set, path checking, and seal/unseal.
+//! edges, caller-credential stripping + injection on a realistic SDK header set, path checking, seal/unseal, and the
+//! echoed-credential scan of a streamed response body.
 //!
 //! Run: `cargo bench --bench hot_path` (figures and their reading are in docs/performance.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
@@ -12,12 +13,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use idguard_config::MasterKeys;
 use idguard_config::raw::{RawAgent, RawConfig, RawCredential, RawEdge, RawNode};
 use idguard_config::snapshot::{InjectStyle, Issuer, KeySource};
 use idguard_config::validate::{BuildContext, validate};
+use idguard_proxy::echo::{Needles, Redactor};
 use idguard_proxy::keys::{FetchFuture, JwksFetch, KeyStore};
 use idguard_proxy::middleware::authorize::decide;
 use idguard_proxy::middleware::strip::{strip_headers, strip_query};
@@ -262,6 +265,58 @@ fn sealing(c: &mut Criterion) {
     });
 }
 
+/// 1 MiB of SSE chat-completion text in 16 KiB chunks through the echo scan of an OpenAI-style key: without a
+/// match, and with one echo split across two chunks; `passthrough` is the same loop without the scan, so the
+/// difference is the scan's cost.
+fn echo_scan(c: &mut Criterion) {
+    const MIB: usize = 1 << 20;
+    let key = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdef";
+    let needles = Arc::new(Needles::new(key.as_bytes(), None).unwrap());
+    let mut text = Vec::with_capacity(MIB + 256);
+    let mut i = 0u64;
+    while text.len() < MIB {
+        // Words that start like the key's forms (`sk`, `c2`, `73`) keep the candidate filter honest.
+        text.extend_from_slice(
+            format!(
+                "data: {{\"id\":\"chatcmpl-{i}\",\"choices\":[{{\"delta\":{{\"content\":\"token {} sk skip c2 73\"}}}}]}}\n\n",
+                i * 7919 % 104_729
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    text.truncate(MIB);
+    let chunk = 16 << 10;
+    let chunks = |t: &[u8]| -> Vec<Bytes> { t.chunks(chunk).map(Bytes::copy_from_slice).collect() };
+    let clean = chunks(&text);
+    let mut echoed = text.clone();
+    let at = 32 * chunk - key.len() / 2;
+    echoed[at..at + key.len()].copy_from_slice(key.as_bytes());
+    let echoed = chunks(&echoed);
+    let mut group = c.benchmark_group("echo_scan/1MiB_16KiB_chunks");
+    group.throughput(Throughput::Bytes(MIB as u64));
+    group.bench_function("passthrough", |b| {
+        b.iter(|| {
+            let n: usize = clean.iter().map(|c| black_box(c.clone()).len()).sum();
+            assert_eq!(n, MIB);
+        })
+    });
+    for (name, input, matches) in [("no_match", &clean, 0), ("one_match", &echoed, 1)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut r = Redactor::new(needles.clone());
+                let mut n = 0;
+                for c in input {
+                    n += black_box(r.push(c.clone())).len();
+                }
+                n += r.finish().len();
+                assert_eq!((n, r.redacted()), (MIB, matches));
+            })
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -269,5 +324,5 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
-criterion_group! { name = benches; config = config(); targets = verification, route_and_authorize, strip_and_inject, path_check, sealing }
+criterion_group! { name = benches; config = config(); targets = verification, route_and_authorize, strip_and_inject, path_check, sealing, echo_scan }
 criterion_main!(benches);

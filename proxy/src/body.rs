@@ -1,6 +1,6 @@
 //! Body types. Request bodies stream through [`LimitedBody`], which counts bytes and fails the stream the moment
-//! it crosses the limit; nothing is buffered. Responses are either the upstream's body, untouched, or a small
-//! generated JSON error.
+//! it crosses the limit; nothing is buffered. Responses are either the upstream's body — untouched, or with an
+//! echoed credential redacted as it streams ([`UpstreamBody`]) — or a small generated JSON error.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,8 +12,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+pub use crate::echo::UpstreamBody;
+
 /// Every response body: the upstream's stream (left) or a generated one (right).
-pub type ProxyBody = http_body_util::Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = http_body_util::Either<UpstreamBody, Full<Bytes>>;
 
 /// A request body whose bytes are wiped when it is dropped: token-endpoint forms carry subject and actor tokens,
 /// so they go from the zeroizing buffer they are built in to the wire without a plain copy on our side.

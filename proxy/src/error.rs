@@ -170,6 +170,10 @@ pub enum ProxyError {
     /// The upstream did not answer in time.
     #[error("upstream timeout")]
     UpstreamTimeout,
+    /// The upstream of a route that injects a credential answered with a content coding (despite being asked for
+    /// `identity`): a compressed body cannot be searched for an echoed credential, so it is not passed on.
+    #[error("upstream response encoded")]
+    UpstreamEncoded,
     /// The shared store has been unreachable too long for the topology in force to be trusted.
     #[error("topology too old")]
     TopologyStale,
@@ -201,6 +205,7 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable => "upstream_unreachable",
             ProxyError::UpstreamIpBlocked => "upstream_ip_blocked",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::UpstreamEncoded => "upstream_encoding_refused",
             ProxyError::Internal => "internal_error",
             ProxyError::TopologyStale => "topology_stale",
         }
@@ -355,6 +360,13 @@ impl ProxyError {
                 "api_error",
                 "upstream_timeout",
                 "The upstream did not answer in time.",
+                None,
+            ),
+            ProxyError::UpstreamEncoded => (
+                S::BAD_GATEWAY,
+                "api_error",
+                "upstream_encoding_refused",
+                "The upstream answered with a compressed body, which this route does not pass on.",
                 None,
             ),
             ProxyError::TopologyStale => (

@@ -2,8 +2,13 @@
 //! (never from anything the caller sent but the checked path remainder and query), sends the request through
 //! the pooled client with the body streaming, and cleans the response: hop-by-hop headers and `Set-Cookie`
 //! out, and an upstream 401/403 body replaced, because providers echo (masked) keys in them. Redirects are
-//! returned to the caller, never followed. The response body streams back untouched, so SSE events flow as
-//! the upstream sends them.
+//! returned to the caller, never followed.
+//!
+//! On a route that injects a credential (a stored key, an OAuth or exchanged token) the upstream is asked for
+//! `Accept-Encoding: identity`; an answer that is encoded anyway is refused (502), since it cannot be searched.
+//! Every other answer has each header carrying a form of the credential dropped and its body streamed through
+//! [`UpstreamBody`], which replaces every form with a same-length mask without holding back more than a possible
+//! match (see [`crate::echo`]); SSE events still flow as the upstream sends them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,16 +17,22 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
+};
 use http::uri::PathAndQuery;
 use http::{Extensions, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::Either;
 use tower::Service;
 
+use crate::body::UpstreamBody;
 use crate::ctx::Ctx;
+use crate::echo::{EchoReport, Needles};
 use crate::error::{ProxyError, RequestReason, json_error};
 use crate::middleware::{Req, Resp};
 use crate::path;
+use crate::routes::CredentialSource;
 use crate::state::Shared;
 use crate::upstream::blocked;
 
@@ -87,6 +98,13 @@ impl Service<Req> for Forward {
             // The client picks HTTP/1.1 or HTTP/2 per connection by ALPN; the caller's version is not ours to pin.
             parts.version = Version::HTTP_11;
             parts.extensions = Extensions::new();
+            let echoes = echoes(&ctx)?;
+            if echoes.is_some() {
+                // A compressed answer could not be searched for an echoed credential.
+                parts
+                    .headers
+                    .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            }
             let upstream_req = http::Request::from_parts(parts, body);
 
             let timeout = ctx
@@ -133,25 +151,86 @@ impl Service<Req> for Forward {
                 .upstream_ttfb
                 .with_label_values(&[&*node.id])
                 .observe(sent.elapsed().as_secs_f64());
-            let (mut parts, body) = resp.into_parts();
-            clean_response_headers(&mut parts.headers);
-            if parts.status == StatusCode::UNAUTHORIZED || parts.status == StatusCode::FORBIDDEN {
-                let _ = ctx.log.reason.set("upstream_rejected_credential");
-                let mut replaced = json_error(
-                    parts.status,
-                    "upstream_auth_error",
-                    "upstream_rejected_credential",
-                    "The upstream refused the stored credential for this route. Ask the operator to check it.",
-                    &ctx.request_id,
-                );
-                replaced
-                    .headers_mut()
-                    .remove(http::header::WWW_AUTHENTICATE);
-                return Ok(replaced);
-            }
-            Ok(Response::from_parts(parts, Either::Left(body)))
+            respond(&ctx, &shared, resp, echoes)
         })
     }
+}
+
+/// The caller's response from the upstream's: headers cleaned, a 401/403 body replaced, and — when the route
+/// injects a credential (`echoes`) — a compressed answer refused, echoing headers dropped and the body redacted.
+fn respond(
+    ctx: &Ctx,
+    shared: &Shared,
+    resp: Response<hyper::body::Incoming>,
+    echoes: Option<Arc<Needles>>,
+) -> Result<Resp, ProxyError> {
+    let node = &ctx.route.as_ref().ok_or(ProxyError::Internal)?.node;
+    let (mut parts, body) = resp.into_parts();
+    let encoded = is_encoded(&parts.headers);
+    clean_response_headers(&mut parts.headers);
+    if parts.status == StatusCode::UNAUTHORIZED || parts.status == StatusCode::FORBIDDEN {
+        let _ = ctx.log.reason.set("upstream_rejected_credential");
+        let mut replaced = json_error(
+            parts.status,
+            "upstream_auth_error",
+            "upstream_rejected_credential",
+            "The upstream refused the stored credential for this route. Ask the operator to check it.",
+            &ctx.request_id,
+        );
+        replaced
+            .headers_mut()
+            .remove(http::header::WWW_AUTHENTICATE);
+        return Ok(replaced);
+    }
+    let Some(needles) = echoes else {
+        return Ok(Response::from_parts(
+            parts,
+            Either::Left(UpstreamBody::plain(body)),
+        ));
+    };
+    // An empty body (HEAD, 204, 304) has nothing to search, whatever its coding says.
+    if encoded && !body.is_end_stream() {
+        return Err(ProxyError::UpstreamEncoded);
+    }
+    let mut report = Some(EchoReport {
+        request_id: ctx.request_id.clone(),
+        node: node.id.clone(),
+        metrics: shared.metrics.clone(),
+    });
+    if needles.drop_echoing_headers(&mut parts.headers)
+        && let Some(report) = report.take()
+    {
+        report.report("header");
+    }
+    let body = UpstreamBody::redacting(body, needles, report);
+    Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+/// The forms of the credential this request's route injects, if it injects one. A route that should have an
+/// obtained token but has none fails rather than going unguarded (never expected: injection failed first).
+fn echoes(ctx: &Ctx) -> Result<Option<Arc<Needles>>, ProxyError> {
+    let route = ctx.route.as_ref().ok_or(ProxyError::Internal)?;
+    Ok(match &route.node.credential {
+        CredentialSource::Static(Some(injection)) => Some(injection.echoes().clone()),
+        CredentialSource::OAuth(_) | CredentialSource::Exchange(_) => {
+            let obtained = ctx.obtained.as_ref().ok_or(ProxyError::Internal)?;
+            Some(obtained.echoes().clone())
+        }
+        CredentialSource::Static(None) | CredentialSource::Caller => None,
+    })
+}
+
+/// Whether the body is in a content or transfer coding other than `identity` (and `chunked`, which hyper undoes).
+fn is_encoded(headers: &HeaderMap) -> bool {
+    let coded = |name, plain: &[&str]| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .any(|c| !c.is_empty() && !plain.iter().any(|p| c.eq_ignore_ascii_case(p.as_bytes())))
+    };
+    coded(CONTENT_ENCODING, &["identity"]) || coded(TRANSFER_ENCODING, &["identity", "chunked"])
 }
 
 fn clean_response_headers(headers: &mut HeaderMap) {

@@ -12,6 +12,7 @@
 //!   [`middleware::route`], [`middleware::verify_token`], [`middleware::authorize`], [`middleware::strip`],
 //!   [`middleware::obtain`], [`middleware::inject`]).
 //! - [`forward`]: the innermost service: build the upstream URI, send, clean the response.
+//! - [`echo`]: every form of a route's credential, searched for (and redacted) in what its upstream answers.
 //! - [`routes`]: the per-snapshot routing table, credentials prepared as sensitive header values.
 //! - [`verify`] and [`keys`]: token verification, its cache, and the issuers' keys.
 //! - [`path`]: strict path checking.
@@ -23,6 +24,7 @@
 
 pub mod body;
 pub mod ctx;
+pub mod echo;
 pub mod error;
 pub mod forward;
 pub mod keys;

@@ -15,6 +15,9 @@ pub struct ProxyMetrics {
     pub upstream_ttfb: HistogramVec,
     /// `idguard_authz_decisions_total{decision, reason}`.
     pub decisions: IntCounterVec,
+    /// `idguard_upstream_echoed_secrets_total{node}`: responses in which the upstream echoed the injected
+    /// credential (redacted before the caller saw it).
+    pub echoed_secrets: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -60,15 +63,24 @@ impl ProxyMetrics {
             ),
             &["decision", "reason"],
         )?;
+        let echoed_secrets = IntCounterVec::new(
+            Opts::new(
+                "idguard_upstream_echoed_secrets_total",
+                "Responses in which the upstream echoed the injected credential, redacted, by node.",
+            ),
+            &["node"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_ttfb.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(echoed_secrets.clone()))?;
         Ok(Self {
             requests,
             duration,
             upstream_ttfb,
             decisions,
+            echoed_secrets,
         })
     }
 

@@ -1,7 +1,8 @@
 //! The proxy's view of one snapshot: everything the hot path needs, computed once when the snapshot arrives.
 //! Node lookup by route name, the agent→node edge with its required scopes, the upstream scheme and authority
 //! already parsed, and the credential already turned into the exact header value (marked sensitive) or query
-//! pair that is injected. Requests never parse configuration.
+//! pair that is injected, beside every form of it that responses are searched for ([`Needles`]). Requests never
+//! parse configuration.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +16,8 @@ use idguard_config::secret::Secret;
 use idguard_config::snapshot::{Agent, InjectStyle, Node, NodeKind, Origin, Service, UpstreamUrl};
 
 use crate::upstream::AddressPolicy;
+
+use crate::echo::Needles;
 
 /// The routing table of one snapshot.
 pub struct Routes {
@@ -125,7 +128,8 @@ pub struct EdgeRoute {
     pub required_scopes: Vec<Arc<str>>,
 }
 
-/// The prepared credential of a node.
+/// The prepared credential of a node (or an obtained token), with the forms of it its upstream's responses are
+/// searched for.
 pub enum Injection {
     /// Set `name: value`, plus `extra` headers when the caller sent none (e.g. `anthropic-version`).
     Header {
@@ -135,6 +139,8 @@ pub enum Injection {
         value: SecretHeaderValue,
         /// Defaults added only when absent.
         extra: Vec<(HeaderName, HeaderValue)>,
+        /// What an echo of it looks like.
+        echoes: Arc<Needles>,
     },
     /// Append `name=value` (value percent-encoded) to the query.
     Query {
@@ -142,6 +148,8 @@ pub enum Injection {
         name: String,
         /// `name=encoded-value`, ready to append.
         pair: SecretString,
+        /// What an echo of it looks like.
+        echoes: Arc<Needles>,
     },
 }
 
@@ -185,7 +193,9 @@ impl Injection {
     /// query pair appended. The one place a prepared secret is exposed.
     pub fn apply(&self, headers: &mut http::HeaderMap, query: &mut Option<String>) {
         match self {
-            Injection::Header { name, value, extra } => {
+            Injection::Header {
+                name, value, extra, ..
+            } => {
                 headers.insert(name.clone(), value.expose().clone());
                 for (name, value) in extra {
                     if !headers.contains_key(name) {
@@ -199,6 +209,13 @@ impl Injection {
                     None => pair.expose().to_owned(),
                 });
             }
+        }
+    }
+
+    /// The forms of the credential its upstream's responses are searched for.
+    pub fn echoes(&self) -> &Arc<Needles> {
+        match self {
+            Injection::Header { echoes, .. } | Injection::Query { echoes, .. } => echoes,
         }
     }
 }
@@ -451,8 +468,24 @@ fn default_methods() -> Vec<Method> {
     .to_vec()
 }
 
-/// Prepares the injection of `key` in `style`; `None` when the key cannot be carried that way.
+/// Prepares the injection of `key` in `style`, and the forms of it responses are searched for; `None` when the key
+/// cannot be carried that way.
 pub fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
+    let encoded = match style {
+        InjectStyle::Query { .. } => Some(zeroize::Zeroizing::new(encode_query(key))),
+        _ => None,
+    };
+    let echoes = match Needles::new(key.as_bytes(), encoded.as_ref().map(|e| e.as_bytes())) {
+        Ok(needles) => Arc::new(needles),
+        Err(_) => {
+            // Never forwarded unguarded: the node answers 502 instead.
+            tracing::error!(
+                reason = "credential_unusable",
+                "the echo scanner for a credential could not be built"
+            );
+            return None;
+        }
+    };
     let header = |name: &'static str, value: String| -> Option<Injection> {
         let mut v = HeaderValue::from_str(&value).ok()?;
         v.set_sensitive(true);
@@ -460,6 +493,7 @@ pub fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
             name: HeaderName::from_static(name),
             value: SecretHeaderValue(v),
             extra: vec![],
+            echoes: echoes.clone(),
         })
     };
     let prepared = match style {
@@ -467,13 +501,19 @@ pub fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
         InjectStyle::Azure => header("api-key", key.to_owned()),
         InjectStyle::Gemini => header("x-goog-api-key", key.to_owned()),
         InjectStyle::Anthropic => header("x-api-key", key.to_owned()).map(|inj| match inj {
-            Injection::Header { name, value, .. } => Injection::Header {
+            Injection::Header {
+                name,
+                value,
+                echoes,
+                ..
+            } => Injection::Header {
                 name,
                 value,
                 extra: vec![(
                     HeaderName::from_static("anthropic-version"),
                     HeaderValue::from_static("2023-06-01"),
                 )],
+                echoes,
             },
             other => other,
         }),
@@ -485,14 +525,16 @@ pub fn prepare(style: &InjectStyle, key: &str) -> Option<Injection> {
                 name,
                 value: SecretHeaderValue(v),
                 extra: vec![],
+                echoes: echoes.clone(),
             })
         }
         InjectStyle::Query { name } => Some(Injection::Query {
             name: name.clone(),
             pair: SecretString(zeroize::Zeroizing::new(format!(
                 "{name}={}",
-                encode_query(key)
+                encoded.as_deref().map_or("", |e| e.as_str())
             ))),
+            echoes: echoes.clone(),
         }),
     };
     if prepared.is_none() {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod echo;
 mod exchange;
 mod file_reads;
 mod identity;

@@ -1,7 +1,9 @@
 //! The canary sweep (corpus §0.1, K01–K02): run the real binary at trace level, drive successes and every kind
 //! of failure through it with canary secrets, then search every sink — its logs, response bodies and headers,
 //! `/metrics`, its `/proc` cmdline and environment, and what each mock upstream received — for each canary in
-//! every encoding. A stored key may appear in exactly one place: its own upstream's configured header.
+//! every encoding. A stored key may appear in exactly one place: its own upstream's configured header. Upstreams
+//! that echo what they were sent (in bodies, headers, SSE chunks, error bodies, encoded) are among them, so the
+//! sweep covers what responses hand back too (corpus G05).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use tokio::sync::Notify;
 use crate::common::client::{bearer, get, post, raw};
 use crate::common::harness::{Setup, keys};
 use crate::common::keys::{claims, now};
-use crate::common::mock::{Behavior, Mock, Recorded};
+use crate::common::mock::{Behavior, Mock, Piece, Recorded};
 use crate::common::process::Served;
 
 /// `CANARY-<tag>-<16 letters g..z>`: letters outside hex and digits, so substrings cannot match ids or times.
@@ -108,6 +110,9 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     // A key injected as a query parameter travels in the upstream URI: one node that works, one that is down.
     let weather = Mock::start().await;
     let [s_query, s_qdown] = ["query", "qdown"].map(canary);
+    // An upstream that echoes its key back, in every form, on success and failure.
+    let echoer = Mock::start().await;
+    let s_echoer = canary("echoer");
     echo.set(Behavior::Status(
         401,
         format!(r#"{{"error":"Incorrect API key provided: {s_echo}"}}"#),
@@ -151,6 +156,14 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         "style = \"bearer\"",
         "c-down",
     );
+    s.credential("c-echoer", "llm", &s_echoer);
+    s.node(
+        "llm",
+        "echoer",
+        &format!("http://{}", echoer.addr),
+        "style = \"bearer\"",
+        "c-echoer",
+    );
     s.credential("c-query", "external", &s_query)
         .credential("c-qdown", "external", &s_qdown);
     let query_style = "style = \"query\"\nquery = \"appid\"";
@@ -168,7 +181,15 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         query_style,
         "c-qdown",
     );
-    for node in ["openai", "claude", "echo", "down", "weather", "weatherdown"] {
+    for node in [
+        "openai",
+        "claude",
+        "echo",
+        "echoer",
+        "down",
+        "weather",
+        "weatherdown",
+    ] {
         s.edge("agent-1", node, &[]);
     }
     std::fs::write(s.config_path(), s.toml()).unwrap();
@@ -347,6 +368,42 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     .await
     .unwrap();
     assert_eq!(record(r), 200);
+    // The echoing upstream: every form of its key in a 2xx body and headers, in a 429, and split across SSE chunks.
+    let echoed = encodings(&s_echoer, usize::MAX);
+    for status in [200, 429] {
+        echoer.set(Behavior::Full {
+            status,
+            headers: echoed
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (format!("x-echo-{i}"), e.clone()))
+                .collect(),
+            body: serde_json::json!({ "echo": echoed }).to_string(),
+        });
+        assert_eq!(
+            record(get(&format!("{base}/llm/echoer/x"), &[("authorization", &g)]).await),
+            status
+        );
+    }
+    let half = s_echoer.len() / 2;
+    echoer.set(Behavior::Stream {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        pieces: vec![
+            Piece::Send(format!("data: {}", &s_echoer[..half])),
+            Piece::Send(format!("{}\n\n", &s_echoer[half..])),
+        ],
+    });
+    assert_eq!(
+        record(
+            get(
+                &format!("{base}/llm/echoer/stream"),
+                &[("authorization", &g)]
+            )
+            .await
+        ),
+        200
+    );
     responses.push_str(&escaped);
     // The key file read again on SIGHUP: with a second term, then unparsable; no key in any log line.
     let term_2 = format!("2:{}", &idguard_config::MasterKeys::generate_encoded()[2..]);
@@ -391,6 +448,7 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         r#""decision":"allow""#,
         r#""decision":"deny""#,
         r#""reason":"no_edge""#,
+        r#""reason":"upstream_echoed_secret""#,
     ] {
         assert!(logs.contains(field), "access log lines lack {field}");
     }
@@ -399,6 +457,7 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         ("stored openai".to_owned(), s_openai.clone()),
         ("stored claude".to_owned(), s_claude.clone()),
         ("stored echo".to_owned(), s_echo.clone()),
+        ("stored echoer".to_owned(), s_echoer.clone()),
         ("stored down".to_owned(), s_down.clone()),
         ("stored query".to_owned(), s_query.clone()),
         ("stored query, down".to_owned(), s_qdown.clone()),
@@ -447,6 +506,12 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
         &[("authorization", format!("Bearer {s_echo}"))],
         &everything,
     ));
+    leaks.extend(upstream_leaks(
+        "echoer",
+        &echoer,
+        &[("authorization", format!("Bearer {s_echoer}"))],
+        &everything,
+    ));
     // The query key: exactly once, in its own parameter, at its own upstream; nowhere else there.
     for r in weather.recorded() {
         let own = format!("appid={s_query}");
@@ -456,6 +521,11 @@ async fn k01_no_secret_or_token_reaches_any_sink() {
     }
     assert_eq!(weather.count(), 1);
     assert!(openai.count() >= 4 && claude.count() == 1 && echo.count() == 1);
+    assert_eq!(echoer.count(), 3);
+    assert!(
+        metrics.contains(r#"idguard_upstream_echoed_secrets_total{node="echoer"} 3"#),
+        "each echoing response is counted once"
+    );
     assert!(leaks.is_empty(), "leaks found:\n{}", leaks.join("\n"));
 }
 
@@ -491,6 +561,9 @@ async fn k01_identity_secrets_and_tokens_reach_no_sink() {
         200,
         format!(r#"{{"access_token":"{s_ext_token}","expires_in":600}}"#),
     ));
+    // The service and the OAuth node's API hand back the token they received, in every form they can.
+    crm.set(Behavior::Reflect);
+    partner.set(Behavior::Reflect);
     let issuer = "https://idguard.sweep.test";
     let k = keys();
     let mut s = Setup::new();

@@ -1,5 +1,6 @@
 //! Mock upstreams that record every request (method, URI, every header, the body) and answer as told: a JSON
-//! body, an SSE stream gated by the test, a redirect, an auth failure echoing the key, or a delay.
+//! body, an SSE stream gated by the test, a redirect, an auth failure echoing the key, a delay, or a scripted
+//! answer (any status and headers, a body whole or streamed piece by piece) — an upstream echoing what it was sent.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,6 +61,29 @@ pub enum Behavior {
     Sse { events: usize, release: Arc<Notify> },
     /// Answer after this long.
     Delay(Duration),
+    /// 200 echoing what arrived: the URI and the `authorization` header in `x-seen-uri` / `x-seen-auth` headers, and
+    /// in a JSON body both as they are and base64-encoded — an upstream that hands back whatever it was sent.
+    Reflect,
+    /// This status, these headers, and this body in one piece (so with a `Content-Length`).
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// This status and these headers, then a streamed body (no `Content-Length`): each `Piece::Send` goes out as
+    /// its own chunk, each `Piece::Wait` holds the stream until the test notifies it.
+    Stream {
+        status: u16,
+        headers: Vec<(String, String)>,
+        pieces: Vec<Piece>,
+    },
+}
+
+/// One step of a [`Behavior::Stream`] body.
+#[derive(Clone)]
+pub enum Piece {
+    Send(String),
+    Wait(Arc<Notify>),
 }
 
 #[derive(Clone)]
@@ -158,6 +182,12 @@ impl Mock {
             headers,
             body,
         });
+        let seen_uri = parts.uri.to_string();
+        let seen_auth = parts
+            .headers
+            .get("authorization")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
         let behavior = self.behavior.lock().unwrap().clone();
         match behavior {
             Behavior::Ok => json(
@@ -191,8 +221,59 @@ impl Mock {
                     .insert("set-cookie", "session=upstream".parse().unwrap());
                 r
             }
+            Behavior::Reflect => {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let body = serde_json::json!({
+                    "uri": seen_uri,
+                    "authorization": seen_auth,
+                    "uri_b64": b64.encode(&seen_uri),
+                    "authorization_b64": b64.encode(&seen_auth),
+                });
+                let headers = [
+                    ("x-seen-uri".to_owned(), seen_uri),
+                    ("x-seen-auth".to_owned(), seen_auth),
+                ];
+                with_headers(json(200, &body.to_string()), &headers)
+            }
+            Behavior::Full {
+                status,
+                headers,
+                body,
+            } => with_headers(json(status, &body), &headers),
+            Behavior::Stream {
+                status,
+                headers,
+                pieces,
+            } => {
+                let (tx, rx) = mpsc::channel(16);
+                tokio::spawn(async move {
+                    for piece in pieces {
+                        match piece {
+                            Piece::Send(text) => {
+                                let _ = tx.send(Bytes::from(text)).await;
+                            }
+                            Piece::Wait(gate) => gate.notified().await,
+                        }
+                    }
+                });
+                let mut r = Response::new(MockBody::Stream(rx));
+                *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                with_headers(r, &headers)
+            }
         }
     }
+}
+
+/// Adds `headers` (appended, so a name may repeat).
+fn with_headers(mut r: Response<MockBody>, headers: &[(String, String)]) -> Response<MockBody> {
+    for (k, v) in headers {
+        r.headers_mut().append(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    r
 }
 
 fn json(status: u16, body: &str) -> Response<MockBody> {
@@ -218,6 +299,16 @@ impl Body for MockBody {
         match self.get_mut() {
             MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    // A whole body has a known length, so hyper sends `Content-Length` for it.
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            MockBody::Full(b) => {
+                http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            MockBody::Stream(_) => http_body::SizeHint::default(),
         }
     }
 }
