@@ -1,14 +1,14 @@
 //! `Forward`: the innermost service. Builds the upstream URI from the node's scheme, authority and base path
-//! (never from anything the caller sent but the checked path remainder and query), sends the request through
-//! the pooled client with the body streaming, and cleans the response: hop-by-hop headers and `Set-Cookie`
-//! out, and an upstream 401/403 body replaced, because providers echo (masked) keys in them. Redirects are
-//! returned to the caller, never followed. The response body streams back untouched, so SSE events flow as
-//! the upstream sends them.
+//! (never from anything the caller sent but the checked path remainder and query), waits for the body's first
+//! bytes, sends the request through the pooled client with the body streaming (a body that fails mid-stream is
+//! answered with its own fault and the upstream request abandoned), and cleans the response: hop-by-hop headers
+//! and `Set-Cookie` out, and an upstream 401/403 body replaced, because providers echo (masked) keys in them.
+//! Redirects are returned to the caller, never followed. The response body streams back untouched, so SSE events
+//! flow as the upstream sends them.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -18,8 +18,10 @@ use http::{Extensions, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use tower::Service;
 
+use crate::body::BodyFault;
 use crate::ctx::Ctx;
 use crate::error::{ProxyError, RequestReason, json_error};
+use crate::metrics::BodyFailure;
 use crate::middleware::{Req, Resp};
 use crate::path;
 use crate::state::Shared;
@@ -62,7 +64,7 @@ impl Service<Req> for Forward {
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
+            let (mut parts, mut body) = req.into_parts();
             let ctx = parts
                 .extensions
                 .remove::<Ctx>()
@@ -86,6 +88,11 @@ impl Service<Req> for Forward {
             // The client picks HTTP/1.1 or HTTP/2 per connection by ALPN; the caller's version is not ours to pin.
             parts.version = Version::HTTP_11;
             parts.extensions = Extensions::new();
+            // The first body bytes are awaited before any upstream connection is made: a body that is malformed,
+            // too large, carries a token or never starts ends here, and the upstream never sees a request.
+            if let Err(fault) = body.prime().await {
+                return Err(body_error(&shared, fault));
+            }
             let upstream_req = http::Request::from_parts(parts, body);
 
             let timeout = ctx
@@ -100,11 +107,9 @@ impl Service<Req> for Forward {
             let resp = match result {
                 Err(_) => return Err(ProxyError::UpstreamTimeout),
                 Ok(Err(err)) => {
-                    if ctx.body_tripped.load(Ordering::Acquire) {
-                        return Err(ProxyError::BodyTooLarge);
-                    }
-                    if ctx.body_token.load(Ordering::Acquire) {
-                        return Err(ProxyError::InvalidRequest(RequestReason::TokenInBody));
+                    // The request body failed mid-stream; the client's error, not the upstream's.
+                    if let Some(fault) = ctx.body_fault.get() {
+                        return Err(body_error(&shared, fault));
                     }
                     tracing::warn!(
                         request_id = ctx.request_id.to_str().unwrap_or_default(),
@@ -141,6 +146,23 @@ impl Service<Req> for Forward {
             Ok(Response::from_parts(parts, Either::Left(body)))
         })
     }
+}
+
+/// The answer to a request whose body stopped with `fault`; a malformed or stalled body is also counted.
+fn body_error(shared: &Shared, fault: BodyFault) -> ProxyError {
+    let (error, counted) = match fault {
+        BodyFault::TooLarge => (ProxyError::BodyTooLarge, None),
+        BodyFault::TokenInBody => (ProxyError::InvalidRequest(RequestReason::TokenInBody), None),
+        BodyFault::Malformed => (
+            ProxyError::InvalidRequest(RequestReason::MalformedBody),
+            Some(BodyFailure::Malformed),
+        ),
+        BodyFault::IdleTimeout => (ProxyError::BodyTimeout, Some(BodyFailure::IdleTimeout)),
+    };
+    if let Some(failure) = counted {
+        shared.metrics.body_failure(failure);
+    }
+    error
 }
 
 fn clean_response_headers(headers: &mut HeaderMap) {

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod exchange;
+mod framing;
 mod identity;
 mod injection;
 mod leaks;

@@ -452,10 +452,19 @@ fn connection_limits_have_defaults_and_are_bounded_by_field() {
     let l = build(&good()).unwrap().settings.limits;
     assert_eq!(l.first_bytes_timeout, std::time::Duration::from_secs(10));
     assert_eq!(l.http2_idle_timeout, std::time::Duration::from_secs(60));
-    assert_eq!(l.http2_keepalive_interval, std::time::Duration::from_secs(30));
-    assert_eq!(l.http2_keepalive_timeout, std::time::Duration::from_secs(20));
+    assert_eq!(
+        l.http2_keepalive_interval,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        l.http2_keepalive_timeout,
+        std::time::Duration::from_secs(20)
+    );
     assert_eq!(l.body_idle_timeout, std::time::Duration::from_secs(30));
-    assert_eq!((l.max_connections, l.max_connections_per_ip), (10_000, 1_000));
+    assert_eq!(
+        (l.max_connections, l.max_connections_per_ip),
+        (10_000, 1_000)
+    );
 
     let set = format!(
         "{}\n[limits]\nmax_connections = 20\nmax_connections_per_ip = 0\nbody_idle_timeout_ms = 250\n",
