@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod connections;
 mod exchange;
 mod framing;
 mod identity;
