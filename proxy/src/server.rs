@@ -2,10 +2,10 @@
 //! HTTP/1.1 and HTTP/2 (ALPN over TLS, prior knowledge in clear) with hyper-util's auto builder, and drains on
 //! shutdown: stop accepting, let in-flight requests finish, give up at the deadline.
 //!
-//! Connections are bounded in number ([`caps`]: per listener and per client address, a connection past a cap is
-//! accepted and closed at once) and in time ([`conn`]: the TLS handshake and the bytes that choose the protocol by
-//! `limits.first_bytes_timeout_ms`, an HTTP/2 connection without a stream by `limits.http2_idle_timeout_ms`,
-//! keep-alive pings, and hyper's header-read timeout for HTTP/1).
+//! Connections are bounded in number (`server/caps.rs`: per listener and per client address, a connection past a
+//! cap is accepted and closed at once) and in time (`server/conn.rs`: the TLS handshake and the bytes that choose
+//! the protocol by `limits.first_bytes_timeout_ms`, an HTTP/2 connection without a stream by
+//! `limits.http2_idle_timeout_ms`, keep-alive pings, and hyper's header-read timeout for HTTP/1).
 
 use std::convert::Infallible;
 use std::future::Future;
