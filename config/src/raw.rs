@@ -128,6 +128,29 @@ pub struct RawLimits {
     /// How long a client may take to send its request headers, ms (default 10000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_read_timeout_ms: Option<u64>,
+    /// How long a new connection may take (TLS handshake included) before its first bytes tell HTTP/1 from
+    /// HTTP/2, ms (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bytes_timeout_ms: Option<u64>,
+    /// How long an HTTP/2 connection may stay without an open stream, ms (default 60000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_idle_timeout_ms: Option<u64>,
+    /// How often an HTTP/2 connection is pinged, ms (default 30000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_keepalive_interval_ms: Option<u64>,
+    /// How long a ping may go unanswered before the connection is closed, ms (default 20000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_keepalive_timeout_ms: Option<u64>,
+    /// How long a request body may send nothing before the request fails, ms (default 30000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_idle_timeout_ms: Option<u64>,
+    /// Most open connections on the public listener (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Most open connections from one client address on the public listener; 0: no per-address cap
+    /// (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// `[upstream]`.

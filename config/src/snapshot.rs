@@ -174,6 +174,20 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Time allowed to receive request headers.
     pub header_read_timeout: Duration,
+    /// Time from accepting a connection (TLS handshake included) to the bytes that choose HTTP/1 or HTTP/2.
+    pub first_bytes_timeout: Duration,
+    /// Time an HTTP/2 connection may stay without an open stream.
+    pub http2_idle_timeout: Duration,
+    /// Interval of HTTP/2 keep-alive pings.
+    pub http2_keepalive_interval: Duration,
+    /// Time a keep-alive ping may go unanswered.
+    pub http2_keepalive_timeout: Duration,
+    /// Time a request body may send nothing.
+    pub body_idle_timeout: Duration,
+    /// Open connections on the public listener.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); 0 means no per-address cap.
+    pub max_connections_per_ip: usize,
 }
 
 /// How idguard talks to upstreams.

@@ -1,16 +1,24 @@
 //! Body types. Request bodies stream through [`LimitedBody`], which counts bytes and fails the stream the moment
-//! it crosses the limit; nothing is buffered. Responses are either the upstream's body — untouched, or with an
-//! echoed credential redacted as it streams ([`UpstreamBody`]) — or a small generated JSON error.
+//! it crosses the limit, scans form bodies for a token, notices a malformed body and one that stops arriving;
+//! nothing is buffered. Responses are either the upstream's body — untouched, or with an echoed credential
+//! redacted as it streams ([`UpstreamBody`]) — or a small generated JSON error.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use form_scan::FormScan;
+
+mod form_scan;
 
 pub use crate::echo::UpstreamBody;
 
@@ -24,15 +32,27 @@ pub struct ZeroizingBuf {
     pos: usize,
 }
 
-/// The error a request body stream ends with when it crosses the limit.
-#[derive(Debug, thiserror::Error)]
-#[error("request body exceeds the limit")]
-pub struct BodyTooLarge;
+/// Why a request body stream was stopped: the error it ends with, also recorded in its [`BodyFaultCell`] because the
+/// forwarder sees only the upstream client's error, which may not carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyFault {
+    /// More bytes than the limit.
+    #[error("request body exceeds the limit")]
+    TooLarge,
+    /// A form body with an `access_token` parameter.
+    #[error("the request body carries an access token")]
+    TokenInBody,
+    /// hyper could not decode the body (a bad chunk size, too many chunk-extension bytes), or the client cut it short.
+    #[error("the request body is malformed or incomplete")]
+    Malformed,
+    /// No body bytes arrived for the body idle timeout.
+    #[error("the request body stopped arriving")]
+    IdleTimeout,
+}
 
-/// The error a form body ends with when it carries an `access_token` parameter.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body carries an access token")]
-pub struct TokenInBody;
+/// Where a request body records its [`BodyFault`]; one per request, shared by the body and the request's context.
+#[derive(Debug, Default)]
+pub struct BodyFaultCell(AtomicU8);
 
 // === impl ZeroizingBuf ===
 
@@ -61,148 +81,184 @@ impl bytes::Buf for ZeroizingBuf {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A request body that errors once more than `limit` bytes have passed, and records that it did in `tripped`
-    /// so the forwarder can answer 413 instead of 502. For form-encoded bodies it also looks for an
-    /// `access_token` parameter (RFC 6750 §2.2) in each chunk before releasing it, carrying the last bytes over
-    /// so a name split across chunks is still seen; on a match it records `token_found` and ends the stream
-    /// before the token's bytes go anywhere.
-    pub struct LimitedBody {
-        #[pin]
-        inner: Incoming,
-        remaining: u64,
-        tripped: Arc<AtomicBool>,
-        scan: Option<FormScan>,
+/// A request body that stops, recording why in its [`BodyFaultCell`], when more than `limit` bytes have passed
+/// (413), when a form-encoded body carries an `access_token` parameter (RFC 6750 §2.2; each chunk is scanned before
+/// it is released, so the token's bytes go nowhere), when hyper reports the body malformed or cut short (400), or
+/// when no bytes arrive for the idle timeout (408). The forwarder answers with the recorded fault instead of the 502
+/// the upstream client's error would suggest. Nothing is buffered but the one frame [`LimitedBody::prime`] holds.
+pub struct LimitedBody<B = Incoming> {
+    inner: B,
+    remaining: u64,
+    fault: Arc<BodyFaultCell>,
+    scan: Option<FormScan>,
+    idle: Duration,
+    // Created the first time the body waits for the client: a body that never waits costs no timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    // A frame arrived since the timer was last set, so it restarts at the next wait.
+    rearm: bool,
+    first: Option<Frame<Bytes>>,
+}
+
+// === impl BodyFaultCell ===
+
+impl BodyFaultCell {
+    /// Records `fault` (the first one recorded stays).
+    pub fn set(&self, fault: BodyFault) {
+        let code = match fault {
+            BodyFault::TooLarge => 1,
+            BodyFault::TokenInBody => 2,
+            BodyFault::Malformed => 3,
+            BodyFault::IdleTimeout => 4,
+        };
+        let _ = self
+            .0
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
     }
-}
 
-/// State of the form-body token scan.
-pub struct FormScan {
-    found: Arc<AtomicBool>,
-    tail: Vec<u8>,
-}
-
-const TOKEN_PARAMS: &[&[u8]] = &[b"access_token=", b"access%5ftoken="];
-
-// === impl FormScan ===
-
-impl FormScan {
-    /// Whether `chunk`, read after the bytes already seen, holds an `access_token` parameter.
-    fn hit(&mut self, chunk: &[u8]) -> bool {
-        let mut window = std::mem::take(&mut self.tail);
-        window.extend_from_slice(chunk);
-        let lower: Vec<u8> = window.iter().map(u8::to_ascii_lowercase).collect();
-        let hit = TOKEN_PARAMS.iter().any(|p| {
-            lower
-                .windows(p.len())
-                .enumerate()
-                .any(|(i, w)| w == *p && (i == 0 || lower[i - 1] == b'&'))
-        });
-        // Keep enough to see a parameter name (and the `&` before it) split across chunks.
-        let keep = window.len().min(16);
-        self.tail = window[window.len() - keep..].to_vec();
-        hit
+    /// The recorded fault, if any.
+    pub fn get(&self) -> Option<BodyFault> {
+        match self.0.load(Ordering::Acquire) {
+            1 => Some(BodyFault::TooLarge),
+            2 => Some(BodyFault::TokenInBody),
+            3 => Some(BodyFault::Malformed),
+            4 => Some(BodyFault::IdleTimeout),
+            _ => None,
+        }
     }
 }
 
 // === impl LimitedBody ===
 
-impl LimitedBody {
-    /// Wraps `inner`, allowing at most `limit` bytes.
-    pub fn new(inner: Incoming, limit: u64, tripped: Arc<AtomicBool>) -> Self {
+impl<B> LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    /// Wraps `inner`, allowing at most `limit` bytes and at most `idle` between them, recording a fault in `fault`.
+    pub fn new(inner: B, limit: u64, idle: Duration, fault: Arc<BodyFaultCell>) -> Self {
         Self {
             inner,
             remaining: limit,
-            tripped,
+            fault,
             scan: None,
+            idle,
+            timer: None,
+            rearm: false,
+            first: None,
         }
     }
 
-    /// Also scans the body for an `access_token` parameter (form-encoded bodies), recording a hit in `found`.
-    pub fn scanning_for_tokens(mut self, found: Arc<AtomicBool>) -> Self {
-        // The body starts at a parameter boundary, as if right after an `&`.
-        self.scan = Some(FormScan {
-            found,
-            tail: b"&".to_vec(),
-        });
+    /// Also scans the body for an `access_token` parameter (form-encoded bodies).
+    pub fn scanning_for_tokens(mut self) -> Self {
+        self.scan = Some(FormScan::new());
         self
+    }
+
+    /// Waits for the body's first frame and keeps it for whoever reads the body next, so a body that is malformed,
+    /// over the limit, carries a token in its first chunk, or never starts is refused before any upstream request
+    /// starts. Returns at once for a body that is already complete (none, or `Content-Length: 0`).
+    ///
+    /// # Errors
+    /// The [`BodyFault`] that stopped the body (also recorded in its cell).
+    pub async fn prime(&mut self) -> Result<(), BodyFault> {
+        if self.first.is_some() || self.inner.is_end_stream() {
+            return Ok(());
+        }
+        match std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await {
+            Some(Ok(frame)) => {
+                self.first = Some(frame);
+                Ok(())
+            }
+            Some(Err(_)) => Err(self.fault.get().unwrap_or(BodyFault::Malformed)),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, fault: BodyFault) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.fault.set(fault);
+        Poll::Ready(Some(Err(Box::new(fault))))
+    }
+
+    /// The inner body is waiting for the client: fails the body once it has waited `idle` since the last frame.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let idle = self.idle;
+        let timer = match self.timer.as_mut() {
+            Some(timer) => {
+                if self.rearm {
+                    timer.as_mut().reset(Instant::now() + idle);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep(idle))),
+        };
+        self.rearm = false;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => self.fail(BodyFault::IdleTimeout),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
-impl Body for LimitedBody {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
     type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
+        let this = self.get_mut();
+        if let Some(frame) = this.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.rearm = true;
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
-                    if len > *this.remaining {
-                        this.tripped.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    if len > this.remaining {
+                        return this.fail(BodyFault::TooLarge);
                     }
-                    *this.remaining -= len;
+                    this.remaining -= len;
                     if let Some(scan) = this.scan.as_mut()
                         && scan.hit(data)
                     {
-                        scan.found.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(Box::new(TokenInBody))));
+                        return this.fail(BodyFault::TokenInBody);
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            // hyper's decoder refused the framing, or the client went away mid-body.
+            Poll::Ready(Some(Err(_))) => this.fail(BodyFault::Malformed),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => this.poll_idle(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.first.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let hint = self.inner.size_hint();
+        // The held frame was already counted off the inner body's hint; the upstream client reads an exact hint
+        // as the Content-Length it sends.
+        let Some(first) = self.first.as_ref().and_then(Frame::data_ref) else {
+            return hint;
+        };
+        let len = first.len() as u64;
+        let mut out = SizeHint::new();
+        if let Some(upper) = hint.upper() {
+            out.set_upper(upper.saturating_add(len));
+        }
+        out.set_lower(hint.lower().saturating_add(len));
+        out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scan() -> FormScan {
-        FormScan {
-            found: Arc::default(),
-            tail: b"&".to_vec(),
-        }
-    }
-
-    #[test]
-    fn finds_a_token_parameter_even_split_across_chunks() {
-        assert!(scan().hit(b"access_token=abc"));
-        assert!(scan().hit(b"a=1&ACCESS_TOKEN=abc"));
-        assert!(scan().hit(b"a=1&access%5Ftoken=abc"));
-        let mut s = scan();
-        assert!(!s.hit(b"model=x&acce"));
-        assert!(s.hit(b"ss_token=abc"));
-        assert!(!scan().hit(b"a=1&my_access_token=x&note=access_token"));
-        assert!(!scan().hit(b"{\"access_token\": 1}"));
-    }
-
-    #[test]
-    fn a_zeroizing_form_body_yields_its_bytes_in_order() {
-        use bytes::Buf as _;
-        let mut buf = ZeroizingBuf::from(zeroize::Zeroizing::new("a=1&b=2".to_owned()));
-        assert_eq!(buf.remaining(), 7);
-        assert_eq!(buf.chunk(), b"a=1&b=2");
-        buf.advance(4);
-        assert_eq!(buf.chunk(), b"b=2");
-        buf.advance(10);
-        assert_eq!(buf.remaining(), 0);
-    }
-}
+mod tests;

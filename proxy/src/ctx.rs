@@ -3,13 +3,13 @@
 //! nothing for it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 
 use idguard_config::secret::Secret;
 
+use crate::body::BodyFaultCell;
 use crate::routes::{Injection, NodeRoute, Routes};
 use crate::verify::Identity;
 
@@ -25,10 +25,8 @@ pub struct Ctx {
     pub peer: SocketAddr,
     /// Whether the caller connected over TLS.
     pub tls: bool,
-    /// Set by the body limiter when the request body crossed the limit mid-stream.
-    pub body_tripped: Arc<AtomicBool>,
-    /// Set by the body scanner when a form body carried an `access_token` parameter.
-    pub body_token: Arc<AtomicBool>,
+    /// Why the request body was stopped, once it was (set by [`crate::body::LimitedBody`], read by the forwarder).
+    pub body_fault: Arc<BodyFaultCell>,
     /// Fields the access log and metrics read after the response.
     pub log: Arc<LogFields>,
     /// The matched node and the path remainder under it.

@@ -96,6 +96,14 @@ pub enum RequestReason {
     AbsoluteForm,
     /// The path leaves, or tries to leave, the node's base path.
     PathEscape,
+    /// The body's framing is malformed (a bad chunk size, too many chunk-extension bytes) or the body was cut short.
+    MalformedBody,
+    /// More than one `Host` header.
+    DuplicateHost,
+    /// HTTP/2: a `host` header that differs from `:authority`.
+    HostMismatch,
+    /// More than one `Content-Type` header, or one naming several media types.
+    AmbiguousContentType,
 }
 
 impl RequestReason {
@@ -109,6 +117,10 @@ impl RequestReason {
             RequestReason::BadHeaderValue => "bad_header_value",
             RequestReason::AbsoluteForm => "absolute_form_target",
             RequestReason::PathEscape => "path_escape",
+            RequestReason::MalformedBody => "malformed_body",
+            RequestReason::DuplicateHost => "duplicate_host",
+            RequestReason::HostMismatch => "host_authority_mismatch",
+            RequestReason::AmbiguousContentType => "ambiguous_content_type",
         }
     }
 }
@@ -148,6 +160,9 @@ pub enum ProxyError {
     /// Request body over the limit.
     #[error("request body too large")]
     BodyTooLarge,
+    /// The request body sent nothing for the body idle timeout.
+    #[error("request body timed out")]
+    BodyTimeout,
     /// The node's credential could not be opened or is unset.
     #[error("credential unavailable")]
     CredentialUnavailable,
@@ -198,6 +213,7 @@ impl ProxyError {
             ProxyError::HeadersTooLarge => "headers_too_large",
             ProxyError::UriTooLong => "uri_too_long",
             ProxyError::BodyTooLarge => "body_too_large",
+            ProxyError::BodyTimeout => "body_idle_timeout",
             ProxyError::CredentialUnavailable => "credential_unavailable",
             ProxyError::UserNotAuthorized => "user_not_authorized",
             ProxyError::ExchangeRefused => "exchange_refused",
@@ -259,6 +275,12 @@ impl ProxyError {
                         "Absolute-form request targets are not accepted."
                     }
                     RequestReason::PathEscape => "The request path is not allowed.",
+                    RequestReason::MalformedBody => "The request body is malformed or incomplete.",
+                    RequestReason::DuplicateHost => "Send exactly one Host header.",
+                    RequestReason::HostMismatch => "The host header must match :authority.",
+                    RequestReason::AmbiguousContentType => {
+                        "Send exactly one Content-Type, naming one media type."
+                    }
                 },
                 None,
             ),
@@ -311,6 +333,13 @@ impl ProxyError {
                 "invalid_request_error",
                 "body_too_large",
                 "The request body is too large.",
+                None,
+            ),
+            ProxyError::BodyTimeout => (
+                S::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "body_idle_timeout",
+                "The request body stopped arriving.",
                 None,
             ),
             ProxyError::CredentialUnavailable => (

@@ -1,8 +1,9 @@
 //! `Forward`: the innermost service. Builds the upstream URI from the node's scheme, authority and base path
-//! (never from anything the caller sent but the checked path remainder and query), sends the request through
-//! the pooled client with the body streaming, and cleans the response: hop-by-hop headers and `Set-Cookie`
-//! out, and an upstream 401/403 body replaced, because providers echo (masked) keys in them. Redirects are
-//! returned to the caller, never followed.
+//! (never from anything the caller sent but the checked path remainder and query), waits for the body's first
+//! bytes, sends the request through the pooled client with the body streaming (a body that fails mid-stream is
+//! answered with its own fault and the upstream request abandoned), and cleans the response: hop-by-hop headers
+//! and `Set-Cookie` out, and an upstream 401/403 body replaced, because providers echo (masked) keys in them.
+//! Redirects are returned to the caller, never followed.
 //!
 //! On a route that injects a credential (a stored key, an OAuth or exchanged token) the upstream is asked for
 //! `Accept-Encoding: identity`; an answer that is encoded anyway is refused (502), since it cannot be searched.
@@ -13,7 +14,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -26,10 +26,12 @@ use http_body::Body as _;
 use http_body_util::Either;
 use tower::Service;
 
+use crate::body::BodyFault;
 use crate::body::UpstreamBody;
 use crate::ctx::Ctx;
 use crate::echo::{EchoReport, Needles};
 use crate::error::{ProxyError, RequestReason, json_error};
+use crate::metrics::BodyFailure;
 use crate::middleware::{Req, Resp};
 use crate::path;
 use crate::routes::CredentialSource;
@@ -74,7 +76,7 @@ impl Service<Req> for Forward {
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
+            let (mut parts, mut body) = req.into_parts();
             let ctx = parts
                 .extensions
                 .remove::<Ctx>()
@@ -105,6 +107,11 @@ impl Service<Req> for Forward {
                     .headers
                     .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
             }
+            // The first body bytes are awaited before any upstream connection is made: a body that is malformed,
+            // too large, carries a token or never starts ends here, and the upstream never sees a request.
+            if let Err(fault) = body.prime().await {
+                return Err(body_error(&shared, fault));
+            }
             let upstream_req = http::Request::from_parts(parts, body);
 
             let timeout = ctx
@@ -119,11 +126,9 @@ impl Service<Req> for Forward {
             let resp = match result {
                 Err(_) => return Err(ProxyError::UpstreamTimeout),
                 Ok(Err(err)) => {
-                    if ctx.body_tripped.load(Ordering::Acquire) {
-                        return Err(ProxyError::BodyTooLarge);
-                    }
-                    if ctx.body_token.load(Ordering::Acquire) {
-                        return Err(ProxyError::InvalidRequest(RequestReason::TokenInBody));
+                    // The request body failed mid-stream; the client's error, not the upstream's.
+                    if let Some(fault) = ctx.body_fault.get() {
+                        return Err(body_error(&shared, fault));
                     }
                     if let Some(b) = blocked(&err) {
                         tracing::warn!(
@@ -231,6 +236,23 @@ fn is_encoded(headers: &HeaderMap) -> bool {
             .any(|c| !c.is_empty() && !plain.iter().any(|p| c.eq_ignore_ascii_case(p.as_bytes())))
     };
     coded(CONTENT_ENCODING, &["identity"]) || coded(TRANSFER_ENCODING, &["identity", "chunked"])
+}
+
+/// The answer to a request whose body stopped with `fault`; a malformed or stalled body is also counted.
+fn body_error(shared: &Shared, fault: BodyFault) -> ProxyError {
+    let (error, counted) = match fault {
+        BodyFault::TooLarge => (ProxyError::BodyTooLarge, None),
+        BodyFault::TokenInBody => (ProxyError::InvalidRequest(RequestReason::TokenInBody), None),
+        BodyFault::Malformed => (
+            ProxyError::InvalidRequest(RequestReason::MalformedBody),
+            Some(BodyFailure::Malformed),
+        ),
+        BodyFault::IdleTimeout => (ProxyError::BodyTimeout, Some(BodyFailure::IdleTimeout)),
+    };
+    if let Some(failure) = counted {
+        shared.metrics.body_failure(failure);
+    }
+    error
 }
 
 fn clean_response_headers(headers: &mut HeaderMap) {

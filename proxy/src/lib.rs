@@ -6,7 +6,7 @@
 //! through the inbound gateway on the same path. See `docs/request-lifecycle.md`.
 //!
 //! # Layout
-//! - [`server`]: accept loop over an already-bound listener; TLS; graceful drain.
+//! - [`server`]: accept loop over an already-bound listener; TLS; connection caps and deadlines; graceful drain.
 //! - [`stack`]: the one function that orders the layers.
 //! - [`middleware`]: the layers, one concern each ([`middleware::observe`], [`middleware::limits`],
 //!   [`middleware::route`], [`middleware::verify_token`], [`middleware::authorize`], [`middleware::strip`],

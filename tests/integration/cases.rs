@@ -2,9 +2,11 @@
 
 mod admin;
 mod cli;
+mod connections;
 mod echo;
 mod exchange;
 mod file_reads;
+mod framing;
 mod identity;
 mod identity_abuse;
 mod injection;

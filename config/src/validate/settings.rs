@@ -185,6 +185,9 @@ fn tls(raw: &RawTls, ctx: &BuildContext<'_>, errors: &mut Errors) -> TlsFiles {
 }
 
 fn limits(l: &RawLimits, errors: &mut Errors) -> Limits {
+    let ms = |v: Option<u64>, default: u64, max: u64, path: &str, errors: &mut Errors| {
+        Duration::from_millis(bounded(v, default, 100, max, path, errors))
+    };
     Limits {
         max_header_bytes: bounded(
             l.max_header_bytes,
@@ -212,6 +215,57 @@ fn limits(l: &RawLimits, errors: &mut Errors) -> Limits {
             "limits.header_read_timeout_ms",
             errors,
         )),
+        first_bytes_timeout: ms(
+            l.first_bytes_timeout_ms,
+            10_000,
+            600_000,
+            "limits.first_bytes_timeout_ms",
+            errors,
+        ),
+        http2_idle_timeout: ms(
+            l.http2_idle_timeout_ms,
+            60_000,
+            86_400_000,
+            "limits.http2_idle_timeout_ms",
+            errors,
+        ),
+        http2_keepalive_interval: ms(
+            l.http2_keepalive_interval_ms,
+            30_000,
+            3_600_000,
+            "limits.http2_keepalive_interval_ms",
+            errors,
+        ),
+        http2_keepalive_timeout: ms(
+            l.http2_keepalive_timeout_ms,
+            20_000,
+            600_000,
+            "limits.http2_keepalive_timeout_ms",
+            errors,
+        ),
+        body_idle_timeout: ms(
+            l.body_idle_timeout_ms,
+            30_000,
+            3_600_000,
+            "limits.body_idle_timeout_ms",
+            errors,
+        ),
+        max_connections: bounded(
+            l.max_connections,
+            10_000,
+            1,
+            1_000_000,
+            "limits.max_connections",
+            errors,
+        ),
+        max_connections_per_ip: bounded(
+            l.max_connections_per_ip,
+            1_000,
+            0,
+            1_000_000,
+            "limits.max_connections_per_ip",
+            errors,
+        ),
     }
 }
 

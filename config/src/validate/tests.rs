@@ -453,3 +453,52 @@ fn check_tells_a_missing_master_key_from_other_credential_failures_by_type() {
 }
 
 mod destinations;
+#[test]
+fn connection_limits_have_defaults_and_are_bounded_by_field() {
+    let l = build(&good()).unwrap().settings.limits;
+    assert_eq!(l.first_bytes_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(l.http2_idle_timeout, std::time::Duration::from_secs(60));
+    assert_eq!(
+        l.http2_keepalive_interval,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        l.http2_keepalive_timeout,
+        std::time::Duration::from_secs(20)
+    );
+    assert_eq!(l.body_idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(
+        (l.max_connections, l.max_connections_per_ip),
+        (10_000, 1_000)
+    );
+
+    let set = format!(
+        "{}\n[limits]\nmax_connections = 20\nmax_connections_per_ip = 0\nbody_idle_timeout_ms = 250\n",
+        good()
+    );
+    let l = build(&set).unwrap().settings.limits;
+    assert_eq!((l.max_connections, l.max_connections_per_ip), (20, 0));
+    assert_eq!(l.body_idle_timeout, std::time::Duration::from_millis(250));
+
+    let bad = format!(
+        "{}\n[limits]\nmax_connections = 0\nfirst_bytes_timeout_ms = 5\nhttp2_idle_timeout_ms = 0\n\
+         http2_keepalive_interval_ms = 99\nhttp2_keepalive_timeout_ms = 600001\nbody_idle_timeout_ms = 1\n\
+         max_connections_per_ip = 1000001\n",
+        good()
+    );
+    let errs = errors_of(&bad);
+    for field in [
+        "limits.max_connections:",
+        "limits.first_bytes_timeout_ms:",
+        "limits.http2_idle_timeout_ms:",
+        "limits.http2_keepalive_interval_ms:",
+        "limits.http2_keepalive_timeout_ms:",
+        "limits.body_idle_timeout_ms:",
+        "limits.max_connections_per_ip:",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(field)),
+            "missing {field} in {errs:#?}"
+        );
+    }
+}

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -92,8 +91,7 @@ where
             routes,
             peer: self.peer,
             tls: self.tls,
-            body_tripped: Arc::new(AtomicBool::new(false)),
-            body_token: Arc::new(AtomicBool::new(false)),
+            body_fault: Arc::default(),
             log: log.clone(),
             route: None,
             identity: None,

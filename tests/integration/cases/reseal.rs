@@ -217,7 +217,8 @@ async fn a_bad_key_file_keeps_the_keys_in_use_and_the_watcher_picks_up_a_good_on
 
     // A key file that no longer parses: the keys in use stay, the reload says why and shows nothing of the file,
     // and topology changes still apply (sealed under the term in use).
-    let material = format!("KEYMATERIAL{}", rand_hex(8));
+    // `*` is in no base64 alphabet: the refusal is always "not valid base64", whatever the random part.
+    let material = format!("KEYMATERIAL*{}", rand_hex(8));
     std::fs::write(&key_file, format!("{}\n2:{material}\n", s.master)).unwrap();
     within(
         Duration::from_secs(10),
