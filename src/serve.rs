@@ -125,33 +125,7 @@ impl Server {
         let loader = Loader::new(&config, env.master_keys);
         let registry = Registry::new();
         let readiness = Arc::new(Readiness::default());
-        // The store is chosen before the first snapshot exists, from the file's [store] table.
-        let store_settings = loader.file_raw().ok().map(|raw| raw.store);
-        let redis_url = env
-            .redis_url
-            .or_else(|| store_settings.as_ref().and_then(|s| s.redis_url.clone()));
-        let (store, identity_store, redis): (Arc<dyn Store>, Arc<dyn IdentityStore>, _) =
-            match &redis_url {
-                Some(url) => {
-                    let prefix = store_settings
-                        .as_ref()
-                        .and_then(|s| s.redis_prefix.as_deref())
-                        .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
-                    let redis = Arc::new(
-                        idguard_admin::redis_store::RedisStore::open(url, prefix, &data_dir)
-                            .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
-                    );
-                    (redis.clone(), redis.clone(), Some(redis))
-                }
-                None => {
-                    let embedded = Arc::new(
-                        idguard_admin::store::EmbeddedStore::open(&data_dir).with_context(
-                            || format!("opening the store in {}", data_dir.display()),
-                        )?,
-                    );
-                    (embedded.clone(), embedded, None)
-                }
-            };
+        let (store, identity_store, redis) = open_stores(&loader, env.redis_url, &data_dir)?;
         let token =
             idguard_admin::auth::AdminToken::load_or_create(&data_dir, env.admin_token.as_deref())
                 .context("loading the admin token")?;
@@ -288,6 +262,42 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The store (and the identity service's view of the same one): Redis when the environment or the file's `[store]`
+/// table names it, the embedded database in `data_dir` otherwise. Chosen before the first snapshot exists.
+#[allow(clippy::type_complexity)]
+fn open_stores(
+    loader: &Loader,
+    redis_url: Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<(
+    Arc<dyn Store>,
+    Arc<dyn IdentityStore>,
+    Option<Arc<idguard_admin::redis_store::RedisStore>>,
+)> {
+    let store_settings = loader.file_raw().ok().map(|raw| raw.store);
+    let redis_url = redis_url.or_else(|| store_settings.as_ref().and_then(|s| s.redis_url.clone()));
+    Ok(match &redis_url {
+        Some(url) => {
+            let prefix = store_settings
+                .as_ref()
+                .and_then(|s| s.redis_prefix.as_deref())
+                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
+            let redis = Arc::new(
+                idguard_admin::redis_store::RedisStore::open(url, prefix, data_dir)
+                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
+            );
+            (redis.clone(), redis.clone(), Some(redis))
+        }
+        None => {
+            let embedded = Arc::new(
+                idguard_admin::store::EmbeddedStore::open(data_dir)
+                    .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+            );
+            (embedded.clone(), embedded, None)
+        }
+    })
 }
 
 /// `idguard-data` beside the routing file.

@@ -9,7 +9,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -19,6 +18,10 @@ use idguard_config::snapshot::{ClientAuth, PublicKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+
+pub use self::limiter::Limiter;
+
+mod limiter;
 
 use super::error::OAuthError;
 use super::{Form, IdentityService, log_value, sha256};
@@ -121,85 +124,6 @@ enum Method {
         id: Option<String>,
         assertion: String,
     },
-}
-
-/// Failed authentications per client id, per minute, in a fixed table of counters indexed by a keyed hash of the
-/// id. Unknown ids are counted like known ones (a different answer for them would tell the two apart), so the table
-/// must not grow with what attackers send: its size is fixed, and a collision can only make limiting stricter for
-/// the two ids that share a slot — which an attacker cannot aim for without the hash key.
-pub struct Limiter {
-    hasher: std::collections::hash_map::RandomState,
-    slots: Mutex<Vec<(u64, u32)>>,
-}
-
-/// Counter slots (1 MiB).
-const LIMITER_SLOTS: usize = 1 << 16;
-
-/// A client id's failures per minute over every address may reach this many times the per-address limit.
-const GLOBAL_FACTOR: u32 = 10;
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Self {
-            hasher: std::collections::hash_map::RandomState::new(),
-            slots: Mutex::new(vec![(0, 0); LIMITER_SLOTS]),
-        }
-    }
-}
-
-impl Limiter {
-    fn slot(&self, id: &str) -> usize {
-        use std::hash::BuildHasher;
-        // The modulo keeps the value below LIMITER_SLOTS, so the conversion cannot truncate.
-        usize::try_from(self.hasher.hash_one(id) % LIMITER_SLOTS as u64).unwrap_or(0)
-    }
-
-    /// `Err(retry_after)` when `id` has used up this minute's failures from `peer` (`limit`), or from every
-    /// address together (`limit` × [`GLOBAL_FACTOR`]): a stranger failing from one address locks only that
-    /// address out, while a guess spread over many addresses still meets a ceiling.
-    pub(crate) fn check(
-        &self,
-        id: &str,
-        peer: Option<IpAddr>,
-        limit: u32,
-        now: u64,
-    ) -> Result<(), u64> {
-        self.check_key(&pair_key(id, peer), limit, now)?;
-        self.check_key(id, limit.saturating_mul(GLOBAL_FACTOR), now)
-    }
-
-    /// Counts one failure for `id` from `peer` (and towards its ceiling over every address).
-    pub(crate) fn fail(&self, id: &str, peer: Option<IpAddr>, now: u64) {
-        self.fail_key(&pair_key(id, peer), now);
-        self.fail_key(id, now);
-    }
-
-    fn check_key(&self, id: &str, limit: u32, now: u64) -> Result<(), u64> {
-        let slot = self.slot(id);
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match slots.get(slot) {
-            Some((minute, count)) if *minute == now / 60 && *count >= limit => Err(60 - now % 60),
-            _ => Ok(()),
-        }
-    }
-
-    fn fail_key(&self, id: &str, now: u64) {
-        let slot = self.slot(id);
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let minute = now / 60;
-        if let Some(entry) = slots.get_mut(slot) {
-            if entry.0 != minute {
-                *entry = (minute, 0);
-            }
-            entry.1 = entry.1.saturating_add(1);
-        }
-    }
 }
 
 impl IdentityService {
@@ -584,14 +508,6 @@ fn assertion_ids(assertion: &str) -> Vec<String> {
     ids
 }
 
-/// The failure-counter key of `id` seen from `peer`.
-fn pair_key(id: &str, peer: Option<IpAddr>) -> String {
-    match peer {
-        Some(ip) => format!("{id}\n{ip}"),
-        None => format!("{id}\n-"),
-    }
-}
-
 fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
     let mut methods = Vec::new();
     let mut auth = headers.get_all(axum::http::header::AUTHORIZATION).iter();
@@ -666,76 +582,4 @@ fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_limiter_counts_per_id_per_minute_in_fixed_memory() {
-        let limiter = Limiter::default();
-        let now = 6_000; // the start of a minute
-        for _ in 0..3 {
-            limiter.fail("agent-1", None, now);
-        }
-        assert!(limiter.check("agent-1", None, 3, now + 5).is_err());
-        assert_eq!(limiter.check("agent-1", None, 3, now + 5), Err(55));
-        assert!(limiter.check("agent-1", None, 4, now + 5).is_ok());
-        // The next minute starts afresh.
-        assert!(limiter.check("agent-1", None, 3, now + 60).is_ok());
-        // A flood of distinct ids neither grows the table nor resets the counted one.
-        for i in 0..200_000 {
-            limiter.fail(&format!("ghost-{i}"), None, now + 1);
-        }
-        assert_eq!(limiter.slots.lock().unwrap().len(), LIMITER_SLOTS);
-        assert!(limiter.check("agent-1", None, 3, now + 2).is_err());
-    }
-
-    #[test]
-    fn a_stranger_locks_out_only_their_own_address_below_the_ceiling() {
-        let limiter = Limiter::default();
-        let now = 6_000;
-        let stranger = Some(IpAddr::from([192, 0, 2, 7]));
-        let owner = Some(IpAddr::from([198, 51, 100, 1]));
-        for _ in 0..3 {
-            limiter.fail("web", stranger, now);
-        }
-        assert!(limiter.check("web", stranger, 3, now).is_err());
-        assert!(
-            limiter.check("web", owner, 3, now).is_ok(),
-            "the owner's address is not locked"
-        );
-        // Spread over many addresses, failures meet the ceiling (10 × the per-address limit) everywhere.
-        for i in 0..27u8 {
-            limiter.fail("web", Some(IpAddr::from([203, 0, 113, i])), now);
-        }
-        assert!(limiter.check("web", owner, 3, now).is_err());
-    }
-
-    #[test]
-    fn an_unknown_client_and_a_wrong_secret_run_the_same_comparisons() {
-        let dummy = [0xAA; 32];
-        let presented = [1u8; 32];
-        let one = vec![("s1".to_owned(), vec![2u8; 32])];
-        let count = |secrets: &[(String, Vec<u8>)]| {
-            let mut calls = Vec::new();
-            let matched = match_secret(&presented, secrets, &dummy, |a, b| {
-                calls.push(b.to_vec());
-                a == b
-            });
-            (matched.map(str::to_owned), calls)
-        };
-        // Unknown (no stored hashes): one comparison, against the dummy.
-        let (m, calls) = count(&[]);
-        assert_eq!((m, calls.len()), (None, 1));
-        assert_eq!(calls[0], dummy.to_vec());
-        // A known client with one secret and a wrong one presented: one comparison too.
-        let (m, calls) = count(&one);
-        assert_eq!((m, calls.len()), (None, 1));
-        // Every stored hash is compared, even after a match.
-        let two = vec![
-            ("s1".to_owned(), presented.to_vec()),
-            ("s2".to_owned(), vec![3u8; 32]),
-        ];
-        let (m, calls) = count(&two);
-        assert_eq!((m.as_deref(), calls.len()), (Some("s1"), 2));
-    }
-}
+mod tests;

@@ -190,6 +190,64 @@ impl IdentityService {
         same_token && origin_ok
     }
 
+    /// The username's password, under the failure limiter (per username and source address); `Err` is the page
+    /// to answer with (429, 401 or 503). An unknown user costs the same as a wrong password.
+    async fn check_password(
+        &self,
+        form: &Form,
+        username: &str,
+        password: zeroize::Zeroizing<String>,
+        peer: Option<IpAddr>,
+        limit: u32,
+        now: u64,
+    ) -> Result<(), Response> {
+        let csrf = form.get("csrf").unwrap_or_default();
+        let limiter_key = format!("user:{username}");
+        if self
+            .inner
+            .limiter
+            .check(&limiter_key, peer, limit, now)
+            .is_err()
+        {
+            tracing::warn!(reason = "rate_limited", user = %log_value(username), "sign-in rate-limited");
+            return Err(page(
+                StatusCode::TOO_MANY_REQUESTS,
+                login_body(
+                    form,
+                    Some("Too many attempts. Wait a minute and try again."),
+                    csrf,
+                ),
+            ));
+        }
+        let hash = self
+            .snapshot()
+            .directory
+            .users
+            .get(username)
+            .and_then(|u| u.password_hash.clone());
+        let known = hash.is_some();
+        // argon2id holds 19 MiB for tens of milliseconds: a few at a time, so a burst of sign-ins queues instead of
+        // exhausting memory.
+        let Ok(_permit) = password_slots().acquire().await else {
+            return Err(page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("Sign-in is unavailable."),
+            ));
+        };
+        let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!(reason = if known { "bad_password" } else { "unknown_user" }, user = %log_value(username), "sign-in failed");
+            self.inner.limiter.fail(&limiter_key, peer, now);
+            return Err(page(
+                StatusCode::UNAUTHORIZED,
+                login_body(form, Some("The username or password is incorrect."), csrf),
+            ));
+        }
+        Ok(())
+    }
+
     /// `POST /oauth2/authorize`: the sign-in form.
     pub async fn authorize_submit(
         &self,
@@ -215,7 +273,6 @@ impl IdentityService {
                 ),
             );
         }
-        let csrf = form.get("csrf").unwrap_or_default();
         let checked = match self.check_authorize(&form) {
             Ok(c) => c,
             Err(refusal) => return refuse(refusal),
@@ -235,48 +292,19 @@ impl IdentityService {
                 error_body("Sign-in is unavailable."),
             );
         };
-        let limiter_key = format!("user:{username}");
         let now = self.now();
-        if self
-            .inner
-            .limiter
-            .check(&limiter_key, peer, settings.max_failed_auth_per_minute, now)
-            .is_err()
-        {
-            tracing::warn!(reason = "rate_limited", user = %log_value(&username), "sign-in rate-limited");
-            return page(
-                StatusCode::TOO_MANY_REQUESTS,
-                login_body(
-                    &form,
-                    Some("Too many attempts. Wait a minute and try again."),
-                    csrf,
-                ),
-            );
-        }
-        let hash = snapshot
-            .directory
-            .users
-            .get(username.as_str())
-            .and_then(|u| u.password_hash.clone());
-        let known = hash.is_some();
-        // argon2id holds 19 MiB for tens of milliseconds: a few at a time, so a burst of sign-ins queues instead of
-        // exhausting memory.
-        let Ok(_permit) = password_slots().acquire().await else {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                error_body("Sign-in is unavailable."),
-            );
-        };
-        let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
+        if let Err(refused) = self
+            .check_password(
+                &form,
+                &username,
+                password,
+                peer,
+                settings.max_failed_auth_per_minute,
+                now,
+            )
             .await
-            .unwrap_or(false);
-        if !ok {
-            tracing::warn!(reason = if known { "bad_password" } else { "unknown_user" }, user = %log_value(&username), "sign-in failed");
-            self.inner.limiter.fail(&limiter_key, peer, now);
-            return page(
-                StatusCode::UNAUTHORIZED,
-                login_body(&form, Some("The username or password is incorrect."), csrf),
-            );
+        {
+            return refused;
         }
         let allowed = snapshot
             .clients
