@@ -73,6 +73,7 @@ impl ProxyMetrics {
     ///
     /// # Errors
     /// When a family of the same name is already registered.
+    // Long by design: one definition and one registration per family, read as a list of what `/metrics` shows.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
