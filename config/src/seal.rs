@@ -323,3 +323,6 @@ mod tests {
         assert!(!format!("{k:?}").contains("AAAA"));
     }
 }
+
+#[cfg(test)]
+mod proptests;
