@@ -372,3 +372,6 @@ mod tests {
         assert!(!format!("{k:?}").contains("AAAA"));
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -484,3 +484,6 @@ mod tests {
         assert_eq!(Form::parse(b"a=&b=x").unwrap().get("a"), None);
     }
 }
+
+#[cfg(test)]
+mod form_proptests;

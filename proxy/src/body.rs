@@ -127,6 +127,15 @@ impl BodyFaultCell {
     }
 }
 
+/// Whether a form body arriving as `chunks` (in order) is refused for carrying an `access_token` parameter: the
+/// scan [`LimitedBody::scanning_for_tokens`] runs, without a connection. For the fuzz targets and property tests;
+/// not part of the proxy's API.
+#[doc(hidden)]
+pub fn form_body_carries_token<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut scan = FormScan::new();
+    chunks.into_iter().any(|chunk| scan.hit(chunk))
+}
+
 // === impl LimitedBody ===
 
 impl<B> LimitedBody<B>
@@ -262,3 +271,6 @@ where
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

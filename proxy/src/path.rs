@@ -1,9 +1,10 @@
 //! Strict request-path checking. The proxy never decodes and re-encodes a path: it refuses any path that could
 //! mean something different to the upstream than to us, and forwards the rest byte for byte. Refused (400):
-//! dot segments (`.`, `..`), empty segments (`//`), backslashes, encoded dots, slashes, backslashes, NUL and `%`
-//! itself (double encoding), malformed escapes, escapes that decode to control bytes or invalid UTF-8 (overlong
-//! forms such as `%c0%ae`), and raw bytes outside printable ASCII. Because nothing that survives can climb, the
-//! upstream path is always `base_path` + the remainder, and [`join`] asserts that once more.
+//! dot segments (`.`, `..`, also before `;` or `%3B` parameters), empty segments (`//`), backslashes, encoded
+//! dots, slashes, backslashes, NUL and `%` itself (double encoding), malformed escapes, escapes that decode to
+//! control bytes or invalid UTF-8 (overlong forms such as `%c0%ae`), and raw bytes outside printable ASCII.
+//! Because nothing that survives can climb, the upstream path is always `base_path` + the remainder, and [`join`]
+//! asserts that once more.
 
 /// Checks a raw path (no query). `Ok(())` when it is safe to forward unchanged.
 ///
@@ -52,8 +53,7 @@ pub fn check(path: &str) -> Result<(), ()> {
     // Segment rules on the raw text: escapes of '.' and '/' were refused above, so raw is what matters.
     if path != "/" {
         for segment in path[1..].split('/') {
-            // Matrix parameters (`..;x`) must not hide a dot segment either.
-            let bare = segment.split(';').next().unwrap_or(segment);
+            let bare = before_parameters(segment);
             if segment.is_empty() || bare == "." || bare == ".." {
                 return Err(());
             }
@@ -74,6 +74,17 @@ pub fn check_allowing_trailing_slash(path: &str) -> Result<(), ()> {
         Some(_) => Err(()),
         None => check(path),
     }
+}
+
+/// A raw segment up to its matrix parameters: `..;x` must not hide a dot segment, nor `..%3Bx` from an upstream
+/// that decodes before it splits parameters off.
+fn before_parameters(segment: &str) -> &str {
+    let end = [";", "%3b", "%3B"]
+        .iter()
+        .filter_map(|p| segment.find(p))
+        .min()
+        .unwrap_or(segment.len());
+    &segment[..end]
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -120,6 +131,8 @@ mod tests {
             "/x/@evil.example/y",
             "/caf%C3%A9",
             "/v1/models/",
+            "/files/a%3Bb",
+            "/.well-known/x",
         ] {
             assert!(check_allowing_trailing_slash(p).is_ok(), "{p}");
         }
@@ -151,6 +164,11 @@ mod tests {
             "relative",
             "",
             "/a%0d%0aX-Injected:1",
+            // Found by the property tests: a dot segment behind an encoded `;`, for an upstream that decodes
+            // before it splits off matrix parameters.
+            "/.%3b",
+            "/..%3b/x",
+            "/v1/..%3Bjsessionid=1/admin",
         ] {
             assert!(
                 check_allowing_trailing_slash(p).is_err(),
@@ -168,3 +186,6 @@ mod tests {
         assert!(join("/v1", "x").is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -73,8 +73,9 @@ struct StrictHeader {
     typ: Option<String>,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    // Present is enough: `"crit": null` is still a `crit` member (RFC 7515 §4.1.11 requires an array).
+    #[serde(default, deserialize_with = "member_present")]
+    crit: bool,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +229,7 @@ impl Verifier {
             .map_err(|_| Some(TokenReason::Malformed))?;
         let header: StrictHeader =
             serde_json::from_slice(&header_bytes).map_err(|_| Some(TokenReason::Malformed))?;
-        if header.crit.is_some() {
+        if header.crit {
             return Err(Some(TokenReason::UnsupportedCrit));
         }
         let candidates = self.keys.candidates(header.kid.as_deref());
@@ -334,6 +335,10 @@ fn check_with(
     })
 }
 
+fn member_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
 fn alg_name(key: &VerifyKey) -> &'static str {
     use jsonwebtoken::Algorithm as A;
     match key.alg {
@@ -358,3 +363,6 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     out.copy_from_slice(d.as_ref());
     out
 }
+
+#[cfg(test)]
+mod proptests;

@@ -116,3 +116,19 @@ fn a_zeroizing_form_body_yields_its_bytes_in_order() {
     buf.advance(10);
     assert_eq!(buf.remaining(), 0);
 }
+
+/// Found by the `form_scan` fuzz target (against the scan before names were decoded): a name ending in
+/// `access_token=` that fills the carried-over bytes exactly must not pass for a parameter of its own when the next
+/// chunk arrives; the verdict never depends on how the body is cut.
+#[test]
+fn a_longer_name_ending_in_access_token_is_never_caught_whatever_the_cuts() {
+    let body = b"dmoe&elaccess_token=abc";
+    assert!(!form_body_carries_token([&body[..]]));
+    assert!(!form_body_carries_token([&body[..5], &body[5..], b""]));
+    assert!(!form_body_carries_token([&body[..], b"&x=1"]));
+    assert!(form_body_carries_token([
+        &body[..5],
+        b"access_token=abc",
+        b""
+    ]));
+}

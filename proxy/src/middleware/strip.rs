@@ -82,12 +82,12 @@ impl RequestStep for StripCallerCredentials {
 
 /// Removes [`STRIPPED_HEADERS`], every header named in `Connection`, and `x-idguard-*`.
 pub fn strip_headers(headers: &mut HeaderMap) {
+    // Split the raw bytes: a value holding obs-text is not a `str`, but the names listed beside it still count.
     let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -179,4 +179,29 @@ mod tests {
         assert_eq!(strip_query("a=1&&b=2", None).as_deref(), Some("a=1&b=2"));
         assert_eq!(decode_name("a%2"), "a%2");
     }
+
+    /// Found by the `strip` fuzz target: a `Connection` value holding a byte outside visible ASCII (obs-text, which
+    /// hyper accepts) hid the names listed beside it, so those hop-by-hop headers reached the upstream.
+    #[test]
+    fn a_connection_value_with_obs_text_still_names_its_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_bytes(b"\xdf\xff3,,content-type,, x-hop").unwrap(),
+        );
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("!"),
+        );
+        headers.insert("x-hop", http::HeaderValue::from_static("secret"));
+        headers.insert("x-kept", http::HeaderValue::from_static("1"));
+        strip_headers(&mut headers);
+        assert_eq!(
+            headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-kept"]
+        );
+    }
 }
+
+#[cfg(test)]
+mod proptests;
