@@ -8,4 +8,5 @@ pub mod idp;
 pub mod keys;
 pub mod mock;
 pub mod process;
+pub mod redis_server;
 pub mod tls;
