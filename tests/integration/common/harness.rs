@@ -120,6 +120,23 @@ impl Setup {
         s
     }
 
+    /// Another replica of `self`: the same routing file, master key, store, identity settings and clock, in a
+    /// directory (and data directory) of its own.
+    pub fn replica_of(other: &Setup) -> Self {
+        let mut s = Self::new();
+        s.master = other.master.clone();
+        s.fragments = other.fragments.clone();
+        s.redis = other.redis.clone();
+        s.redis_staleness = other.redis_staleness;
+        s.redis_max_staleness = other.redis_max_staleness;
+        s.identity = other.identity.clone();
+        s.issuer_extra = other.issuer_extra.clone();
+        s.admin_allow = other.admin_allow.clone();
+        s.upstream_extra = other.upstream_extra.clone();
+        s.clock = other.clock.clone();
+        s
+    }
+
     pub fn master_keys(&self) -> MasterKeys {
         MasterKeys::parse(&self.master).unwrap()
     }

@@ -19,10 +19,7 @@ async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u
 fn replica_pair(mock: &Mock, url: &str, prefix: &str) -> (Setup, Setup) {
     let mut a = Setup::standard(mock, &canary("shared"));
     a.redis = Some((url.to_owned(), prefix.to_owned()));
-    let mut b = Setup::new();
-    b.master = a.master.clone();
-    b.fragments = a.fragments.clone();
-    b.redis = a.redis.clone();
+    let b = Setup::replica_of(&a);
     (a, b)
 }
 
