@@ -14,7 +14,14 @@ use idguard_config::store::{IdentityStore, Store};
 use idguard_config::{Clock, Loader, MasterKeys, Readiness, Reloader, Resolver, SnapshotRx};
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
+
+/// Worker threads of the control-plane runtime (admin API, `/metrics`, `/readyz`, reloader, store watcher, key
+/// publisher); its store calls run on its blocking pool.
+const CONTROL_WORKERS: usize = 2;
+/// How long, at shutdown, the control plane waits for blocking store calls still in flight (each is bounded by
+/// the store's 500 ms timeouts).
+const CONTROL_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What `serve` takes from the environment, read once by the binary (tests build it directly, so parallel tests
 /// never touch the process environment).
@@ -205,8 +212,15 @@ impl Server {
     /// Serves both listeners until `shutdown` completes, then reports not-ready (so load balancers stop
     /// sending), closes the listeners and drains in-flight requests.
     ///
+    /// The proxy (with the identity service's public routes) runs on the caller's runtime, the data plane's.
+    /// Everything else — the admin listener (`/admin/v1`, `/metrics`, `/healthz`, `/readyz`), the reloader, the
+    /// Redis watcher and the identity key publisher — runs on a control-plane runtime of its own, on its own OS
+    /// threads ([`ControlPlane`]): a store call that waits for a slow or hung Redis holds a control-plane thread,
+    /// never one that serves proxied requests. Returns once both have stopped.
+    ///
     /// # Errors
-    /// A listener whose address cannot be read.
+    /// A listener whose address cannot be read, or a control-plane runtime that cannot be started (then nothing
+    /// is served).
     pub async fn run(
         self,
         listeners: Listeners,
@@ -226,31 +240,37 @@ impl Server {
         } = self;
         let public_addr = listeners.public.local_addr()?;
         let admin_addr = listeners.admin.local_addr()?;
-        tracing::info!(public = %public_addr, admin = %admin_addr, tls = tls.is_some(), "listening");
         let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(identity.run_key_publisher(stopped(stop_rx.clone())));
-        if let Some(redis) = redis {
+        let watcher = redis.map(|store| {
             let settings = snapshots.borrow().settings.clone();
-            tokio::spawn(idguard_admin::redis_store::watch(
-                redis,
+            idguard_admin::redis_store::watch(
+                store,
                 reload.clone(),
                 readiness.clone(),
                 settings.redis_staleness,
                 settings.redis_max_staleness,
                 stopped(stop_rx.clone()),
-            ));
+            )
+        });
+        let control = ControlPlane {
+            // Taken off the data plane's reactor; the control-plane runtime registers it with its own.
+            admin: listeners
+                .admin
+                .into_std()
+                .context("moving the admin listener to the control plane")?,
+            state: idguard_admin::AdminState {
+                registry,
+                readiness: readiness.clone(),
+                api: Some(api),
+            },
+            reloader: reloader.run(reload, stopped(stop_rx.clone())),
+            watcher,
+            key_publisher: identity.run_key_publisher(stopped(stop_rx.clone())),
+            stop: stop_rx.clone(),
         }
-        tokio::spawn(reloader.run(reload, stopped(stop_rx.clone())));
-        let admin_state = idguard_admin::AdminState {
-            registry,
-            readiness: readiness.clone(),
-            api: Some(api),
-        };
-        let admin_task = tokio::spawn(idguard_admin::run(
-            listeners.admin,
-            admin_state,
-            stopped(stop_rx.clone()),
-        ));
+        .start()
+        .await?;
+        tracing::info!(public = %public_addr, admin = %admin_addr, tls = tls.is_some(), "listening");
         tokio::spawn(async move {
             shutdown.await;
             readiness.set_draining();
@@ -258,10 +278,127 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         proxy.run(listeners.public, tls, stopped(stop_rx)).await;
-        let _ = admin_task.await;
+        control.join().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The control plane's work, moved onto a runtime of its own so that nothing it waits for (the store above
+/// all) can hold a thread the data plane serves requests on.
+struct ControlPlane<R, W, K> {
+    /// The admin listener, already bound, not yet registered with any runtime.
+    admin: std::net::TcpListener,
+    state: idguard_admin::AdminState,
+    /// `Reloader::run`.
+    reloader: R,
+    /// `redis_store::watch`, with a Redis store.
+    watcher: Option<W>,
+    /// `IdentityService::run_key_publisher`.
+    key_publisher: K,
+    /// Becomes `true` at shutdown (or its sender is dropped).
+    stop: watch::Receiver<bool>,
+}
+
+/// The running control plane: its thread, and word when the thread's work is done.
+struct ControlThread {
+    thread: std::thread::JoinHandle<()>,
+    done: oneshot::Receiver<()>,
+}
+
+// === impl ControlPlane ===
+
+impl<R, W, K> ControlPlane<R, W, K>
+where
+    R: Future<Output = ()> + Send + 'static,
+    W: Future<Output = ()> + Send + 'static,
+    K: Future<Output = ()> + Send + 'static,
+{
+    /// Starts the control-plane thread and waits until its runtime is up and serving the admin listener.
+    ///
+    /// # Errors
+    /// The thread or the runtime could not be started, or the listener not registered with it.
+    async fn start(self) -> anyhow::Result<ControlThread> {
+        let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();
+        let (done_tx, done) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("idguard-control".into())
+            .spawn(move || {
+                // The runtime is built, run and dropped on this thread, never inside an async context.
+                let runtime = match control_runtime() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(self.serve(started_tx));
+                // Whatever is still running is a blocking store call, bounded by the store's own timeouts;
+                // never wait longer than that for it.
+                runtime.shutdown_timeout(CONTROL_SHUTDOWN_GRACE);
+                let _ = done_tx.send(());
+            })
+            .context("starting the control-plane thread")?;
+        match started_rx.await {
+            Ok(Ok(())) => Ok(ControlThread { thread, done }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow::anyhow!(
+                "the control-plane thread stopped while starting"
+            )),
+        }
+    }
+
+    /// Runs every control-plane task until `stop`; the admin listener drains its in-flight requests first.
+    async fn serve(self, started: oneshot::Sender<anyhow::Result<()>>) {
+        let Self {
+            admin,
+            state,
+            reloader,
+            watcher,
+            key_publisher,
+            stop,
+        } = self;
+        let admin = match TcpListener::from_std(admin) {
+            Ok(listener) => listener,
+            Err(e) => {
+                let _ = started.send(Err(
+                    anyhow::Error::new(e).context("serving the admin listener")
+                ));
+                return;
+            }
+        };
+        let mut tasks = vec![tokio::spawn(reloader), tokio::spawn(key_publisher)];
+        tasks.extend(watcher.map(tokio::spawn));
+        let _ = started.send(Ok(()));
+        if let Err(e) = idguard_admin::run(admin, state, stopped(stop)).await {
+            tracing::error!("the admin listener failed: {e}");
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+// === impl ControlThread ===
+
+impl ControlThread {
+    /// Waits (without blocking the caller's thread) until the control plane has stopped and its thread ended.
+    async fn join(self) {
+        let _ = self.done.await;
+        // The thread has finished its work; joining it is immediate, but still a blocking call.
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
+/// The control plane's runtime: a few threads of its own, so one admin request waiting for the store delays
+/// neither `/readyz` nor the reloader, and none of them delays the data plane.
+fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CONTROL_WORKERS)
+        .thread_name("idguard-control")
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")
 }
 
 /// The store (and the identity service's view of the same one): Redis when the environment or the file's `[store]`

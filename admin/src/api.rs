@@ -138,6 +138,22 @@ impl AdminApi {
             .map_err(|e| Internal::Config(e.to_string()).into())
     }
 
+    /// Runs `read` (routing-file and store reads, which block on I/O) on the blocking pool: a slow or hung store
+    /// then holds a blocking thread for as long as the store's timeouts allow, never a worker of the runtime
+    /// serving the admin listener (so `/readyz` and `/metrics` keep answering).
+    ///
+    /// # Errors
+    /// Whatever `read` returns; [`Internal::Task`] when it panicked.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&AdminApi) -> Result<T, AdminError> + Send + 'static,
+    ) -> Result<T, AdminError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || read(&this))
+            .await
+            .map_err(|e| Internal::Task(e.to_string()))?
+    }
+
     /// The stored (API-managed) objects.
     fn stored(&self) -> Result<Vec<StoredObject>, AdminError> {
         self.inner

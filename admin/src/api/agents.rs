@@ -101,10 +101,11 @@ async fn create_agent(
 ) -> Result<Response> {
     let req: CreateAgent = parse(&body)?;
     check_upstream(&api, req.endpoint.as_ref(), "agents.endpoint").await?;
-    let idempotency = match Idempotency::begin(&api, &headers, "POST /admin/v1/agents", &body)? {
-        Ok(fresh) => fresh,
-        Err(replayed) => return Ok(replayed),
-    };
+    let idempotency =
+        match Idempotency::begin(&api, &headers, "POST /admin/v1/agents", &body).await? {
+            Ok(fresh) => fresh,
+            Err(replayed) => return Ok(replayed),
+        };
     let id = random_id("agent")?;
     let raw = RawAgent {
         audience: Some(

@@ -144,10 +144,11 @@ async fn create_client(
     body: Bytes,
 ) -> Result<Response> {
     let req: ClientFields = parse(&body)?;
-    let idempotency = match Idempotency::begin(&api, &headers, "POST /admin/v1/clients", &body)? {
-        Ok(fresh) => fresh,
-        Err(replayed) => return Ok(replayed),
-    };
+    let idempotency =
+        match Idempotency::begin(&api, &headers, "POST /admin/v1/clients", &body).await? {
+            Ok(fresh) => fresh,
+            Err(replayed) => return Ok(replayed),
+        };
     let id = match &req.id {
         Some(id) => id.clone(),
         None => random_id("client")?,

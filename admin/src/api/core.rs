@@ -151,7 +151,7 @@ impl Idempotency {
     ///
     /// # Errors
     /// 400 for a malformed key, 422 when the key was used for a different request, or the store's failure.
-    pub(super) fn begin(
+    pub(super) async fn begin(
         api: &AdminApi,
         headers: &HeaderMap,
         route: &str,
@@ -162,7 +162,11 @@ impl Idempotency {
             return Ok(Ok(Self { key: None, hash }));
         };
         let key = format!("{route}\n{key}");
-        let remembered = api.inner.store.idempotent(&key).map_err(store_error)?;
+        let remembered = {
+            let key = key.clone();
+            api.blocking(move |api| api.inner.store.idempotent(&key).map_err(store_error))
+                .await?
+        };
         Ok(match replay(remembered, &hash)? {
             Some(answer) => Err(replayed(&answer)),
             None => Ok(Self {
@@ -410,11 +414,15 @@ pub(super) fn items(items: Vec<Value>) -> Response {
 
 /// `GET` a collection: the routing file's objects, then the stored ones.
 pub(super) async fn list<R: Resource>(State(api): State<AdminApi>) -> Result<Response> {
-    list_of::<R>(&api)
+    list_of::<R>(&api).await
 }
 
 /// [`list`] for a known kind.
-pub(super) fn list_of<R: Resource>(api: &AdminApi) -> Result<Response> {
+pub(super) async fn list_of<R: Resource>(api: &AdminApi) -> Result<Response> {
+    api.blocking(list_blocking::<R>).await
+}
+
+fn list_blocking<R: Resource>(api: &AdminApi) -> Result<Response> {
     let file = api.file()?.raw;
     let mut out: Vec<Value> = R::file(&file)
         .iter()
@@ -431,12 +439,12 @@ pub(super) async fn get<R: Resource>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    get_of::<R>(&api, &id)
+    get_of::<R>(&api, &id).await
 }
 
 /// [`get`] for a known kind.
-pub(super) fn get_of<R: Resource>(api: &AdminApi, id: &str) -> Result<Response> {
-    let (raw, managed) = find::<R>(api, id)?;
+pub(super) async fn get_of<R: Resource>(api: &AdminApi, id: &str) -> Result<Response> {
+    let (raw, managed) = find::<R>(api, id).await?;
     Ok(answer(
         StatusCode::OK,
         view_of::<R>(api, &raw, managed),
@@ -449,7 +457,12 @@ pub(super) fn get_of<R: Resource>(api: &AdminApi, id: &str) -> Result<Response> 
 ///
 /// # Errors
 /// 404 when neither has it.
-pub(super) fn find<R: Resource>(api: &AdminApi, id: &str) -> Result<(R::Raw, Managed)> {
+pub(super) async fn find<R: Resource>(api: &AdminApi, id: &str) -> Result<(R::Raw, Managed)> {
+    let id = id.to_owned();
+    api.blocking(move |api| find_blocking::<R>(api, &id)).await
+}
+
+fn find_blocking<R: Resource>(api: &AdminApi, id: &str) -> Result<(R::Raw, Managed)> {
     let file = api.file()?.raw;
     if let Some(raw) = R::file(&file).iter().find(|r| R::id(r) == id) {
         return Ok((raw.clone(), Managed::File));

@@ -88,11 +88,11 @@ async fn create_credential(
     body: Bytes,
 ) -> Result<Response> {
     let req: CreateCredential = parse(&body)?;
-    let idempotency = match Idempotency::begin(&api, &headers, "POST /admin/v1/credentials", &body)?
-    {
-        Ok(fresh) => fresh,
-        Err(replayed) => return Ok(replayed),
-    };
+    let idempotency =
+        match Idempotency::begin(&api, &headers, "POST /admin/v1/credentials", &body).await? {
+            Ok(fresh) => fresh,
+            Err(replayed) => return Ok(replayed),
+        };
     if req.value.is_empty() {
         return Err(AdminError::BadRequest("value must not be empty".into()));
     }

@@ -155,7 +155,7 @@ pub(super) fn routes() -> Router<AdminApi> {
 
 /// `GET /admin/v1/{users|groups|organizations}`
 async fn list(State(api): State<AdminApi>, Path(segment): Path<String>) -> Result<Response> {
-    in_collection!(segment.as_str(), R => list_of::<R>(&api))
+    in_collection!(segment.as_str(), R => list_of::<R>(&api).await)
 }
 
 /// `GET /admin/v1/{users|groups|organizations}/{id}`
@@ -163,7 +163,7 @@ async fn get(
     State(api): State<AdminApi>,
     Path((segment, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    in_collection!(segment.as_str(), R => get_of::<R>(&api, &id))
+    in_collection!(segment.as_str(), R => get_of::<R>(&api, &id).await)
 }
 
 /// `POST /admin/v1/{users|groups|organizations}`
@@ -203,7 +203,7 @@ async fn create_entry<R: Entry>(
 ) -> Result<Response> {
     let raw = read_entry::<R>(body).await?;
     let route = format!("POST /admin/v1/{segment}");
-    let idempotency = match Idempotency::begin(api, headers, &route, body)? {
+    let idempotency = match Idempotency::begin(api, headers, &route, body).await? {
         Ok(fresh) => fresh,
         Err(replayed) => return Ok(replayed),
     };

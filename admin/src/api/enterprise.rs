@@ -81,11 +81,11 @@ async fn create_service(
     body: Bytes,
 ) -> Result<Response> {
     let raw: RawService = parse(&body)?;
-    let idempotency = match Idempotency::begin(&api, &headers, "POST /admin/v1/enterprise", &body)?
-    {
-        Ok(fresh) => fresh,
-        Err(replayed) => return Ok(replayed),
-    };
+    let idempotency =
+        match Idempotency::begin(&api, &headers, "POST /admin/v1/enterprise", &body).await? {
+            Ok(fresh) => fresh,
+            Err(replayed) => return Ok(replayed),
+        };
     check_upstream(&api, raw.upstream.as_ref(), "enterprise.upstream").await?;
     // An outside exchange endpoint receives agents' tokens: the same rules as an upstream.
     check_upstream(

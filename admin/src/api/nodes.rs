@@ -88,7 +88,7 @@ async fn create_node<N: Resource<Raw = RawNode>>(
     let raw: RawNode = parse(&body)?;
     let kind = N::KIND.as_str();
     let route = format!("POST /admin/v1/{kind}");
-    let idempotency = match Idempotency::begin(&api, &headers, &route, &body)? {
+    let idempotency = match Idempotency::begin(&api, &headers, &route, &body).await? {
         Ok(fresh) => fresh,
         Err(replayed) => return Ok(replayed),
     };

@@ -120,7 +120,7 @@ async fn list_secrets<P: Principal>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let (mut raw, _) = find::<P>(&api, &id)?;
+    let (mut raw, _) = find::<P>(&api, &id).await?;
     Ok(items(secret_views(P::secrets(&mut raw))))
 }
 
@@ -172,7 +172,7 @@ async fn list_keys<P: Principal>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let (mut raw, _) = find::<P>(&api, &id)?;
+    let (mut raw, _) = find::<P>(&api, &id).await?;
     let out = P::keys(&mut raw)
         .iter()
         .map(|k| json!({"id": k.id, "jwk": k.jwk, "pem": k.pem}))

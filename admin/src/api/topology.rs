@@ -21,11 +21,11 @@ pub(super) fn routes() -> Router<AdminApi> {
 /// `GET /admin/v1/agents/{id}/topology`: the agent's diagram — the agent, the nodes it may call (with their
 /// credentials), and the edges between them, from the file and the store together.
 async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
-    let stored = api.stored()?;
+    let (file, stored) = api.blocking(|api| Ok((api.file()?, api.stored()?))).await?;
     // Built from the file and the store as they are now, not the snapshot in force: a change shows at once,
     // before the reload it triggered has been applied. A topology that does not validate is not the caller's
     // fault here: an internal error.
-    let snapshot = api.build(api.file()?, &stored).map_err(|e| match e {
+    let snapshot = api.build(file, &stored).map_err(|e| match e {
         AdminError::Invalid(errors) => {
             Internal::Config(format!("{} validation errors", errors.len())).into()
         }

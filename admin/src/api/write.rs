@@ -163,10 +163,7 @@ impl AdminApi {
         &self,
         plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)> + Send + 'static,
     ) -> Result<T> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.write_blocking(plan))
-            .await
-            .map_err(|e| Internal::Task(e.to_string()))?
+        self.blocking(move |this| this.write_blocking(plan)).await
     }
 
     fn write_blocking<T>(

@@ -78,6 +78,9 @@ impl RedisServer {
                 "yes",
                 "--appendfsync",
                 "always",
+                // `DEBUG SLEEP` (slowing Redis on purpose) from the test's own loopback connections.
+                "--enable-debug-command",
+                "local",
             ])
             .arg("--dir")
             .arg(self.dir.path())
