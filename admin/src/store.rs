@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use idguard_config::store::{
-    AuditRecord, IdempotentAnswer, IdentityStore, Kind, Store, StoreError, StoredObject, Write,
+    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Kind, Store, StoreError,
+    StoredObject, Write,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+mod audit;
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -209,6 +212,10 @@ impl Store for EmbeddedStore {
             }
             None => Ok(None),
         }
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        audit::read(&self.audit_path, query)
     }
 }
 
