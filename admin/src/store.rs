@@ -377,6 +377,50 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_log_reads_back_newest_first_by_pages() {
+        use idguard_config::store::AuditQuery;
+        let dir = std::env::temp_dir().join(format!("idguard-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let empty = store
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert!(empty.records.is_empty() && empty.next_cursor.is_none());
+        for id in ["a", "b", "c"] {
+            store.commit(&[obj(id)], &[audit(id)], None).unwrap();
+        }
+        let page = |cursor, id: Option<&str>| {
+            store
+                .audit(&AuditQuery {
+                    limit: 2,
+                    cursor,
+                    id: id.map(str::to_owned),
+                    ..AuditQuery::default()
+                })
+                .unwrap()
+        };
+        let first = page(None, None);
+        let names: Vec<&str> = first.records.iter().map(|r| r.record.id.as_str()).collect();
+        assert_eq!(names, ["c", "b"]);
+        let cursor = first.next_cursor.unwrap().parse().unwrap();
+        let second = page(Some(cursor), None);
+        let names: Vec<&str> = second
+            .records
+            .iter()
+            .map(|r| r.record.id.as_str())
+            .collect();
+        assert_eq!(names, ["a"]);
+        assert_eq!(second.next_cursor, None);
+        let only = page(None, Some("b"));
+        assert_eq!(only.records.len(), 1);
+        assert_eq!(only.records[0].cursor, "2-0");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn commits_are_versioned_checked_and_audited() {
         let dir = std::env::temp_dir().join(format!("idguard-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

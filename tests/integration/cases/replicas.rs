@@ -3,3 +3,4 @@
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
 mod propagation;
+mod shared_ops;
