@@ -13,6 +13,7 @@ use crate::common::harness::{Harness, Setup, canary, redis_cleanup as cleanup};
 use crate::common::idp::{AGENT_SECRET, basic, secret_hash};
 use crate::common::keys::rand_hex;
 use crate::common::mock::Mock;
+use crate::common::redis_server::RedisServer;
 
 async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let (status, _, value) = crate::common::harness::admin(h, method, path, body, &[]).await;
@@ -314,4 +315,32 @@ async fn failed_authentications_spread_over_two_replicas_meet_one_limit() {
         && !k.contains("not-the-secret")
         && !k.contains("127.0.0")));
     cleanup(&url, &prefix);
+}
+
+#[tokio::test]
+async fn with_redis_down_the_local_limiter_still_limits_and_nobody_is_locked_out() {
+    let mut redis = RedisServer::start();
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("shared"));
+    s.redis = Some((redis.url(), "idguard-fail".into()));
+    s.identity =
+        Some("issuer = \"https://idguard.lb.test\"\nmax_failed_auth_per_minute = 3\n".into());
+    s.raw(&format!(
+        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n",
+        secret_hash(AGENT_SECRET)
+    ));
+    let h = s.start().await;
+    room_in_the_minute(20).await;
+    let wrong = basic("agent-s", "not-the-secret");
+    let right = basic("agent-s", AGENT_SECRET);
+    assert_eq!(post_from(ip(2), h.addr, &wrong).await, 401);
+    redis.kill();
+    // The store's outage neither locks the client out nor counts against it.
+    assert_eq!(post_from(ip(1), h.addr, &right).await, 200);
+    assert_eq!(post_from(ip(1), h.addr, &right).await, 200);
+    // The local limiter goes on counting: the failure before the outage and two during it reach the limit.
+    assert_eq!(post_from(ip(2), h.addr, &wrong).await, 401);
+    assert_eq!(post_from(ip(2), h.addr, &wrong).await, 401);
+    assert_eq!(post_from(ip(2), h.addr, &right).await, 429);
+    assert_eq!(post_from(ip(1), h.addr, &right).await, 200);
 }
