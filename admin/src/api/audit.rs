@@ -77,8 +77,8 @@ fn parse(query: &str) -> Result<AuditQuery> {
             }
             "id" => q.id = Some(value),
             "action" => match value.as_str() {
-                "create" | "update" | "delete" => q.action = Some(value),
-                _ => return Err(bad(field, "must be create, update or delete")),
+                "create" | "update" | "delete" | "reseal" => q.action = Some(value),
+                _ => return Err(bad(field, "must be create, update, delete or reseal")),
             },
             "actor" => q.actor = Some(value),
             "since" => q.since = Some(number(field, &value)?),

@@ -24,7 +24,7 @@ pub struct AuditQuery {
     pub kind: Option<Kind>,
     /// Only records of this object id.
     pub id: Option<String>,
-    /// Only this action (`create`, `update`, `delete`).
+    /// Only this action (`create`, `update`, `delete`, `reseal`).
     pub action: Option<String>,
     /// Only this actor.
     pub actor: Option<String>,
