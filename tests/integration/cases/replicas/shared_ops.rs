@@ -344,3 +344,46 @@ async fn with_redis_down_the_local_limiter_still_limits_and_nobody_is_locked_out
     assert_eq!(post_from(ip(2), h.addr, &right).await, 429);
     assert_eq!(post_from(ip(1), h.addr, &right).await, 200);
 }
+
+#[test]
+fn the_audit_stream_keeps_about_its_configured_length() {
+    use idguard_config::store::{AuditQuery, AuditRecord, Expect, Kind, Store, Write};
+    let (url, prefix) = shared_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let store = idguard_admin::redis_store::RedisStore::open(&url, &prefix, dir.path())
+        .unwrap()
+        .with_audit_stream_max_len(10);
+    for i in 0..300 {
+        let id = format!("a{i}");
+        let write = Write {
+            kind: Kind::Agent,
+            id: id.clone(),
+            expect: Expect::Absent,
+            body: Some(json!({"id": id})),
+        };
+        let record = AuditRecord {
+            at: 0,
+            actor: "admin".into(),
+            action: "create".into(),
+            kind: Kind::Agent,
+            id,
+            before: None,
+            after: None,
+        };
+        store.commit(&[write], &[record], None).unwrap();
+    }
+    // `MAXLEN ~` trims whole stream nodes (100 entries by default): about the bound, never the whole history.
+    let kept = stream(&url, &prefix).len();
+    assert!((10..=110).contains(&kept), "{kept} entries kept");
+    // The local write-ahead copy keeps everything.
+    let local = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert_eq!(local.lines().count(), 300);
+    let newest = store
+        .audit(&AuditQuery {
+            limit: 1,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(newest.records[0].record.id, "a299");
+    cleanup(&url, &prefix);
+}
