@@ -423,7 +423,13 @@ fn open_stores(
                 .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
             let redis = Arc::new(
                 idguard_admin::redis_store::RedisStore::open(url, prefix, data_dir)
-                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?
+                    .with_audit_stream_max_len(
+                        store_settings
+                            .as_ref()
+                            .and_then(|s| s.audit_stream_max_len)
+                            .unwrap_or(idguard_config::defaults::AUDIT_STREAM_MAX_LEN),
+                    ),
             );
             (redis.clone(), redis.clone(), Some(redis))
         }

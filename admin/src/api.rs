@@ -17,6 +17,7 @@
 //!   organizations): one module per resource family.
 //! - `principals`: client secrets and public keys, shared by agents and client applications.
 //! - `authorizations`: outbound and inbound authorizations, and the agent permission.
+//! - `audit`: the audit log, read back newest first from the store's shared copy.
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
 
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use crate::auth::{AdminToken, require_admin};
 use crate::error::{AdminError, Internal, log_internal_errors};
 
 mod agents;
+mod audit;
 mod authorizations;
 mod clients;
 mod core;
@@ -114,6 +116,7 @@ impl AdminApi {
             .merge(enterprise::routes())
             .merge(credentials::routes())
             .merge(nodes::routes())
+            .merge(audit::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 self.inner.token.clone(),

@@ -2,11 +2,13 @@
 //!
 //! Keys (all under the configured prefix): `<p>:objects` (a hash, field `kind/id` → the stored object's JSON),
 //! `<p>:version` (the topology version), `<p>:idem:<key>`, `<p>:jti:<digest>`, `<p>:revoked:<digest>`,
-//! `<p>:cache:<digest>`; channel `<p>:changed`. Digests are SHA-256 hex computed by callers: no raw token is
+//! `<p>:cache:<digest>`, `<p>:fail:<digest>:<minute>` (shared failed-authentication counters), `<p>:audit` (the
+//! shared audit stream, capped at `[store] audit_stream_max_len` records); channel `<p>:changed`. Digests are SHA-256 hex computed by callers: no raw token is
 //! ever a key. A commit reads the current versions, checks the preconditions, writes the audit record to the
 //! local audit log (fsync), then runs one Lua script that re-checks the versions it read, applies the change,
-//! increments the topology version and publishes it — atomically, so concurrent writers through different
-//! replicas cannot interleave.
+//! increments the topology version, appends the audit records to `<p>:audit` and publishes the version —
+//! atomically, so concurrent writers through different replicas cannot interleave, and the stream shows exactly
+//! the changes that were applied. The local file stays the durable write-ahead copy.
 //!
 //! [`watch`] keeps a replica current: pub/sub delivers each new version at once, and polling the version every
 //! 200 ms covers lost messages and reconnects; both go through tokio and the connection manager, which reconnects
@@ -26,12 +28,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use idguard_config::Readiness;
 use idguard_config::store::{
-    AuditRecord, IdempotentAnswer, IdentityStore, Store, StoreError, StoredObject, Write,
+    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Store, StoreError,
+    StoredObject, Write,
 };
 use redis::Commands;
 use tokio::sync::Notify;
 
 use crate::store::{append_audit, create_private_dir};
+
+mod audit;
+mod failures;
 
 /// How long one Redis call may take before it counts as a failure.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -56,6 +62,9 @@ end
 local topology = redis.call('INCR', KEYS[2])
 local answer = ARGV[2 + 3 * n]
 if answer ~= '' then redis.call('SET', KEYS[3], answer, 'EX', ARGV[3 + 3 * n]) end
+for i = 6 + 3 * n, #ARGV do
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5 + 3 * n], '*', 'record', ARGV[i])
+end
 redis.call('PUBLISH', ARGV[4 + 3 * n], topology)
 return topology
 "#;
@@ -65,6 +74,7 @@ pub struct RedisStore {
     client: redis::Client,
     prefix: String,
     audit_path: PathBuf,
+    audit_max_len: u64,
     commit: redis::Script,
 }
 
@@ -98,8 +108,16 @@ impl RedisStore {
             client,
             prefix: prefix.to_owned(),
             audit_path: data_dir.join("audit.log"),
+            audit_max_len: idguard_config::defaults::AUDIT_STREAM_MAX_LEN,
             commit: redis::Script::new(COMMIT),
         })
+    }
+
+    /// Keeps about `max_len` records in the shared audit stream (`[store] audit_stream_max_len`).
+    #[must_use]
+    pub fn with_audit_stream_max_len(mut self, max_len: u64) -> Self {
+        self.audit_max_len = max_len.max(1);
+        self
     }
 
     /// The client, for [`watch`].
@@ -176,7 +194,8 @@ impl Store for RedisStore {
         invocation
             .key(self.key("objects"))
             .key(self.key("version"))
-            .key(idem_key);
+            .key(idem_key)
+            .key(self.key("audit"));
         invocation.arg(writes.len());
         for ((w, field), cur) in writes.iter().zip(&fields).zip(&current) {
             let cur: Option<StoredObject> = cur
@@ -214,7 +233,9 @@ impl Store for RedisStore {
         invocation
             .arg(answer)
             .arg(IDEMPOTENCY_TTL_SECS)
-            .arg(self.key("changed"));
+            .arg(self.key("changed"))
+            .arg(self.audit_max_len)
+            .arg(audit::encode(audit)?);
         // The audit record is durable before the change exists anywhere.
         append_audit(&self.audit_path, audit)?;
         let version: i64 = invocation.invoke(&mut conn).map_err(unavailable)?;
@@ -239,9 +260,28 @@ impl Store for RedisStore {
         })
         .transpose()
     }
+
+    fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        audit::read(&mut self.conn()?, &self.key("audit"), query)
+    }
 }
 
 impl IdentityStore for RedisStore {
+    fn record_failure(
+        &self,
+        key_digest: &[u8; 32],
+        window: u64,
+        expires_at: u64,
+    ) -> Result<u32, StoreError> {
+        let key = self.key(&failures::name(key_digest, window));
+        failures::record(&mut self.conn()?, &key, expires_at)
+    }
+
+    fn failures(&self, key_digest: &[u8; 32], window: u64) -> Result<u32, StoreError> {
+        let key = self.key(&failures::name(key_digest, window));
+        failures::count(&mut self.conn()?, &key)
+    }
+
     fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
         let key = self.key(&format!("shared:{name}"));
         let mut conn = self.conn()?;

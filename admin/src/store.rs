@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use idguard_config::store::{
-    AuditRecord, IdempotentAnswer, IdentityStore, Kind, Store, StoreError, StoredObject, Write,
+    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Kind, Store, StoreError,
+    StoredObject, Write,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+mod audit;
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -210,6 +213,10 @@ impl Store for EmbeddedStore {
             None => Ok(None),
         }
     }
+
+    fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        audit::read(&self.audit_path, query)
+    }
 }
 
 impl IdentityStore for EmbeddedStore {
@@ -367,6 +374,50 @@ mod tests {
             before: None,
             after: None,
         }
+    }
+
+    #[test]
+    fn the_audit_log_reads_back_newest_first_by_pages() {
+        use idguard_config::store::AuditQuery;
+        let dir = std::env::temp_dir().join(format!("idguard-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let empty = store
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert!(empty.records.is_empty() && empty.next_cursor.is_none());
+        for id in ["a", "b", "c"] {
+            store.commit(&[obj(id)], &[audit(id)], None).unwrap();
+        }
+        let page = |cursor, id: Option<&str>| {
+            store
+                .audit(&AuditQuery {
+                    limit: 2,
+                    cursor,
+                    id: id.map(str::to_owned),
+                    ..AuditQuery::default()
+                })
+                .unwrap()
+        };
+        let first = page(None, None);
+        let names: Vec<&str> = first.records.iter().map(|r| r.record.id.as_str()).collect();
+        assert_eq!(names, ["c", "b"]);
+        let cursor = first.next_cursor.unwrap().parse().unwrap();
+        let second = page(Some(cursor), None);
+        let names: Vec<&str> = second
+            .records
+            .iter()
+            .map(|r| r.record.id.as_str())
+            .collect();
+        assert_eq!(names, ["a"]);
+        assert_eq!(second.next_cursor, None);
+        let only = page(None, Some("b"));
+        assert_eq!(only.records.len(), 1);
+        assert_eq!(only.records[0].cursor, "2-0");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", 
 /// The key prefix of idguard's objects in Redis when `[store] redis_prefix` is absent.
 pub const REDIS_PREFIX: &str = "idguard";
 
+/// How many audit records the Redis stream keeps when `[store] audit_stream_max_len` is absent.
+pub const AUDIT_STREAM_MAX_LEN: u64 = 100_000;
+
 /// The `typ` of access tokens (RFC 9068): what an issuer accepts unless it lists `accepted_typ`, and what
 /// idguard's own identity service signs.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";

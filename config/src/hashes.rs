@@ -45,6 +45,15 @@ impl KeyedHasher {
         hex(&self.client_secret(secret))
     }
 
+    /// A keyed digest of `value` under `domain` (HMAC over `<domain>\n<value>`): what stands for a client id or
+    /// username in a shared store key, so the key neither shows nor lets anyone confirm the value.
+    pub fn digest(&self, domain: &str, value: &str) -> [u8; 32] {
+        let tag = aws_lc_rs::hmac::sign(&self.key, format!("{domain}\n{value}").as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// A short keyed fingerprint (16 hex digits) of `value`: stable under one key, useless for recovering the
     /// value. Shown for stored credentials so operators can tell two values apart.
     pub fn fingerprint(&self, value: &[u8]) -> String {

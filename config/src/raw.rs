@@ -203,6 +203,11 @@ pub struct RawStore {
     /// the proxy answers 503.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_max_staleness_ms: Option<u64>,
+    /// Redis mode: how many audit records the shared stream `<p>:audit` keeps (approximately; oldest dropped
+    /// first; default [`crate::defaults::AUDIT_STREAM_MAX_LEN`]). Each replica's local `audit.log` keeps
+    /// everything it wrote. Read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_stream_max_len: Option<u64>,
 }
 
 /// `[admin]`.

@@ -150,6 +150,8 @@ pub struct Settings {
     pub redis_staleness: Duration,
     /// How long the last topology is served while Redis is unreachable.
     pub redis_max_staleness: Duration,
+    /// How many records the Redis audit stream keeps (approximately). Read at start.
+    pub audit_stream_max_len: u64,
 }
 
 /// PEM files for the public listener's TLS.

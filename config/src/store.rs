@@ -12,6 +12,12 @@ use crate::raw::{
     RawOrganization, RawService, RawUser,
 };
 
+mod audit;
+
+pub use self::audit::{
+    AUDIT_PAGE_MAX, AUDIT_SCAN_MAX, AuditCursor, AuditEntry, AuditPage, AuditQuery,
+};
+
 /// The kinds of object the API manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -211,6 +217,14 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn idempotent(&self, key: &str) -> Result<Option<IdempotentAnswer>, StoreError>;
+
+    /// Audit records, newest first, from where every replica's records meet (see [`AuditQuery`]). Records are
+    /// shown as written: they never carried a secret.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] (also when the local log cannot be read), or [`StoreError::Corrupt`] for a
+    /// record that does not decode.
+    fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
 }
 
 /// The identity service's shared state: replay records, revocations, single-use codes and the signing seed.
@@ -266,6 +280,34 @@ pub trait IdentityStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError>;
+
+    /// Counts one failed authentication under `key_digest` (a SHA-256 digest of what is limited, never a raw id)
+    /// in the fixed window `window` (minutes since the epoch), kept until `expires_at`; returns the window's count
+    /// so far. A single-process store has nothing to share and keeps no count (`Ok(0)`): the caller's local
+    /// limiter is the whole limit there.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]: the caller falls back to its local count (failing closed for everyone on a
+    /// store outage would be a lockout anyone can cause).
+    fn record_failure(
+        &self,
+        key_digest: &[u8; 32],
+        window: u64,
+        expires_at: u64,
+    ) -> Result<u32, StoreError> {
+        let _ = (key_digest, window, expires_at);
+        Ok(0)
+    }
+
+    /// The failed authentications counted under `key_digest` in `window` by every replica (`Ok(0)` for a
+    /// single-process store).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn failures(&self, key_digest: &[u8; 32], window: u64) -> Result<u32, StoreError> {
+        let _ = (key_digest, window);
+        Ok(0)
+    }
 
     /// A cached value that has not expired.
     ///

@@ -4,8 +4,9 @@
 //! Secrets are compared as keyed hashes in constant time, and an unknown `client_id` runs the same comparison
 //! against a dummy hash, so the two cases cost the same and answer the same. Assertions are verified with the
 //! registered key's own algorithm (never the header's choice), their header never selects a key by URL or
-//! embedded key, and each `jti` is claimed once in the shared store. Failures are counted per client id; past
-//! the limit the client gets 429 until the minute is over.
+//! embedded key, and each `jti` is claimed once in the shared store. Failures are counted per client id (locally,
+//! and with Redis across every replica: `shared_limiter`); past the limit the client gets 429 until the minute is
+//! over.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use subtle::ConstantTimeEq;
 pub use self::limiter::Limiter;
 
 mod limiter;
+mod shared_limiter;
 
 use super::error::OAuthError;
 use super::{Form, IdentityService, log_value, sha256};
@@ -157,10 +159,9 @@ impl IdentityService {
         let settings = self.settings(&snapshot)?;
         let now = self.now();
         for id in &counted {
-            if let Err(retry) =
-                self.inner
-                    .limiter
-                    .check(id, peer, settings.max_failed_auth_per_minute, now)
+            if let Err(retry) = self
+                .check_failures(id, peer, settings.max_failed_auth_per_minute, now)
+                .await
             {
                 tracing::warn!(reason = "rate_limited", client_id = %log_value(id), "client authentication rate-limited");
                 return Err(OAuthError::RateLimited(retry));
@@ -182,7 +183,7 @@ impl IdentityService {
                 if err == OAuthError::InvalidClient {
                     let named = id.filter(|i| !counted.contains(i));
                     for id in counted.iter().chain(named.as_ref()) {
-                        self.inner.limiter.fail(id, peer, now);
+                        self.count_failure(id, peer, now).await;
                     }
                 }
                 Err(err)

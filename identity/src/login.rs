@@ -204,9 +204,8 @@ impl IdentityService {
         let csrf = form.get("csrf").unwrap_or_default();
         let limiter_key = format!("user:{username}");
         if self
-            .inner
-            .limiter
-            .check(&limiter_key, peer, limit, now)
+            .check_failures(&limiter_key, peer, limit, now)
+            .await
             .is_err()
         {
             tracing::warn!(reason = "rate_limited", user = %log_value(username), "sign-in rate-limited");
@@ -239,7 +238,7 @@ impl IdentityService {
             .unwrap_or(false);
         if !ok {
             tracing::warn!(reason = if known { "bad_password" } else { "unknown_user" }, user = %log_value(username), "sign-in failed");
-            self.inner.limiter.fail(&limiter_key, peer, now);
+            self.count_failure(&limiter_key, peer, now).await;
             return Err(page(
                 StatusCode::UNAUTHORIZED,
                 login_body(form, Some("The username or password is incorrect."), csrf),

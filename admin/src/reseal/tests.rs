@@ -92,6 +92,13 @@ impl Store for Racing {
         self.inner.load()
     }
 
+    fn audit(
+        &self,
+        query: &idguard_config::store::AuditQuery,
+    ) -> Result<idguard_config::store::AuditPage, StoreError> {
+        self.inner.audit(query)
+    }
+
     fn commit(
         &self,
         writes: &[Write],

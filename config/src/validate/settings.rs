@@ -64,6 +64,14 @@ pub(super) fn settings(
         "store.max_credentials",
         errors,
     );
+    let audit_stream_max_len = bounded(
+        raw.store.audit_stream_max_len,
+        defaults::AUDIT_STREAM_MAX_LEN,
+        1,
+        100_000_000,
+        "store.audit_stream_max_len",
+        errors,
+    );
     Some(Settings {
         public_addr: public_addr?,
         admin_addr: admin_addr?,
@@ -85,6 +93,7 @@ pub(super) fn settings(
         redis_max_staleness: Duration::from_millis(
             raw.store.redis_max_staleness_ms.unwrap_or(300_000),
         ),
+        audit_stream_max_len,
     })
 }
 

@@ -502,3 +502,22 @@ fn connection_limits_have_defaults_and_are_bounded_by_field() {
         );
     }
 }
+
+#[test]
+fn the_audit_stream_retention_has_a_default_and_a_range() {
+    assert_eq!(
+        build(&good()).unwrap().settings.audit_stream_max_len,
+        crate::defaults::AUDIT_STREAM_MAX_LEN
+    );
+    let with = |n: u64| format!("{}\n[store]\naudit_stream_max_len = {n}\n", good());
+    assert_eq!(
+        build(&with(500)).unwrap().settings.audit_stream_max_len,
+        500
+    );
+    let errs = errors_of(&with(0));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("store.audit_stream_max_len: must be between 1 and")),
+        "{errs:#?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The failure limiter of client authentication and sign-in: failures per (id, source address) per minute, with
-//! a ceiling per id over every address, in fixed memory.
+//! a ceiling per id over every address, in fixed memory. The local first line: `shared_limiter` adds the counts
+//! replicas share through the store.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -17,7 +18,7 @@ pub struct Limiter {
 pub(super) const LIMITER_SLOTS: usize = 1 << 16;
 
 /// A client id's failures per minute over every address may reach this many times the per-address limit.
-const GLOBAL_FACTOR: u32 = 10;
+pub(super) const GLOBAL_FACTOR: u32 = 10;
 
 impl Default for Limiter {
     fn default() -> Self {
@@ -86,7 +87,7 @@ impl Limiter {
 }
 
 /// The failure-counter key of `id` seen from `peer`.
-fn pair_key(id: &str, peer: Option<IpAddr>) -> String {
+pub(super) fn pair_key(id: &str, peer: Option<IpAddr>) -> String {
     match peer {
         Some(ip) => format!("{id}\n{ip}"),
         None => format!("{id}\n-"),

@@ -4,3 +4,4 @@
 
 mod isolation;
 mod propagation;
+mod shared_ops;
