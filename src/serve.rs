@@ -129,8 +129,17 @@ impl Server {
         let token =
             idguard_admin::auth::AdminToken::load_or_create(&data_dir, env.admin_token.as_deref())
                 .context("loading the admin token")?;
-        let fingerprint_key = idguard_admin::auth::load_or_create_key(&data_dir, "fingerprint.key")
-            .context("loading the fingerprint key")?;
+        // One replica keeps its key in its data directory; replicas of one Redis store share a fleet key.
+        let fingerprint_key = match &redis {
+            Some(redis) => redis
+                .fingerprint_key()
+                .map_err(|e| anyhow::anyhow!("reading the shared fingerprint key: {e}"))?,
+            None => idguard_admin::auth::load_or_create_key(&data_dir, "fingerprint.key")
+                .context("loading the fingerprint key")?,
+        };
+        if let Some(redis) = &redis {
+            registry.register(Box::new(redis.identity_gauge()))?;
+        }
         let loader = loader.with_store(store.clone());
         let (reloader, snapshots) =
             match Reloader::start(loader.clone(), readiness.clone(), &registry) {
@@ -286,7 +295,8 @@ fn open_stores(
                 .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
             let redis = Arc::new(
                 idguard_admin::redis_store::RedisStore::open(url, prefix, data_dir)
-                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?
+                    .with_master_keys(loader.master_keys()),
             );
             (redis.clone(), redis.clone(), Some(redis))
         }

@@ -17,6 +17,7 @@
 //!   organizations): one module per resource family.
 //! - `principals`: client secrets and public keys, shared by agents and client applications.
 //! - `authorizations`: outbound and inbound authorizations, and the agent permission.
+//! - `store`: recovering from a store that lost its data or was replaced (reseed, accept).
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
 
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ mod enterprise;
 mod nodes;
 mod openapi;
 mod principals;
+mod store;
 mod topology;
 mod write;
 
@@ -114,6 +116,7 @@ impl AdminApi {
             .merge(enterprise::routes())
             .merge(credentials::routes())
             .merge(nodes::routes())
+            .merge(store::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 self.inner.token.clone(),
