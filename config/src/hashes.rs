@@ -157,6 +157,53 @@ mod tests {
     }
 
     #[test]
+    fn fleet_keys_come_from_the_oldest_term_and_differ_by_name_and_prefix() {
+        use base64::Engine;
+        let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+        let one = crate::MasterKeys::parse(&format!("1:{}", b64(1))).unwrap();
+        // A newer term for sealing leaves the fleet keys as they were; the order of lines does not matter.
+        let rotated = crate::MasterKeys::parse(&format!("2:{}\n1:{}", b64(2), b64(1))).unwrap();
+        let other = crate::MasterKeys::parse(&format!("1:{}", b64(3))).unwrap();
+        let key =
+            |m: &crate::MasterKeys, prefix: &str, name: &str| *fleet_key(m, prefix, name).unwrap();
+        assert_eq!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&rotated, "p", SIGNING_SEED_NAME)
+        );
+        assert_ne!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&one, "p", FINGERPRINT_KEY_NAME)
+        );
+        assert_ne!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&one, "q", SIGNING_SEED_NAME)
+        );
+        assert_ne!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&other, "p", SIGNING_SEED_NAME)
+        );
+        // HKDF-SHA256 (RFC 5869) with an empty salt and the documented info string.
+        let prk = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[0u8; 32]),
+            &[1u8; 32],
+        );
+        let mut t1 = b"idguard/fleet-key/v1\np\nfingerprint-key".to_vec();
+        t1.push(1);
+        let okm = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, prk.as_ref()),
+            &t1,
+        );
+        assert_eq!(
+            key(&one, "p", FINGERPRINT_KEY_NAME).as_slice(),
+            okm.as_ref()
+        );
+        assert_eq!(
+            fleet_client_secret_hex(&one, "p", "abc").unwrap(),
+            KeyedHasher::new(&key(&one, "p", FINGERPRINT_KEY_NAME)).client_secret_hex("abc")
+        );
+    }
+
+    #[test]
     fn passwords_hash_as_argon2id() {
         let h = hash_password("correct horse").unwrap();
         assert!(h.starts_with("$argon2id$"), "{h}");
