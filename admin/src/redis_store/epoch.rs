@@ -305,7 +305,7 @@ impl RedisStore {
                     ));
                 };
                 let record = EpochRecord {
-                    id: remembered.clone(),
+                    id: remembered,
                     created_at: now(),
                     replaces: None,
                 };
@@ -328,7 +328,7 @@ impl RedisStore {
                 let version = last_good.map_or(0, |(v, _)| v);
                 (
                     ACCEPT,
-                    EpochRecord::fresh(Some(remembered.clone())),
+                    EpochRecord::fresh(Some(remembered)),
                     Vec::new(),
                     version,
                 )
