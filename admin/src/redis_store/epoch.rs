@@ -375,3 +375,76 @@ impl RedisStore {
         Ok(u64::try_from(answer).unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, replaces: Option<&str>) -> EpochRecord {
+        EpochRecord {
+            id: id.into(),
+            created_at: 1,
+            replaces: replaces.map(str::to_owned),
+        }
+    }
+
+    fn fresh_dir() -> PathBuf {
+        let mut bytes = [0u8; 8];
+        rand::rng().fill_bytes(&mut bytes);
+        let dir =
+            std::env::temp_dir().join(format!("idguard-epoch-{:x}", u64::from_le_bytes(bytes)));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn same(v: &Verdict) -> bool {
+        matches!(v, Verdict::Same)
+    }
+
+    #[test]
+    fn a_replica_adopts_remembers_and_refuses_what_it_does_not_remember() {
+        let dir = fresh_dir();
+        let identity = Identity::open(&dir).unwrap();
+        // Nothing anywhere: create.
+        assert!(matches!(identity.judge(None, true), Verdict::Create));
+        // A store with an identity is adopted and remembered on disk.
+        assert!(same(&identity.judge(Some(&record("e1", None)), false)));
+        assert_eq!(
+            std::fs::read_to_string(dir.join(EPOCH_FILE))
+                .unwrap()
+                .trim(),
+            "e1"
+        );
+        assert_eq!(identity.for_write().unwrap().as_deref(), Some("e1"));
+        // Empty, then replaced: refused, reported, gauged, and writes refused.
+        assert!(matches!(
+            identity.judge(None, true),
+            Verdict::Mismatch(StoreMismatch::Empty)
+        ));
+        assert_eq!(identity.gauge().get(), 1);
+        assert_eq!(
+            identity.for_write(),
+            Err(StoreError::Mismatch(StoreMismatch::Empty))
+        );
+        assert!(matches!(
+            identity.judge(Some(&record("e2", None)), true),
+            Verdict::Mismatch(StoreMismatch::Replaced)
+        ));
+        assert!(matches!(
+            identity.judge(None, false),
+            Verdict::Mismatch(StoreMismatch::Replaced)
+        ));
+        // A new identity naming the remembered one is adopted (accept, or a reseed over a fresh identity).
+        assert!(same(&identity.judge(Some(&record("e3", Some("e1"))), true)));
+        identity.loaded(0, &[]);
+        assert_eq!(identity.mismatch(), None);
+        assert_eq!(identity.gauge().get(), 0);
+        // Another replica opening the same data directory remembers it.
+        let again = Identity::open(&dir).unwrap();
+        assert!(matches!(
+            again.judge(Some(&record("e1", None)), false),
+            Verdict::Mismatch(StoreMismatch::Replaced)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
