@@ -1,7 +1,7 @@
 //! The Redis store, for several replicas sharing one topology.
 //!
-//! Keys (all under the configured prefix): `<p>:objects` (a hash, field `kind/id` → the stored object's JSON), `<p>:epoch`,
-//! `<p>:version` (the topology version), `<p>:idem:<key>`, `<p>:jti:<digest>`, `<p>:revoked:<digest>`,
+//! Keys (all under the configured prefix): `<p>:objects` (a hash, field `kind/id` → the stored object's JSON),
+//! `<p>:epoch` (the store's identity), `<p>:version` (the topology version), `<p>:idem:<key>`, `<p>:jti:<digest>`, `<p>:revoked:<digest>`,
 //! `<p>:cache:<digest>`; channel `<p>:changed`. Digests are SHA-256 hex computed by callers: no raw token is
 //! ever a key. A commit reads the current versions, checks the preconditions, writes the audit record to the
 //! local audit log (fsync), then runs one Lua script that re-checks the versions it read, applies the change,
