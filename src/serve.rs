@@ -136,8 +136,17 @@ impl Server {
         let token =
             idguard_admin::auth::AdminToken::load_or_create(&data_dir, env.admin_token.as_deref())
                 .context("loading the admin token")?;
-        let fingerprint_key = idguard_admin::auth::load_or_create_key(&data_dir, "fingerprint.key")
-            .context("loading the fingerprint key")?;
+        // One replica keeps its key in its data directory; replicas of one Redis store share a fleet key.
+        let fingerprint_key = match &redis {
+            Some(redis) => redis
+                .fingerprint_key()
+                .map_err(|e| anyhow::anyhow!("reading the shared fingerprint key: {e}"))?,
+            None => idguard_admin::auth::load_or_create_key(&data_dir, "fingerprint.key")
+                .context("loading the fingerprint key")?,
+        };
+        if let Some(redis) = &redis {
+            registry.register(Box::new(redis.identity_gauge()))?;
+        }
         let loader = loader.with_store(store.clone());
         let (reloader, snapshots) =
             match Reloader::start(loader.clone(), readiness.clone(), &registry) {
@@ -429,7 +438,8 @@ fn open_stores(
                             .as_ref()
                             .and_then(|s| s.audit_stream_max_len)
                             .unwrap_or(idguard_config::defaults::AUDIT_STREAM_MAX_LEN),
-                    ),
+                    )
+                    .with_master_keys(loader.master_keys()),
             );
             (redis.clone(), redis.clone(), Some(redis))
         }

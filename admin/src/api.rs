@@ -18,6 +18,7 @@
 //! - `principals`: client secrets and public keys, shared by agents and client applications.
 //! - `authorizations`: outbound and inbound authorizations, and the agent permission.
 //! - `audit`: the audit log, read back newest first from the store's shared copy.
+//! - `store`: recovering from a store that lost its data or was replaced (reseed, accept).
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
 
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,7 @@ mod enterprise;
 mod nodes;
 mod openapi;
 mod principals;
+mod store;
 mod topology;
 mod write;
 
@@ -117,6 +119,7 @@ impl AdminApi {
             .merge(credentials::routes())
             .merge(nodes::routes())
             .merge(audit::routes())
+            .merge(store::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 self.inner.token.clone(),

@@ -69,6 +69,17 @@ pub enum AdminError {
     /// cause is logged once.
     #[error("internal error")]
     Internal(Internal),
+    /// The store is not the one this replica served (it lost its data, or is another one): nothing is read from
+    /// or written to it until an operator reseeds or accepts it.
+    #[error(
+        "the store is not the one this replica served ({}); restore it with POST /admin/v1/store/reseed or adopt it \
+         with POST /admin/v1/store/accept",
+        .0.as_str()
+    )]
+    StoreMismatch(idguard_config::store::StoreMismatch),
+    /// A store reseed or accept was refused; the message says why.
+    #[error("{0}")]
+    RecoveryRefused(&'static str),
     /// No master key is configured, so a credential cannot be stored sealed.
     #[error("no master key is configured; credentials cannot be stored")]
     Sealed,
@@ -151,6 +162,10 @@ impl IntoResponse for AdminError {
             AdminError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             AdminError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
+            AdminError::StoreMismatch(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_identity_mismatch")
+            }
+            AdminError::RecoveryRefused(_) => (StatusCode::CONFLICT, "store_recovery_refused"),
         };
         let fields: Vec<serde_json::Value> = match &self {
             AdminError::Invalid(errors) => errors

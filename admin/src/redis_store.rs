@@ -1,9 +1,10 @@
 //! The Redis store, for several replicas sharing one topology.
 //!
 //! Keys (all under the configured prefix): `<p>:objects` (a hash, field `kind/id` → the stored object's JSON),
-//! `<p>:version` (the topology version), `<p>:idem:<key>`, `<p>:jti:<digest>`, `<p>:revoked:<digest>`,
-//! `<p>:cache:<digest>`, `<p>:fail:<digest>:<minute>` (shared failed-authentication counters), `<p>:audit` (the
-//! shared audit stream, capped at `[store] audit_stream_max_len` records); channel `<p>:changed`. Digests are SHA-256 hex computed by callers: no raw token is
+//! `<p>:epoch` (the store's identity), `<p>:version` (the topology version), `<p>:idem:<key>`, `<p>:jti:<digest>`,
+//! `<p>:revoked:<digest>`, `<p>:cache:<digest>`, `<p>:fail:<digest>:<minute>` (shared failed-authentication
+//! counters), `<p>:audit` (the shared audit stream, capped at `[store] audit_stream_max_len` records); channel
+//! `<p>:changed`. Digests are SHA-256 hex computed by callers: no raw token is
 //! ever a key. A commit reads the current versions, checks the preconditions, writes the audit record to the
 //! local audit log (fsync), then runs one Lua script that re-checks the versions it read, applies the change,
 //! increments the topology version, appends the audit records to `<p>:audit` and publishes the version —
@@ -16,6 +17,11 @@
 //! `/readyz` reports `store_unreachable`, and past `redis_max_staleness_ms` the proxy answers 503 until Redis is
 //! back (the topology may have changed without it).
 //!
+//! The store carries an identity (`<p>:epoch`, see [`epoch`]): a Redis that comes back empty, or another Redis, is
+//! never adopted silently. With a master key, the keys every replica must share (the fingerprint key, the
+//! identity service's signing seed) are derived from it ([`idguard_config::hashes::fleet_key`]), not kept in
+//! Redis, so they survive its loss.
+//!
 //! Durability is Redis's: run it with `appendonly yes` (and `appendfsync always` for every acknowledged write to
 //! survive a Redis crash).
 
@@ -26,17 +32,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use idguard_config::Readiness;
 use idguard_config::store::{
-    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Store, StoreError,
+    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Recovery, Store, StoreError,
+    StoreMismatch,
     StoredObject, Write,
 };
+use idguard_config::{MasterKeys, Readiness};
 use redis::Commands;
 use tokio::sync::Notify;
 
 use crate::store::{append_audit, create_private_dir};
 
 mod audit;
+mod epoch;
 mod failures;
 
 /// How long one Redis call may take before it counts as a failure.
@@ -46,8 +54,13 @@ const POLL: Duration = Duration::from_millis(200);
 /// How long idempotency answers are kept.
 const IDEMPOTENCY_TTL_SECS: u64 = 86_400;
 
+// KEYS[5] is the store's identity, ARGV[6 + 3n] the one this replica remembers: a store that lost its data, or
+// another store, takes no write. KEYS[4] is the shared audit stream; the records follow the identity in ARGV.
 const COMMIT: &str = r#"
 local n = tonumber(ARGV[1])
+local epoch = redis.call('GET', KEYS[5])
+if not epoch then return -2 end
+if cjson.decode(epoch)['id'] ~= ARGV[6 + 3 * n] then return -3 end
 for i = 0, n - 1 do
   local cur = redis.call('HGET', KEYS[1], ARGV[2 + 3 * i])
   local version = 0
@@ -62,7 +75,7 @@ end
 local topology = redis.call('INCR', KEYS[2])
 local answer = ARGV[2 + 3 * n]
 if answer ~= '' then redis.call('SET', KEYS[3], answer, 'EX', ARGV[3 + 3 * n]) end
-for i = 6 + 3 * n, #ARGV do
+for i = 7 + 3 * n, #ARGV do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5 + 3 * n], '*', 'record', ARGV[i])
 end
 redis.call('PUBLISH', ARGV[4 + 3 * n], topology)
@@ -76,6 +89,9 @@ pub struct RedisStore {
     audit_path: PathBuf,
     audit_max_len: u64,
     commit: redis::Script,
+    identity: epoch::Identity,
+    /// The master keys the fleet keys are derived from; `None`: shared secrets are random values kept in Redis.
+    fleet: Option<Arc<MasterKeys>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -110,6 +126,8 @@ impl RedisStore {
             audit_path: data_dir.join("audit.log"),
             audit_max_len: idguard_config::defaults::AUDIT_STREAM_MAX_LEN,
             commit: redis::Script::new(COMMIT),
+            identity: epoch::Identity::open(data_dir)?,
+            fleet: None,
         })
     }
 
@@ -118,6 +136,43 @@ impl RedisStore {
     pub fn with_audit_stream_max_len(mut self, max_len: u64) -> Self {
         self.audit_max_len = max_len.max(1);
         self
+    }
+
+    /// Derives the shared secrets from `master_keys` ([`idguard_config::hashes::fleet_key`]) instead of keeping
+    /// random ones in Redis.
+    #[must_use]
+    pub fn with_master_keys(mut self, master_keys: Option<Arc<MasterKeys>>) -> Self {
+        self.fleet = master_keys;
+        self
+    }
+
+    /// The client-secret fingerprint key every replica shares: derived from the master key, or (without one) a
+    /// random value kept in Redis, which needs Redis now and does not survive its loss (logged as a warning).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] without a master key while Redis cannot be reached.
+    pub fn fingerprint_key(&self) -> Result<[u8; 32], StoreError> {
+        let name = idguard_config::hashes::FINGERPRINT_KEY_NAME;
+        if self.fleet.is_none() {
+            tracing::warn!(
+                reason = "fleet_keys_in_redis",
+                "no master key: the fingerprint key and the signing seed are kept in Redis and will not survive \
+                 its loss (client secrets and issued tokens would stop working); configure a master key"
+            );
+        }
+        let mut init = zeroize::Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(init.as_mut()).map_err(|_| unavailable("no randomness"))?;
+        self.shared_secret(name, &init)
+    }
+
+    /// `idguard_store_identity_mismatch`, to register.
+    pub fn identity_gauge(&self) -> prometheus::IntGauge {
+        self.identity.gauge()
+    }
+
+    /// Why the store is not the one this replica remembers, if it is not.
+    pub fn mismatch(&self) -> Option<StoreMismatch> {
+        self.identity.mismatch()
     }
 
     /// The client, for [`watch`].
@@ -151,17 +206,40 @@ impl Store for RedisStore {
 
     fn load(&self) -> Result<(u64, Vec<StoredObject>), StoreError> {
         let mut conn = self.conn()?;
-        let (version, objects): (Option<u64>, HashMap<String, String>) = redis::pipe()
-            .atomic()
-            .get(self.key("version"))
-            .hgetall(self.key("objects"))
-            .query(&mut conn)
-            .map_err(unavailable)?;
+        let mut created = false;
+        let (version, objects) = loop {
+            // The identity is read in the same transaction as the contents: contents are never used without it.
+            let (version, objects, epoch): (Option<u64>, HashMap<String, String>, Option<String>) =
+                redis::pipe()
+                    .atomic()
+                    .get(self.key("version"))
+                    .hgetall(self.key("objects"))
+                    .get(self.key("epoch"))
+                    .query(&mut conn)
+                    .map_err(unavailable)?;
+            let epoch = epoch
+                .as_deref()
+                .map(epoch::EpochRecord::parse)
+                .transpose()?;
+            let empty = objects.is_empty() && version.unwrap_or(0) == 0;
+            match self.identity.judge(epoch.as_ref(), empty) {
+                epoch::Verdict::Same => break (version, objects),
+                epoch::Verdict::Mismatch(m) => return Err(StoreError::Mismatch(m)),
+                epoch::Verdict::Create if !created => {
+                    self.create_epoch(&mut conn)?;
+                    created = true;
+                }
+                epoch::Verdict::Create => {
+                    return Err(unavailable("the store's identity could not be created"));
+                }
+            }
+        };
         let mut out: Vec<StoredObject> = objects
             .iter()
             .map(|(field, v)| serde_json::from_str(v).map_err(|e| StoreError::corrupt(field, &e)))
             .collect::<Result<_, _>>()?;
         out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        self.identity.loaded(version.unwrap_or(0), &out);
         Ok((version.unwrap_or(0), out))
     }
 
@@ -171,6 +249,16 @@ impl Store for RedisStore {
         audit: &[AuditRecord],
         idempotency: Option<(&str, &IdempotentAnswer)>,
     ) -> Result<u64, StoreError> {
+        let epoch = match self.identity.for_write()? {
+            Some(epoch) => epoch,
+            // Nothing remembered yet (Redis was down at start): establish the identity as a load does.
+            None => {
+                self.load()?;
+                self.identity
+                    .for_write()?
+                    .ok_or_else(|| unavailable("the store's identity is not established"))?
+            }
+        };
         let mut conn = self.conn()?;
         let fields: Vec<String> = writes
             .iter()
@@ -195,7 +283,8 @@ impl Store for RedisStore {
             .key(self.key("objects"))
             .key(self.key("version"))
             .key(idem_key)
-            .key(self.key("audit"));
+            .key(self.key("audit"))
+            .key(self.key("epoch"));
         invocation.arg(writes.len());
         for ((w, field), cur) in writes.iter().zip(&fields).zip(&current) {
             let cur: Option<StoredObject> = cur
@@ -235,10 +324,20 @@ impl Store for RedisStore {
             .arg(IDEMPOTENCY_TTL_SECS)
             .arg(self.key("changed"))
             .arg(self.audit_max_len)
+            .arg(epoch)
             .arg(audit::encode(audit)?);
         // The audit record is durable before the change exists anywhere.
         append_audit(&self.audit_path, audit)?;
         let version: i64 = invocation.invoke(&mut conn).map_err(unavailable)?;
+        if version == -2 || version == -3 {
+            let mismatch = if version == -2 {
+                StoreMismatch::Empty
+            } else {
+                StoreMismatch::Replaced
+            };
+            self.identity.found(mismatch);
+            return Err(StoreError::Mismatch(mismatch));
+        }
         if version < 0 {
             // Another replica changed one of these objects between our read and our write.
             let w = &writes[0];
@@ -264,6 +363,10 @@ impl Store for RedisStore {
     fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         audit::read(&mut self.conn()?, &self.key("audit"), query)
     }
+
+    fn recover(&self, recovery: Recovery, actor: &str) -> Result<u64, StoreError> {
+        self.recover_identity(recovery, actor)
+    }
 }
 
 impl IdentityStore for RedisStore {
@@ -283,6 +386,12 @@ impl IdentityStore for RedisStore {
     }
 
     fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        if let Some(master) = &self.fleet {
+            // Derived, not stored: the same on every replica, with or without Redis.
+            let key = idguard_config::hashes::fleet_key(master, &self.prefix, name)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            return Ok(*key);
+        }
         let key = self.key(&format!("shared:{name}"));
         let mut conn = self.conn()?;
         // SET NX then GET: whichever replica wrote first, everyone reads the same value.
@@ -462,6 +571,8 @@ pub async fn watch(
                 last_ok = Instant::now();
                 readiness.set_store_unreachable(false);
                 readiness.set_topology_expired(false);
+                // What the last load (or commit) found of the store's identity.
+                readiness.set_store_mismatch(store.mismatch());
                 if last_seen != Some(version) {
                     last_seen = Some(version);
                     reload.notify_one();

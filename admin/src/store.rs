@@ -102,6 +102,18 @@ pub fn append_audit(path: &Path, records: &[AuditRecord]) -> Result<(), StoreErr
     file.sync_data().map_err(audit)
 }
 
+/// Appends one JSON line (already serialized, carrying no secret) to the audit log at `path`, durably.
+///
+/// # Errors
+/// [`StoreError::Audit`].
+pub(crate) fn open_append_line(path: &Path, line: &str) -> Result<(), StoreError> {
+    let audit = |e: std::io::Error| StoreError::Audit(e.to_string());
+    let mut file = open_append(path).map_err(audit)?;
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(audit)?;
+    file.sync_data().map_err(audit)
+}
+
 impl Store for EmbeddedStore {
     fn version(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;

@@ -1,15 +1,67 @@
 //! The stored forms of secrets that more than one crate computes or checks, defined once: the admin API writes
 //! them, the identity service and `idguard demo` compare against them.
 //!
-//! - [`KeyedHasher`]: HMAC-SHA256 under the data directory's fingerprint key (`fingerprint.key`, shared by
-//!   replicas through the store): client-secret hashes and display fingerprints of stored credentials.
+//! - [`KeyedHasher`]: HMAC-SHA256 under the fingerprint key: client-secret hashes and display fingerprints of
+//!   stored credentials. With the embedded store it is the data directory's `fingerprint.key`; with Redis it is a
+//!   fleet key ([`fleet_key`], [`FINGERPRINT_KEY_NAME`]) every replica derives from the master key, or, without a
+//!   master key, a random value kept in the store.
+//! - [`fleet_key`]: the keys every replica of one Redis store must hold alike (the fingerprint key, the identity
+//!   service's signing seed), derived with HKDF-SHA256 from the master key's oldest term: they need neither Redis
+//!   nor a file, so they survive the loss of Redis.
 //! - [`hash_password`]: directory users' passwords as argon2id PHC strings (human passwords only).
 
 use std::fmt;
 
+use crate::error::SealError;
+
 /// A client secret's stored hash: HMAC-SHA256 over `client-secret\n<secret>`, 32 bytes (64 hex digits when
 /// written in a routing file or a stored object).
 pub const CLIENT_SECRET_HASH_LEN: usize = 32;
+
+/// The fleet key name of the client-secret fingerprint (hashing) key.
+pub const FINGERPRINT_KEY_NAME: &str = "fingerprint-key";
+/// The fleet key name of the identity service's signing seed.
+pub const SIGNING_SEED_NAME: &str = "identity-signing-seed";
+
+/// The fleet key `name` of the Redis store under `prefix`: HKDF-SHA256 with the master key's oldest term as input
+/// key material, no salt, and info `idguard/fleet-key/v1\n<prefix>\n<name>`. Every replica given the same key
+/// file (or `IDGUARD_MASTER_KEY`) derives the same 32 bytes, without Redis and without files; the prefix keeps two
+/// deployments sharing one master key apart. The oldest term must stay configured for as long as the keys derived
+/// from it are in use (see `docs/security.md`, "Fleet keys").
+///
+/// # Errors
+/// [`SealError::BadMasterKey`] if HKDF refuses (it does not for 32 bytes of SHA-256 output).
+pub fn fleet_key(
+    master: &crate::MasterKeys,
+    prefix: &str,
+    name: &str,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, SealError> {
+    use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+    let info = format!("idguard/fleet-key/v1\n{prefix}\n{name}");
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    let failed = |_| SealError::BadMasterKey("deriving a fleet key failed");
+    Salt::new(HKDF_SHA256, &[])
+        .extract(master.oldest_key())
+        .expand(&[info.as_bytes()], HKDF_SHA256)
+        .map_err(failed)?
+        .fill(out.as_mut())
+        .map_err(failed)?;
+    Ok(out)
+}
+
+/// The hash a client secret is stored as by the replicas of the Redis store under `prefix` with `master` keys
+/// (what a routing file shared by those replicas must carry).
+///
+/// # Errors
+/// What [`fleet_key`] returns.
+pub fn fleet_client_secret_hex(
+    master: &crate::MasterKeys,
+    prefix: &str,
+    secret: &str,
+) -> Result<String, SealError> {
+    let key = fleet_key(master, prefix, FINGERPRINT_KEY_NAME)?;
+    Ok(KeyedHasher::new(&key).client_secret_hex(secret))
+}
 
 /// HMAC-SHA256 under the fingerprint key. Cheap to clone.
 #[derive(Clone)]
@@ -111,6 +163,53 @@ mod tests {
         assert_eq!(hasher.fingerprint(b"abc").len(), 16);
         assert_ne!(hasher.fingerprint(b"abc"), hasher.fingerprint(b"abd"));
         assert!(!format!("{hasher:?}").contains('9'));
+    }
+
+    #[test]
+    fn fleet_keys_come_from_the_oldest_term_and_differ_by_name_and_prefix() {
+        use base64::Engine;
+        let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+        let one = crate::MasterKeys::parse(&format!("1:{}", b64(1))).unwrap();
+        // A newer term for sealing leaves the fleet keys as they were; the order of lines does not matter.
+        let rotated = crate::MasterKeys::parse(&format!("2:{}\n1:{}", b64(2), b64(1))).unwrap();
+        let other = crate::MasterKeys::parse(&format!("1:{}", b64(3))).unwrap();
+        let key =
+            |m: &crate::MasterKeys, prefix: &str, name: &str| *fleet_key(m, prefix, name).unwrap();
+        assert_eq!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&rotated, "p", SIGNING_SEED_NAME)
+        );
+        assert_ne!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&one, "p", FINGERPRINT_KEY_NAME)
+        );
+        assert_ne!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&one, "q", SIGNING_SEED_NAME)
+        );
+        assert_ne!(
+            key(&one, "p", SIGNING_SEED_NAME),
+            key(&other, "p", SIGNING_SEED_NAME)
+        );
+        // HKDF-SHA256 (RFC 5869) with an empty salt and the documented info string.
+        let prk = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[0u8; 32]),
+            &[1u8; 32],
+        );
+        let mut t1 = b"idguard/fleet-key/v1\np\nfingerprint-key".to_vec();
+        t1.push(1);
+        let okm = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, prk.as_ref()),
+            &t1,
+        );
+        assert_eq!(
+            key(&one, "p", FINGERPRINT_KEY_NAME).as_slice(),
+            okm.as_ref()
+        );
+        assert_eq!(
+            fleet_client_secret_hex(&one, "p", "abc").unwrap(),
+            KeyedHasher::new(&key(&one, "p", FINGERPRINT_KEY_NAME)).client_secret_hex("abc")
+        );
     }
 
     #[test]

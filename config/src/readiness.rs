@@ -1,6 +1,8 @@
 //! The one ready/not-ready state both planes share. `/readyz` reports it; each flag has one writer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use crate::store::StoreMismatch;
 
 /// Why the process is not ready. The strings are what `/readyz` answers and what logs carry as `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +15,10 @@ pub enum NotReady {
     Draining,
     /// The shared store (Redis) has been unreachable longer than the configured bound.
     StoreUnreachable,
+    /// The shared store answers but has lost its data (no identity, no objects): the last topology is kept.
+    StoreEmpty,
+    /// The shared store answers but is not the one this replica remembers: the last topology is kept.
+    StoreReplaced,
 }
 
 impl NotReady {
@@ -23,6 +29,8 @@ impl NotReady {
             NotReady::Sealed => "sealed",
             NotReady::Draining => "draining",
             NotReady::StoreUnreachable => "store_unreachable",
+            NotReady::StoreEmpty => "store_empty",
+            NotReady::StoreReplaced => "store_replaced",
         }
     }
 }
@@ -35,6 +43,8 @@ pub struct Readiness {
     draining: AtomicBool,
     store_unreachable: AtomicBool,
     topology_expired: AtomicBool,
+    // 0: the store is the one remembered; 1: empty; 2: replaced.
+    store_mismatch: AtomicU8,
 }
 
 // === impl Readiness ===
@@ -54,6 +64,16 @@ impl Readiness {
     /// Records whether the shared store has been unreachable past its bound (written by the store watcher).
     pub fn set_store_unreachable(&self, unreachable: bool) {
         self.store_unreachable.store(unreachable, Ordering::Release);
+    }
+
+    /// Records whether the shared store is not the one this replica remembers (written by the store watcher).
+    pub fn set_store_mismatch(&self, mismatch: Option<StoreMismatch>) {
+        let v = match mismatch {
+            None => 0,
+            Some(StoreMismatch::Empty) => 1,
+            Some(StoreMismatch::Replaced) => 2,
+        };
+        self.store_mismatch.store(v, Ordering::Release);
     }
 
     /// Records whether the store has been unreachable past the longest time its last topology may be served.
@@ -83,6 +103,10 @@ impl Readiness {
         if self.store_unreachable.load(Ordering::Acquire) {
             return Err(NotReady::StoreUnreachable);
         }
-        Ok(())
+        match self.store_mismatch.load(Ordering::Acquire) {
+            0 => Ok(()),
+            1 => Err(NotReady::StoreEmpty),
+            _ => Err(NotReady::StoreReplaced),
+        }
     }
 }

@@ -38,6 +38,8 @@ const AAD_PREFIX: &str = "idguard/credential/v1:";
 /// The configured master keys, by term. Key bytes are zeroed on drop and never printed.
 pub struct MasterKeys {
     keys: BTreeMap<u32, Aes256Gcm>,
+    /// The oldest (lowest) term's key bytes, kept only to derive the fleet keys ([`crate::hashes::fleet_key`]).
+    oldest: Zeroizing<[u8; 32]>,
     current: u32,
     /// The key file they were read from, which a reload reads again; `None` when they came from the environment.
     file: Option<PathBuf>,
@@ -98,6 +100,12 @@ impl MasterKeys {
         self.file.as_deref()
     }
 
+    /// The oldest (lowest-numbered) term's key bytes: the root the fleet keys are derived from. Crate-private so
+    /// only [`crate::hashes::fleet_key`] ever sees them.
+    pub(crate) fn oldest_key(&self) -> &[u8; 32] {
+        &self.oldest
+    }
+
     /// The configured terms, lowest first (not secret: they say which key, not what it is).
     pub fn terms(&self) -> Vec<u32> {
         self.keys.keys().copied().collect()
@@ -109,6 +117,7 @@ impl MasterKeys {
     /// [`SealError::BadMasterKey`] when no key is found, a term repeats, or a key is not 32 bytes.
     pub fn parse(text: &str) -> Result<Self, SealError> {
         let mut keys = BTreeMap::new();
+        let mut oldest: Option<(u32, Zeroizing<[u8; 32]>)> = None;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -136,13 +145,20 @@ impl MasterKeys {
             if keys.insert(term, cipher).is_some() {
                 return Err(SealError::BadMasterKey("a key term appears twice"));
             }
+            if oldest.as_ref().is_none_or(|(t, _)| term < *t) {
+                let mut raw = Zeroizing::new([0u8; 32]);
+                raw.copy_from_slice(&bytes);
+                oldest = Some((term, raw));
+            }
         }
         let current = *keys
             .keys()
             .next_back()
             .ok_or(SealError::BadMasterKey("no master key found"))?;
+        let (_, oldest) = oldest.ok_or(SealError::BadMasterKey("no master key found"))?;
         Ok(Self {
             keys,
+            oldest,
             current,
             file: None,
         })

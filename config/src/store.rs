@@ -152,6 +152,36 @@ pub struct IdempotentAnswer {
     pub body: String,
 }
 
+/// How a shared store differs from the one a replica remembers (see `docs/scale.md`, "When Redis loses its data").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMismatch {
+    /// The store has no identity and no objects: it lost its data.
+    Empty,
+    /// The store carries another identity (or objects without one): it is not the store this replica served.
+    Replaced,
+}
+
+// === impl StoreMismatch ===
+
+impl StoreMismatch {
+    /// The machine-readable reason (`/readyz`, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreMismatch::Empty => "store_empty",
+            StoreMismatch::Replaced => "store_replaced",
+        }
+    }
+}
+
+/// An operator's answer to a [`StoreMismatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Write this replica's last-known-good objects into the (empty) store, under the remembered identity.
+    Reseed,
+    /// Adopt the store as it is, under a new identity that names the one it replaces.
+    Accept,
+}
+
 /// Store failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -174,6 +204,13 @@ pub enum StoreError {
     /// The store answered, but a record it holds cannot be decoded: retrying will not help.
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The store is not the one this replica remembers; nothing is read from it or written to it until an
+    /// operator restores it or accepts it.
+    #[error("the store is not the one this replica served ({})", .0.as_str())]
+    Mismatch(StoreMismatch),
+    /// A [`Recovery`] was refused: the message says why (the store is not empty, nothing to restore, …).
+    #[error("{0}")]
+    RecoveryRefused(&'static str),
 }
 
 // === impl StoreError ===
@@ -225,6 +262,17 @@ pub trait Store: Send + Sync {
     /// [`StoreError::Unavailable`] (also when the local log cannot be read), or [`StoreError::Corrupt`] for a
     /// record that does not decode.
     fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
+    /// Recovers from a [`StoreMismatch`] as `actor` asks, auditing it; returns the new topology version. Only a
+    /// shared store has an identity to lose; the default refuses.
+    ///
+    /// # Errors
+    /// [`StoreError::RecoveryRefused`], [`StoreError::Audit`] or [`StoreError::Unavailable`].
+    fn recover(&self, recovery: Recovery, actor: &str) -> Result<u64, StoreError> {
+        let _ = (recovery, actor);
+        Err(StoreError::RecoveryRefused(
+            "this store has no identity to recover (the embedded store)",
+        ))
+    }
 }
 
 /// The identity service's shared state: replay records, revocations, single-use codes and the signing seed.

@@ -404,6 +404,9 @@ pub(super) fn store_error(e: StoreError) -> AdminError {
         }
         // Not the store being down: retrying will not help. Logged with the request by `log_internal_errors`.
         StoreError::Corrupt(why) => Internal::Corrupt(why).into(),
+        // Logged by the store when it first finds the mismatch, not once per refused request.
+        StoreError::Mismatch(m) => AdminError::StoreMismatch(m),
+        StoreError::RecoveryRefused(why) => AdminError::RecoveryRefused(why),
     }
 }
 

@@ -262,11 +262,16 @@ impl Setup {
         // client-secret hashes into the routing file.
         let data = self.dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(
-            data.join("fingerprint.key"),
-            URL_SAFE_NO_PAD.encode(FINGERPRINT_KEY),
-        )
-        .unwrap();
+        // Replicas of one Redis store share a fleet key instead: each gets a key file of its own, as replicas that
+        // each generated one would have, so nothing passes by sharing this file.
+        let key = if self.redis.is_some() {
+            let mut key = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut key).unwrap();
+            key
+        } else {
+            FINGERPRINT_KEY
+        };
+        std::fs::write(data.join("fingerprint.key"), URL_SAFE_NO_PAD.encode(key)).unwrap();
         let server = idguard::Server::build(idguard::Options {
             config: self.config_path(),
             data_dir: Some(data),

@@ -24,6 +24,13 @@ pub fn secret_hash(secret: &str) -> String {
     tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The stored form of a client secret for replicas of the Redis store `setup` names: HMAC-SHA256 under the fleet
+/// fingerprint key derived from its master key and prefix, hex.
+pub fn fleet_secret_hash(setup: &Setup, secret: &str) -> String {
+    let (_, prefix) = setup.redis.as_ref().expect("a Redis setup");
+    idguard_config::hashes::fleet_client_secret_hex(&setup.master_keys(), prefix, secret).unwrap()
+}
+
 pub fn argon2id(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();

@@ -191,7 +191,12 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
     s.identity = Some(String::new());
     s.raw(&format!(
         "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n",
-        crate::common::idp::secret_hash(crate::common::idp::AGENT_SECRET)
+        crate::common::idp::fleet_secret_hash(&s, crate::common::idp::AGENT_SECRET)
+    ));
+    let k = keys();
+    s.raw(&format!(
+        "[[agents]]\nid = \"agent-j\"\nauth = \"private_key_jwt\"\nkeys = [{{ id = \"es-1\", jwk = {{ kty = \"EC\", crv = \"P-256\", x = {}, y = {} }} }}]\n",
+        k.es256.jwk["x"], k.es256.jwk["y"],
     ));
     // Nothing listens on the port yet: the replica starts from the routing file alone and says it is not ready.
     let h = s.start().await;
@@ -211,7 +216,16 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
         .0,
         200
     );
-    // The identity service fails closed: without the shared signing seed (and replay set) it issues nothing.
+    // The signing keys are derived from the master key, so a secret grant needs nothing from Redis; an assertion
+    // needs the shared replay set, so the identity service fails closed on it.
+    let k = keys();
+    let assertion = crate::common::idp::assertion(&k.es256, "agent-j", &h.url(""), |_| {});
+    let (status, headers, body) = crate::common::client::form(
+        &h.url("/oauth2/token"),
+        &[],
+        &crate::common::idp::jwt_form("grant_type=client_credentials", &assertion),
+    )
+    .await;
     let token_request = async || {
         crate::common::client::form(
             &h.url("/oauth2/token"),
@@ -223,7 +237,6 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
         )
         .await
     };
-    let (status, headers, body) = token_request().await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
     assert!(
@@ -234,6 +247,7 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
             .unwrap()
             .contains("no-store")
     );
+    assert_eq!(token_request().await.0, 200);
     // Redis arrives: readiness follows, the API works, and tokens are issued.
     let _redis = RedisServer::start_on(port);
     within(
@@ -250,7 +264,7 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
     );
     within(
         Duration::from_secs(5),
-        "tokens once the signing seed is read",
+        "tokens still issued once Redis answers",
         async || token_request().await.0 == 200,
     )
     .await;
@@ -328,7 +342,9 @@ async fn m04_a_replica_never_goes_back_to_an_older_topology() {
 #[tokio::test]
 async fn identity_state_is_shared_across_replicas() {
     use crate::common::client::form;
-    use crate::common::idp::{AGENT_SECRET, access_token, assertion, basic, jwt_form, secret_hash};
+    use crate::common::idp::{
+        AGENT_SECRET, access_token, assertion, basic, fleet_secret_hash, jwt_form,
+    };
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
@@ -340,7 +356,7 @@ async fn identity_state_is_shared_across_replicas() {
         "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n\n\
          [[agents]]\nid = \"agent-j\"\nauth = \"private_key_jwt\"\nkeys = [{{ id = \"es-1\", jwk = {{ kty = \"EC\", crv = \"P-256\", x = {}, y = {} }} }}]\n\n\
          [[outbound]]\nagent = \"agent-s\"\nnode = \"openai\"\n",
-        secret_hash(AGENT_SECRET),
+        fleet_secret_hash(&a, AGENT_SECRET),
         k.es256.jwk["x"],
         k.es256.jwk["y"],
     );
