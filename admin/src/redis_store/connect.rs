@@ -74,6 +74,8 @@ pub(crate) enum AsyncConn {
 pub(crate) struct Backoff {
     failures: u32,
     next_attempt: Option<Instant>,
+    /// Why the last attempt failed (already scrubbed of the password).
+    last_error: Option<String>,
 }
 
 // === impl RedisOptions ===
@@ -204,9 +206,10 @@ impl Connector {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if !backoff.may_attempt() {
-                return Err(StoreError::Unavailable(
-                    "Redis is unreachable; waiting before the next connection attempt".into(),
-                ));
+                return Err(StoreError::Unavailable(format!(
+                    "Redis is unreachable (last attempt: {}); waiting before the next one",
+                    backoff.last_error.as_deref().unwrap_or("failed")
+                )));
             }
         }
         let result = self.connect_sync();
@@ -220,8 +223,10 @@ impl Connector {
                 Ok(conn)
             }
             Err(e) => {
+                let e = self.scrub(&e);
                 backoff.failed();
-                Err(self.scrub(&e))
+                backoff.last_error = Some(e.to_string());
+                Err(e)
             }
         }
     }
@@ -411,6 +416,7 @@ impl Backoff {
     pub(crate) fn succeeded(&mut self) {
         self.failures = 0;
         self.next_attempt = None;
+        self.last_error = None;
     }
 }
 
