@@ -2,5 +2,6 @@
 //! identity service's shared state. Tests that break Redis use a `redis-server` of their own
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
+mod cluster;
 mod managed_redis;
 mod propagation;
