@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use idguard_admin::redis_store::RedisStore;
 use idguard_admin::store::EmbeddedStore;
 use idguard_config::seal::inspect;
 use idguard_config::store::Store;
@@ -123,17 +122,13 @@ pub fn reseal(
     let raw = Loader::new(path, None).file_raw()?;
     let redis_url = env.redis_url.or_else(|| raw.store.redis_url.clone());
     let store: Option<Box<dyn Store>> = match redis_url {
-        Some(url) => {
-            let prefix = raw
-                .store
-                .redis_prefix
-                .as_deref()
-                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
-            Some(Box::new(
-                RedisStore::open(&url, prefix, &data_dir)
-                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
-            ))
-        }
+        Some(url) => Some(Box::new(crate::serve::open_redis(
+            path,
+            Some(&raw.store),
+            &url,
+            (env.redis_username, env.redis_password),
+            &data_dir,
+        )?)),
         // No store yet: nothing was ever stored, and none is created just to find that out.
         None if !data_dir.join("topology.redb").exists() => None,
         None => Some(Box::new(EmbeddedStore::open(&data_dir).with_context(|| {

@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use idguard_config::env::{ENV_ADMIN_TOKEN, ENV_REDIS_URL};
+use idguard_config::env::{
+    ENV_ADMIN_TOKEN, ENV_REDIS_PASSWORD, ENV_REDIS_PASSWORD_FILE, ENV_REDIS_URL, ENV_REDIS_USERNAME,
+};
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{IdentityStore, Store};
-use idguard_config::{Clock, Loader, MasterKeys, Readiness, Reloader, Resolver, SnapshotRx};
+use idguard_config::{
+    Clock, Loader, MasterKeys, Readiness, Reloader, Resolver, Secret, SnapshotRx,
+};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
@@ -31,6 +35,10 @@ pub struct Environment {
     pub master_keys: Option<Arc<MasterKeys>>,
     /// `IDGUARD_REDIS_URL`, overriding `[store] redis_url`.
     pub redis_url: Option<String>,
+    /// `IDGUARD_REDIS_USERNAME`: the ACL user idguard authenticates to Redis as.
+    pub redis_username: Option<String>,
+    /// `IDGUARD_REDIS_PASSWORD`, or the content of `IDGUARD_REDIS_PASSWORD_FILE` (trailing newline dropped).
+    pub redis_password: Option<Secret>,
     /// `IDGUARD_ADMIN_TOKEN`; without it the token is read from (or generated into) the data directory.
     pub admin_token: Option<String>,
     /// The clock token lifetimes are counted on: the system clock, or a manual one in tests.
@@ -80,13 +88,18 @@ impl Environment {
     /// Reads the process environment.
     ///
     /// # Errors
-    /// When the master key is set but malformed or its file unreadable.
+    /// When the master key is set but malformed or its file unreadable, or the Redis password file is
+    /// unreadable.
     pub fn from_process() -> anyhow::Result<Self> {
         Ok(Self {
             master_keys: MasterKeys::from_env()
                 .context("reading the master key")?
                 .map(Arc::new),
             redis_url: std::env::var(ENV_REDIS_URL).ok().filter(|v| !v.is_empty()),
+            redis_username: std::env::var(ENV_REDIS_USERNAME)
+                .ok()
+                .filter(|v| !v.is_empty()),
+            redis_password: redis_password_from_env()?,
             admin_token: std::env::var(ENV_ADMIN_TOKEN).ok(),
             clock: Clock::system(),
             resolver: Resolver::system(),
@@ -128,11 +141,16 @@ impl Server {
             data_dir,
             env,
         } = options;
+        // One crypto provider for every TLS client and server in the process, Redis's included (a no-op when the
+        // binary installed it already).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let data_dir = data_dir.unwrap_or_else(|| default_data_dir(&config));
         let loader = Loader::new(&config, env.master_keys);
         let registry = Registry::new();
         let readiness = Arc::new(Readiness::default());
-        let (store, identity_store, redis) = open_stores(&loader, env.redis_url, &data_dir)?;
+        let redis_auth = (env.redis_username, env.redis_password);
+        let (store, identity_store, redis) =
+            open_stores(&loader, env.redis_url, redis_auth, &data_dir)?;
         let token =
             idguard_admin::auth::AdminToken::load_or_create(&data_dir, env.admin_token.as_deref())
                 .context("loading the admin token")?;
@@ -416,6 +434,7 @@ fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn open_stores(
     loader: &Loader,
     redis_url: Option<String>,
+    (username, password): (Option<String>, Option<Secret>),
     data_dir: &Path,
 ) -> anyhow::Result<(
     Arc<dyn Store>,
@@ -426,20 +445,15 @@ fn open_stores(
     let redis_url = redis_url.or_else(|| store_settings.as_ref().and_then(|s| s.redis_url.clone()));
     Ok(match &redis_url {
         Some(url) => {
-            let prefix = store_settings
-                .as_ref()
-                .and_then(|s| s.redis_prefix.as_deref())
-                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
             let redis = Arc::new(
-                idguard_admin::redis_store::RedisStore::open(url, prefix, data_dir)
-                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?
-                    .with_audit_stream_max_len(
-                        store_settings
-                            .as_ref()
-                            .and_then(|s| s.audit_stream_max_len)
-                            .unwrap_or(idguard_config::defaults::AUDIT_STREAM_MAX_LEN),
-                    )
-                    .with_master_keys(loader.master_keys()),
+                open_redis(
+                    loader.path(),
+                    store_settings.as_ref(),
+                    url,
+                    (username, password),
+                    data_dir,
+                )?
+                .with_master_keys(loader.master_keys()),
             );
             (redis.clone(), redis.clone(), Some(redis))
         }
@@ -451,6 +465,77 @@ fn open_stores(
             (embedded.clone(), embedded, None)
         }
     })
+}
+
+/// The Redis store at `url` (the environment's or the routing file's), with `[store]`'s connection settings
+/// (validated as the snapshot validates them) and the environment's ACL user and password.
+///
+/// # Errors
+/// Invalid `[store]` connection settings (logged like any configuration error), a URL carrying a password,
+/// unreadable TLS files, or a data directory that cannot be made.
+pub(crate) fn open_redis(
+    config: &Path,
+    store: Option<&idguard_config::raw::RawStore>,
+    url: &str,
+    (username, password): (Option<String>, Option<Secret>),
+    data_dir: &Path,
+) -> anyhow::Result<idguard_admin::redis_store::RedisStore> {
+    let default_store = idguard_config::raw::RawStore::default();
+    let raw = store.unwrap_or(&default_store);
+    let prefix = raw
+        .redis_prefix
+        .as_deref()
+        .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
+    let base_dir = config.parent().unwrap_or(Path::new("."));
+    let connection = match idguard_config::validate::redis_connection(raw, base_dir) {
+        Ok(c) => c,
+        Err(errors) => {
+            idguard_config::reload::log_config_error(&idguard_config::ConfigError::Invalid(errors));
+            anyhow::bail!("the configuration is not valid; nothing was started");
+        }
+    };
+    let options = idguard_admin::redis_store::RedisOptions {
+        url: url.to_owned(),
+        cluster: connection.cluster,
+        username,
+        password,
+        ca_file: connection.ca_file,
+        client_cert: connection
+            .client_cert
+            .map(|files| (files.cert_file, files.key_file)),
+        connect_timeout: connection.connect_timeout,
+        response_timeout: connection.response_timeout,
+    };
+    Ok(
+        idguard_admin::redis_store::RedisStore::open(&options, prefix, data_dir)
+            .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?
+            .with_audit_stream_max_len(
+                raw.audit_stream_max_len
+                    .unwrap_or(idguard_config::defaults::AUDIT_STREAM_MAX_LEN),
+            ),
+    )
+}
+
+/// The Redis password from `IDGUARD_REDIS_PASSWORD`, else from the file `IDGUARD_REDIS_PASSWORD_FILE` names
+/// (read with the bounded reader; one trailing newline dropped).
+fn redis_password_from_env() -> anyhow::Result<Option<Secret>> {
+    if let Ok(value) = std::env::var(ENV_REDIS_PASSWORD)
+        && !value.is_empty()
+    {
+        return Ok(Some(Secret::new(value)));
+    }
+    let Ok(path) = std::env::var(ENV_REDIS_PASSWORD_FILE) else {
+        return Ok(None);
+    };
+    let mut text = idguard_config::files::read_text_bounded(
+        Path::new(&path),
+        idguard_config::files::MAX_KEY_FILE_BYTES,
+    )
+    .with_context(|| format!("reading {ENV_REDIS_PASSWORD_FILE} ({path})"))?;
+    // Truncating keeps the one buffer the secret then owns (no copy of the password is left behind).
+    let keep = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(keep);
+    Ok(Some(Secret::new(text)))
 }
 
 /// `idguard-data` beside the routing file.

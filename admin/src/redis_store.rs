@@ -1,10 +1,12 @@
 //! The Redis store, for several replicas sharing one topology.
 //!
-//! Keys (all under the configured prefix): `<p>:objects` (a hash, field `kind/id` → the stored object's JSON),
-//! `<p>:epoch` (the store's identity), `<p>:version` (the topology version), `<p>:idem:<key>`, `<p>:jti:<digest>`,
-//! `<p>:revoked:<digest>`, `<p>:cache:<digest>`, `<p>:fail:<digest>:<minute>` (shared failed-authentication
-//! counters), `<p>:audit` (the shared audit stream, capped at `[store] audit_stream_max_len` records); channel
-//! `<p>:changed`. Digests are SHA-256 hex computed by callers: no raw token is
+//! Keys (all under the configured prefix `p`, as the hash tag `{p}` so that every key lives in one Redis Cluster
+//! slot and one Lua script or `MULTI` may touch any of them): `{p}:objects` (a hash, field `kind/id` → the stored
+//! object's JSON), `{p}:epoch` (the store's identity), `{p}:version` (the topology version), `{p}:idem:<key>`,
+//! `{p}:jti:<digest>`, `{p}:revoked:<digest>`, `{p}:cache:<digest>`, `{p}:fail:<digest>:<minute>` (shared
+//! failed-authentication counters), `{p}:audit` (the shared audit stream, capped at `[store]
+//! audit_stream_max_len` records); channel `{p}:changed`. [`RedisStore::key`] is the only place that names them.
+//! Digests are SHA-256 hex computed by callers: no raw token is
 //! ever a key. A commit reads the current versions, checks the preconditions, writes the audit record to the
 //! local audit log (fsync), then runs one Lua script that re-checks the versions it read, applies the change,
 //! increments the topology version, appends the audit records to `<p>:audit` and publishes the version —
@@ -13,7 +15,11 @@
 //!
 //! [`watch`] keeps a replica current: pub/sub delivers each new version at once, and polling the version every
 //! 200 ms covers lost messages and reconnects; both go through tokio and the connection manager, which reconnects
-//! by itself. While Redis is unreachable the replica keeps serving its last topology; past `redis_staleness_ms`
+//! by itself. On a Redis Cluster there is no subscription (pub/sub is per node there): the 200 ms poll alone
+//! carries change notification.
+//!
+//! How connections are made — standalone or Cluster, TLS, the ACL user, timeouts, back-off — is
+//! [`connect`]'s business alone. While Redis is unreachable the replica keeps serving its last topology; past `redis_staleness_ms`
 //! `/readyz` reports `store_unreachable`, and past `redis_max_staleness_ms` the proxy answers 503 until Redis is
 //! back (the topology may have changed without it).
 //!
@@ -33,9 +39,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use idguard_config::store::{
-    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Recovery, Store, StoreError,
-    StoreMismatch,
-    StoredObject, Write,
+    AuditPage, AuditQuery, AuditRecord, IdempotentAnswer, IdentityStore, Recovery, Store,
+    StoreError, StoreMismatch, StoredObject, Write,
 };
 use idguard_config::{MasterKeys, Readiness};
 use redis::Commands;
@@ -44,11 +49,13 @@ use tokio::sync::Notify;
 use crate::store::{append_audit, create_private_dir};
 
 mod audit;
+pub mod connect;
 mod epoch;
 mod failures;
 
-/// How long one Redis call may take before it counts as a failure.
-const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+pub use connect::RedisOptions;
+use connect::{AsyncConn, Backoff, Connector};
+
 /// How often the watcher polls the topology version.
 const POLL: Duration = Duration::from_millis(200);
 /// How long idempotency answers are kept.
@@ -84,7 +91,7 @@ return topology
 
 /// The Redis store.
 pub struct RedisStore {
-    client: redis::Client,
+    connector: Connector,
     prefix: String,
     audit_path: PathBuf,
     audit_max_len: u64,
@@ -112,16 +119,17 @@ fn hex(digest: &[u8; 32]) -> String {
 // === impl RedisStore ===
 
 impl RedisStore {
-    /// A store at `url` under `prefix`, auditing into `<data_dir>/audit.log`. Does not connect: a replica starts
-    /// while Redis is down and catches up when it returns.
+    /// A store reached as `options` say, under `prefix`, auditing into `<data_dir>/audit.log`. Does not connect:
+    /// a replica starts while Redis is down and catches up when it returns.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the URL is malformed or the data directory cannot be made.
-    pub fn open(url: &str, prefix: &str, data_dir: &Path) -> Result<Self, StoreError> {
+    /// [`StoreError::Unavailable`] when the URL is malformed or carries a password, a TLS file cannot be read,
+    /// or the data directory cannot be made.
+    pub fn open(options: &RedisOptions, prefix: &str, data_dir: &Path) -> Result<Self, StoreError> {
         create_private_dir(data_dir).map_err(unavailable)?;
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        let connector = Connector::new(options)?;
         Ok(Self {
-            client,
+            connector,
             prefix: prefix.to_owned(),
             audit_path: data_dir.join("audit.log"),
             audit_max_len: idguard_config::defaults::AUDIT_STREAM_MAX_LEN,
@@ -175,26 +183,15 @@ impl RedisStore {
         self.identity.mismatch()
     }
 
-    /// The client, for [`watch`].
-    pub fn client(&self) -> redis::Client {
-        self.client.clone()
-    }
-
-    /// The key (or channel) `name` under this store's prefix.
+    /// The key (or channel) `name` under this store's prefix: `{<prefix>}:<name>`. The braces are a Redis
+    /// Cluster hash tag: every key of one deployment hashes to the same slot, so one atomic operation may touch
+    /// any of them.
     pub fn key(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
+        format!("{{{}}}:{name}", self.prefix)
     }
 
-    fn conn(&self) -> Result<redis::Connection, StoreError> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(CALL_TIMEOUT)
-            .map_err(unavailable)?;
-        conn.set_read_timeout(Some(CALL_TIMEOUT))
-            .map_err(unavailable)?;
-        conn.set_write_timeout(Some(CALL_TIMEOUT))
-            .map_err(unavailable)?;
-        Ok(conn)
+    fn conn(&self) -> Result<connect::Conn, StoreError> {
+        self.connector.sync()
     }
 }
 
@@ -507,7 +504,9 @@ impl IdentityStore for RedisStore {
 }
 
 /// Keeps a replica current with the Redis store: notifies `reload` on every new topology version (pub/sub at
-/// once, polling every 200 ms as the safety net) and reports readiness, until `shutdown` completes.
+/// once on a standalone Redis, polling every 200 ms as the safety net and, on a Cluster, as the only channel) and
+/// reports readiness, until `shutdown` completes. Failed connection attempts back off (bounded), so an
+/// unreachable Redis is not hammered.
 pub async fn watch(
     store: Arc<RedisStore>,
     reload: Arc<Notify>,
@@ -516,14 +515,18 @@ pub async fn watch(
     max_staleness: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let subscriber = tokio::spawn(subscribe(
-        store.client(),
-        store.key("changed"),
-        reload.clone(),
-    ));
-    let version_key = store.key("version");
-    let client = store.client();
-    let mut manager: Option<redis::aio::ConnectionManager> = None;
+    let subscriber = (!store.connector.is_cluster()).then(|| {
+        tokio::spawn(subscribe(
+            store.clone(),
+            store.key("changed"),
+            reload.clone(),
+        ))
+    });
+    let mut get_version = redis::cmd("GET");
+    get_version.arg(store.key("version"));
+    let timeout = store.connector.response_timeout();
+    let mut conn: Option<AsyncConn> = None;
+    let mut backoff = Backoff::default();
     let mut last_seen: Option<u64> = None;
     let mut last_ok = Instant::now();
     tokio::pin!(shutdown);
@@ -532,35 +535,21 @@ pub async fn watch(
             () = &mut shutdown => break,
             () = tokio::time::sleep(POLL) => {}
         }
-        if manager.is_none() {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(CALL_TIMEOUT)
-                .set_response_timeout(CALL_TIMEOUT)
-                .set_number_of_retries(1);
-            manager = tokio::time::timeout(
-                CALL_TIMEOUT * 2,
-                client.get_connection_manager_with_config(config),
-            )
-            .await
-            .ok()
-            .and_then(Result::ok);
-        }
-        let polled = match manager.as_mut() {
-            None => None,
-            Some(m) => {
-                let r: Result<Option<u64>, _> = tokio::time::timeout(
-                    CALL_TIMEOUT,
-                    redis::cmd("GET").arg(&version_key).query_async(m),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(redis::RedisError::from((
-                        redis::ErrorKind::IoError,
-                        "timeout",
-                    )))
-                });
-                r.ok()
+        if conn.is_none() && backoff.may_attempt() {
+            match store.connector.connect_async().await {
+                Ok(c) => {
+                    backoff.succeeded();
+                    conn = Some(c);
+                }
+                Err(e) => {
+                    backoff.failed();
+                    tracing::debug!(error = %e, "connecting to Redis failed");
+                }
             }
+        }
+        let polled: Option<Option<u64>> = match conn.as_mut() {
+            None => None,
+            Some(c) => c.query(&get_version, timeout).await,
         };
         match polled {
             Some(version) => {
@@ -588,21 +577,30 @@ pub async fn watch(
             }
         }
     }
-    subscriber.abort();
+    if let Some(subscriber) = subscriber {
+        subscriber.abort();
+    }
 }
 
-async fn subscribe(client: redis::Client, channel: String, reload: Arc<Notify>) {
+async fn subscribe(store: Arc<RedisStore>, channel: String, reload: Arc<Notify>) {
+    let mut backoff = Backoff::default();
     loop {
-        if let Ok(Ok(mut pubsub)) =
-            tokio::time::timeout(CALL_TIMEOUT, client.get_async_pubsub()).await
+        if let Some(mut pubsub) = store.connector.pubsub().await
             && pubsub.subscribe(&channel).await.is_ok()
         {
+            backoff.succeeded();
             let mut messages = pubsub.on_message();
             while messages.next().await.is_some() {
                 reload.notify_one();
             }
+        } else {
+            backoff.failed();
         }
-        // Disconnected or never connected: try again shortly (at most five attempts a second).
+        // Disconnected or never connected: try again after the back-off (and never more than five times a
+        // second).
         tokio::time::sleep(POLL).await;
+        while !backoff.may_attempt() {
+            tokio::time::sleep(POLL).await;
+        }
     }
 }

@@ -15,3 +15,9 @@ pub const ENV_LOG: &str = "IDGUARD_LOG";
 pub const ENV_ADMIN_TOKEN: &str = "IDGUARD_ADMIN_TOKEN";
 /// Overrides `[store] redis_url`: share the API-managed topology between replicas through this Redis.
 pub const ENV_REDIS_URL: &str = "IDGUARD_REDIS_URL";
+/// The ACL username idguard authenticates to Redis with (default: Redis's `default` user).
+pub const ENV_REDIS_USERNAME: &str = "IDGUARD_REDIS_USERNAME";
+/// The Redis password (of `IDGUARD_REDIS_USERNAME`, or of the `default` user). Never in the routing file.
+pub const ENV_REDIS_PASSWORD: &str = "IDGUARD_REDIS_PASSWORD";
+/// A file holding the Redis password (trailing newline ignored); read when `IDGUARD_REDIS_PASSWORD` is unset.
+pub const ENV_REDIS_PASSWORD_FILE: &str = "IDGUARD_REDIS_PASSWORD_FILE";

@@ -208,6 +208,28 @@ pub struct RawStore {
     /// everything it wrote. Read at start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_stream_max_len: Option<u64>,
+    /// `redis_url` names (comma-separated) seed nodes of a Redis Cluster (default false). Read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cluster: Option<bool>,
+    /// PEM CA certificate(s) a `rediss://` server must chain to, instead of the bundled web PKI roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for a `rediss://` server that asks for one (with `redis_client_key_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_client_cert_file: Option<PathBuf>,
+    /// PEM private key of `redis_client_cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_client_key_file: Option<PathBuf>,
+    /// How long connecting to Redis (TCP, TLS, AUTH) may take, ms (default 500).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_connect_timeout_ms: Option<u64>,
+    /// How long one Redis call may wait for its answer, ms (default 500).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_response_timeout_ms: Option<u64>,
+    /// Never accepted: present only so that a password written here is refused with a message saying where it
+    /// belongs (`IDGUARD_REDIS_PASSWORD` / `IDGUARD_REDIS_PASSWORD_FILE`). Its value is discarded unread.
+    #[serde(default, skip_serializing)]
+    pub redis_password: Option<serde::de::IgnoredAny>,
 }
 
 /// `[admin]`.

@@ -152,6 +152,24 @@ pub struct Settings {
     pub redis_max_staleness: Duration,
     /// How many records the Redis audit stream keeps (approximately). Read at start.
     pub audit_stream_max_len: u64,
+    /// How idguard connects to Redis (read at start).
+    pub redis_connection: RedisConnection,
+}
+
+/// How idguard connects to Redis: topology, TLS files and timeouts from `[store]`. The ACL username and password
+/// are never here: they come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConnection {
+    /// `redis_url` lists seed nodes of a Redis Cluster.
+    pub cluster: bool,
+    /// The CA a `rediss://` server must chain to (`None`: the bundled web PKI roots).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and its key, for servers that ask for one.
+    pub client_cert: Option<TlsFiles>,
+    /// How long connecting (TCP, TLS, AUTH) may take.
+    pub connect_timeout: Duration,
+    /// How long one call may wait for its answer.
+    pub response_timeout: Duration,
 }
 
 /// PEM files for the public listener's TLS.

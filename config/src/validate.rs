@@ -38,6 +38,7 @@ pub use crate::defaults::METHODS as DEFAULT_METHODS;
 pub use crate::keys::public_key;
 pub use issuers::{normalize_typ, read_jwks};
 pub use rules::is_scope_token;
+pub use settings::url_has_password;
 
 /// What building a snapshot may consult besides the raw file.
 pub struct BuildContext<'a> {
@@ -49,6 +50,24 @@ pub struct BuildContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The generation the snapshot will carry.
     pub generation: u64,
+}
+
+/// `[store]`'s Redis connection settings alone, for opening the store before the first snapshot exists (the
+/// same rules [`validate`] applies).
+///
+/// # Errors
+/// Every problem found in those settings, each with its field path.
+pub fn redis_connection(
+    raw: &crate::raw::RawStore,
+    base_dir: &std::path::Path,
+) -> Result<crate::snapshot::RedisConnection, ValidationErrors> {
+    let mut errors = rules::Errors(Vec::new());
+    let connection = settings::redis_connection(raw, base_dir, &mut errors);
+    if errors.0.is_empty() {
+        Ok(connection)
+    } else {
+        Err(ValidationErrors(errors.0))
+    }
 }
 
 /// Validates `raw` and builds the snapshot.

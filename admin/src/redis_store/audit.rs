@@ -32,7 +32,7 @@ pub(super) fn encode(records: &[AuditRecord]) -> Result<Vec<String>, StoreError>
 /// # Errors
 /// [`StoreError::Unavailable`], or [`StoreError::Corrupt`] for an entry that does not decode.
 pub(super) fn read(
-    conn: &mut redis::Connection,
+    conn: &mut super::connect::Conn,
     key: &str,
     query: &AuditQuery,
 ) -> Result<AuditPage, StoreError> {

@@ -267,7 +267,7 @@ impl Identity {
 
 impl RedisStore {
     /// Creates the store's identity if it has none (`SET NX`: the first replica wins).
-    pub(super) fn create_epoch(&self, conn: &mut redis::Connection) -> Result<(), StoreError> {
+    pub(super) fn create_epoch(&self, conn: &mut super::connect::Conn) -> Result<(), StoreError> {
         let record = serde_json::to_string(&EpochRecord::fresh(None)).map_err(unavailable)?;
         redis::cmd("SET")
             .arg(self.key("epoch"))

@@ -15,7 +15,7 @@ pub(super) fn name(key_digest: &[u8; 32], window: u64) -> String {
 /// # Errors
 /// [`StoreError::Unavailable`].
 pub(super) fn record(
-    conn: &mut redis::Connection,
+    conn: &mut super::connect::Conn,
     key: &str,
     expires_at: u64,
 ) -> Result<u32, StoreError> {
@@ -35,7 +35,7 @@ pub(super) fn record(
 ///
 /// # Errors
 /// [`StoreError::Unavailable`].
-pub(super) fn count(conn: &mut redis::Connection, key: &str) -> Result<u32, StoreError> {
+pub(super) fn count(conn: &mut super::connect::Conn, key: &str) -> Result<u32, StoreError> {
     let count: Option<u64> = redis::cmd("GET")
         .arg(key)
         .query(conn)

@@ -8,8 +8,10 @@ use std::time::Duration;
 use super::BuildContext;
 use super::rules::{AUDIENCE_RULE, Errors, is_audience, resolve};
 use crate::defaults;
-use crate::raw::{RawConfig, RawIdentity, RawLimits, RawTls, RawUpstream};
-use crate::snapshot::{IdentitySettings, Limits, Settings, TlsFiles, UpstreamSettings};
+use crate::raw::{RawConfig, RawIdentity, RawLimits, RawStore, RawTls, RawUpstream};
+use crate::snapshot::{
+    IdentitySettings, Limits, RedisConnection, Settings, TlsFiles, UpstreamSettings,
+};
 
 /// The settings, or `None` when a listener address is invalid (an error was recorded).
 pub(super) fn settings(
@@ -94,7 +96,99 @@ pub(super) fn settings(
             raw.store.redis_max_staleness_ms.unwrap_or(300_000),
         ),
         audit_stream_max_len,
+        redis_connection: redis_connection(&raw.store, &ctx.base_dir, errors),
     })
+}
+
+/// Where a Redis password belongs instead of the routing file.
+const REDIS_PASSWORD_RULE: &str = "the Redis password is never read from the routing file: set IDGUARD_REDIS_PASSWORD or IDGUARD_REDIS_PASSWORD_FILE (and IDGUARD_REDIS_USERNAME for an ACL user)";
+
+/// `[store]`'s connection settings (relative files resolved against `base_dir`). Refuses a password in the
+/// file, in `redis_password` or inside `redis_url`; the messages never repeat the URL or the password.
+pub(super) fn redis_connection(
+    raw: &RawStore,
+    base_dir: &Path,
+    errors: &mut Errors,
+) -> RedisConnection {
+    if raw.redis_password.is_some() {
+        errors.push("store.redis_password", REDIS_PASSWORD_RULE);
+    }
+    if let Some(url) = &raw.redis_url
+        && url.split(',').any(url_has_password)
+    {
+        errors.push(
+            "store.redis_url",
+            format!("must not carry a password; {REDIS_PASSWORD_RULE}"),
+        );
+    }
+    let file = |p: &Option<PathBuf>, path: &str, errors: &mut Errors| {
+        p.as_ref().map(|p| {
+            let file = resolve(base_dir, p);
+            if !file.is_file() {
+                errors.push(path, format!("{} is not a readable file", file.display()));
+            }
+            file
+        })
+    };
+    let ca_file = file(&raw.redis_ca_file, "store.redis_ca_file", errors);
+    let cert = file(
+        &raw.redis_client_cert_file,
+        "store.redis_client_cert_file",
+        errors,
+    );
+    let key = file(
+        &raw.redis_client_key_file,
+        "store.redis_client_key_file",
+        errors,
+    );
+    let client_cert = match (cert, key) {
+        (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+            cert_file,
+            key_file,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            errors.push(
+                "store.redis_client_key_file",
+                "must be set with redis_client_cert_file",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(
+                "store.redis_client_cert_file",
+                "must be set with redis_client_key_file",
+            );
+            None
+        }
+    };
+    let ms = |v: Option<u64>, path: &str, errors: &mut Errors| {
+        Duration::from_millis(bounded(v, 500, 50, 60_000, path, errors))
+    };
+    RedisConnection {
+        cluster: raw.redis_cluster.unwrap_or(false),
+        ca_file,
+        client_cert,
+        connect_timeout: ms(
+            raw.redis_connect_timeout_ms,
+            "store.redis_connect_timeout_ms",
+            errors,
+        ),
+        response_timeout: ms(
+            raw.redis_response_timeout_ms,
+            "store.redis_response_timeout_ms",
+            errors,
+        ),
+    }
+}
+
+/// Whether a Redis URL's authority carries `user:password@` (or `:password@`).
+pub fn url_has_password(url: &str) -> bool {
+    let rest = url.trim().split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// `[identity]`: idguard's own authorization server, or `None` when any of its fields is invalid.

@@ -521,3 +521,65 @@ fn the_audit_stream_retention_has_a_default_and_a_range() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn redis_connection_settings_are_checked_by_field_and_a_password_is_never_accepted() {
+    let c = build(&good()).unwrap().settings.redis_connection;
+    assert!(!c.cluster && c.ca_file.is_none() && c.client_cert.is_none());
+    assert_eq!(c.connect_timeout, std::time::Duration::from_millis(500));
+    assert_eq!(c.response_timeout, std::time::Duration::from_millis(500));
+
+    let set = format!(
+        "{}\n[store]\nredis_url = \"rediss://app@a:6379,rediss://b:6379\"\nredis_cluster = true\n\
+         redis_ca_file = \"jwks.json\"\nredis_connect_timeout_ms = 2000\nredis_response_timeout_ms = 50\n",
+        good()
+    );
+    let c = build(&set).unwrap().settings.redis_connection;
+    assert!(c.cluster);
+    assert!(c.ca_file.is_some_and(|f| f.ends_with("jwks.json")));
+    assert_eq!(c.connect_timeout, std::time::Duration::from_millis(2000));
+    assert_eq!(c.response_timeout, std::time::Duration::from_millis(50));
+
+    let secret = "s3cr3t-value";
+    let bad = format!(
+        "{}\n[store]\nredis_url = \"redis://a:6379,redis://app:{secret}@b:6379/0\"\nredis_password = \"{secret}\"\n\
+         redis_client_cert_file = \"jwks.json\"\nredis_ca_file = \"missing.pem\"\nredis_connect_timeout_ms = 0\n\
+         redis_response_timeout_ms = 60001\n",
+        good()
+    );
+    let errs = errors_of(&bad);
+    for field in [
+        "store.redis_url:",
+        "store.redis_password:",
+        "store.redis_client_key_file:",
+        "store.redis_ca_file:",
+        "store.redis_connect_timeout_ms:",
+        "store.redis_response_timeout_ms:",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(field)),
+            "{field} not in {errs:?}"
+        );
+    }
+    assert!(errs.iter().all(|e| !e.contains(secret)), "{errs:?}");
+    assert!(
+        errs.iter()
+            .filter(|e| e.starts_with("store.redis_password") || e.starts_with("store.redis_url"))
+            .all(|e| e.contains("IDGUARD_REDIS_PASSWORD")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_redis_url_carries_a_password_only_with_a_colon_in_its_userinfo() {
+    for (url, has) in [
+        ("redis://127.0.0.1:6379", false),
+        ("rediss://app@host:6379/0", false),
+        ("redis://app:pw@host:6379", true),
+        ("redis://:pw@host", true),
+        ("redis://host:6379/0?x=a:b@c", false),
+        ("rediss://u:p%40x@host", true),
+    ] {
+        assert_eq!(url_has_password(url), has, "{url}");
+    }
+}

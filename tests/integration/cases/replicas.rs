@@ -2,8 +2,10 @@
 //! identity service's shared state. Tests that break Redis use a `redis-server` of their own
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
+mod cluster;
 mod fleet_keys;
 mod isolation;
+mod managed_redis;
 mod propagation;
 mod shared_ops;
 mod store_identity;

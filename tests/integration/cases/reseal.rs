@@ -283,7 +283,12 @@ async fn reseal_runs_against_a_live_redis_store_while_the_server_serves() {
     )
     .await;
 
-    let store = RedisStore::open(&url, &prefix, &s.dir.path().join("test-data")).unwrap();
+    let store = RedisStore::open(
+        &idguard_admin::redis_store::RedisOptions::new(url.as_str()),
+        &prefix,
+        &s.dir.path().join("test-data"),
+    )
+    .unwrap();
     assert_eq!(stored_terms(&store), [pair("cred-a", 1)]);
     let (version, before) = (store.version().unwrap(), generation(&served).await);
     let (code, out, err) = reseal(&s, &key_file, &[]);

@@ -57,6 +57,11 @@ pub struct Setup {
     pub redis: Option<(String, String)>,
     pub redis_staleness: Duration,
     pub redis_max_staleness: Duration,
+    /// The ACL user and password idguard authenticates to Redis with (the environment's, in `serve`).
+    pub redis_username: Option<String>,
+    pub redis_password: Option<String>,
+    /// Extra lines for the `[store]` table (TLS files, `redis_cluster`, timeouts).
+    pub store_extra: String,
     /// `[admin] upstream_allow_hosts` (the mocks live on 127.0.0.1).
     pub admin_allow: Vec<String>,
     /// Extra lines for the `[upstream]` table.
@@ -92,6 +97,9 @@ impl Setup {
             redis: None,
             redis_staleness: Duration::from_secs(15),
             redis_max_staleness: Duration::from_secs(300),
+            redis_username: None,
+            redis_password: None,
+            store_extra: String::new(),
             upstream_extra: String::new(),
             identity: None,
             fragments: vec![],
@@ -129,6 +137,9 @@ impl Setup {
         s.redis = other.redis.clone();
         s.redis_staleness = other.redis_staleness;
         s.redis_max_staleness = other.redis_max_staleness;
+        s.redis_username = other.redis_username.clone();
+        s.redis_password = other.redis_password.clone();
+        s.store_extra = other.store_extra.clone();
         s.identity = other.identity.clone();
         s.issuer_extra = other.issuer_extra.clone();
         s.admin_allow = other.admin_allow.clone();
@@ -208,9 +219,10 @@ impl Setup {
         ));
         if let Some((url, prefix)) = &self.redis {
             out.push_str(&format!(
-                "\n[store]\nredis_url = {url:?}\nredis_prefix = {prefix:?}\nredis_staleness_ms = {}\nredis_max_staleness_ms = {}\n",
+                "\n[store]\nredis_url = {url:?}\nredis_prefix = {prefix:?}\nredis_staleness_ms = {}\nredis_max_staleness_ms = {}\n{}\n",
                 self.redis_staleness.as_millis(),
-                self.redis_max_staleness.as_millis()
+                self.redis_max_staleness.as_millis(),
+                self.store_extra
             ));
         }
         if let Some(extra) = &self.identity {
@@ -278,6 +290,8 @@ impl Setup {
             env: idguard::Environment {
                 master_keys: Some(Arc::new(self.master_keys())),
                 redis_url: None,
+                redis_username: self.redis_username.clone(),
+                redis_password: self.redis_password.clone().map(idguard_config::Secret::new),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 clock: self.clock.clone(),
                 resolver: self.resolver.clone(),
@@ -418,7 +432,7 @@ pub fn redis_cleanup(url: &str, prefix: &str) {
         && let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1))
     {
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}:*"))
+            .arg(format!("{{{prefix}}}:*"))
             .query(&mut conn)
             .unwrap_or_default();
         if !keys.is_empty() {

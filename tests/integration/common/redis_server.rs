@@ -12,6 +12,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// `port` is the TLS port and the plain one is off.
+    tls: bool,
 }
 
 /// A free loopback port (bound and released; good enough for a test).
@@ -36,6 +38,7 @@ impl RedisServer {
             port,
             dir: tempfile::tempdir().unwrap(),
             extra: Vec::new(),
+            tls: false,
         };
         server.spawn();
         server
@@ -48,14 +51,30 @@ impl RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls: false,
         };
         server.spawn();
         server
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// Starts one that speaks TLS only (`--port 0 --tls-port <port>`), with extra arguments naming its
+    /// certificate, key and CA (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`, ...).
+    pub fn start_tls(extra: &[&str]) -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls: true,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>` (`rediss://` for a TLS one).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port it listens on (kept across restarts).
@@ -69,8 +88,15 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let ports: Vec<&str> = if self.tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--save",
                 "",

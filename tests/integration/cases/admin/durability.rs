@@ -313,7 +313,7 @@ async fn a_corrupt_stored_object_is_an_internal_error_and_its_content_is_never_l
         .unwrap();
     for record in [body_corrupt, record_corrupt] {
         let _: () = redis::cmd("HSET")
-            .arg(format!("{prefix}:objects"))
+            .arg(format!("{{{prefix}}}:objects"))
             .arg("agent/bad")
             .arg(record.to_string())
             .query(&mut conn)
@@ -333,7 +333,7 @@ async fn a_corrupt_stored_object_is_an_internal_error_and_its_content_is_never_l
         }
     }
     let _: () = redis::cmd("HDEL")
-        .arg(format!("{prefix}:objects"))
+        .arg(format!("{{{prefix}}}:objects"))
         .arg("agent/bad")
         .query(&mut conn)
         .unwrap();

@@ -29,7 +29,7 @@ fn shared_redis() -> (String, String) {
 fn stream(url: &str, prefix: &str) -> Vec<String> {
     let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(format!("{prefix}:audit"))
+        .arg(format!("{{{prefix}}}:audit"))
         .arg("-")
         .arg("+")
         .query(&mut conn)
@@ -307,7 +307,7 @@ async fn failed_authentications_spread_over_two_replicas_meet_one_limit() {
         .get_connection()
         .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:fail:*"))
+        .arg(format!("{{{prefix}}}:fail:*"))
         .query(&mut conn)
         .unwrap();
     assert!(!keys.is_empty());
@@ -350,9 +350,15 @@ fn the_audit_stream_keeps_about_its_configured_length() {
     use idguard_config::store::{AuditQuery, AuditRecord, Expect, Kind, Store, Write};
     let (url, prefix) = shared_redis();
     let dir = tempfile::tempdir().unwrap();
-    let store = idguard_admin::redis_store::RedisStore::open(&url, &prefix, dir.path())
-        .unwrap()
-        .with_audit_stream_max_len(10);
+    let store = idguard_admin::redis_store::RedisStore::open(
+        &idguard_admin::redis_store::RedisOptions::new(url.as_str()),
+        &prefix,
+        dir.path(),
+    )
+    .unwrap()
+    .with_audit_stream_max_len(10);
+    // A first load gives the new store its identity, as a replica's first start does.
+    store.load().unwrap();
     for i in 0..300 {
         let id = format!("a{i}");
         let write = Write {
