@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::common::harness::{Harness, Setup, canary, redis_cleanup as cleanup};
-use crate::common::idp::{AGENT_SECRET, basic, secret_hash};
+use crate::common::idp::{AGENT_SECRET, basic, fleet_secret_hash};
 use crate::common::keys::rand_hex;
 use crate::common::mock::Mock;
 use crate::common::redis_server::RedisServer;
@@ -265,9 +265,9 @@ async fn failed_authentications_spread_over_two_replicas_meet_one_limit() {
     a.redis = Some((url.clone(), prefix.clone()));
     a.identity =
         Some("issuer = \"https://idguard.lb.test\"\nmax_failed_auth_per_minute = 3\n".into());
+    let hash = fleet_secret_hash(&a, AGENT_SECRET);
     a.raw(&format!(
-        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n",
-        secret_hash(AGENT_SECRET)
+        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{hash}\" }}]\n"
     ));
     let b = Setup::replica_of(&a);
     let (a, b) = (a.start().await, b.start().await);
@@ -325,9 +325,9 @@ async fn with_redis_down_the_local_limiter_still_limits_and_nobody_is_locked_out
     s.redis = Some((redis.url(), "idguard-fail".into()));
     s.identity =
         Some("issuer = \"https://idguard.lb.test\"\nmax_failed_auth_per_minute = 3\n".into());
+    let hash = fleet_secret_hash(&s, AGENT_SECRET);
     s.raw(&format!(
-        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n",
-        secret_hash(AGENT_SECRET)
+        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{hash}\" }}]\n"
     ));
     let h = s.start().await;
     room_in_the_minute(20).await;
