@@ -35,6 +35,7 @@ pub struct Readiness {
     draining: AtomicBool,
     store_unreachable: AtomicBool,
     topology_expired: AtomicBool,
+    store_topology_missing: AtomicBool,
 }
 
 // === impl Readiness ===
@@ -66,6 +67,21 @@ impl Readiness {
         self.topology_expired.load(Ordering::Acquire)
     }
 
+    /// Records whether the topology in force lacks the store's objects because the store has not been read since
+    /// start (written by the reloader: set when the first load could not reach the store, cleared by the first
+    /// load that did).
+    pub fn set_store_topology_missing(&self, missing: bool) {
+        self.store_topology_missing
+            .store(missing, Ordering::Release);
+    }
+
+    /// Whether the topology in force is the routing file alone because the store has never been read: what it
+    /// does not know (an object created through the admin API) may exist, so the planes answer 503 rather than
+    /// "unknown" for it.
+    pub fn store_topology_missing(&self) -> bool {
+        self.store_topology_missing.load(Ordering::Acquire)
+    }
+
     /// `Ok` when ready, else the first reason it is not.
     ///
     /// # Errors
@@ -80,7 +96,10 @@ impl Readiness {
         if self.sealed.load(Ordering::Acquire) {
             return Err(NotReady::Sealed);
         }
-        if self.store_unreachable.load(Ordering::Acquire) {
+        // The store answering again is not enough while its objects have not been loaded yet.
+        if self.store_unreachable.load(Ordering::Acquire)
+            || self.store_topology_missing.load(Ordering::Acquire)
+        {
             return Err(NotReady::StoreUnreachable);
         }
         Ok(())

@@ -2,4 +2,6 @@
 //! identity service's shared state. Tests that break Redis use a `redis-server` of their own
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
+mod outage_identity;
 mod propagation;
+mod revocation;
