@@ -152,10 +152,7 @@ impl Store for EmbeddedStore {
                     };
                 let ok = w.expect.holds(current.as_ref().map(|c| c.version));
                 if !ok {
-                    return Err(StoreError::Precondition {
-                        kind: w.kind.as_str(),
-                        id: w.id.clone(),
-                    });
+                    return Err(StoreError::unmet(w));
                 }
                 match &w.body {
                     Some(body) => {

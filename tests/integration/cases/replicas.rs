@@ -4,4 +4,5 @@
 
 mod outage_identity;
 mod propagation;
+mod read_your_writes;
 mod revocation;
