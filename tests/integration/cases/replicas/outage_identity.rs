@@ -129,3 +129,120 @@ async fn the_identity_service_follows_the_proxy_once_the_topology_is_stale() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn every_identity_write_or_check_the_store_cannot_make_is_503_with_retry_after() {
+    use crate::common::idp::{
+        ALICE_PASSWORD, CLIENT_SECRET, REDIRECT, argon2id, assertion, enc, exchange_form, jwt_form,
+        sign_in_carry,
+    };
+    let mut redis = RedisServer::start();
+    let (mock, crm) = (Mock::start().await, Mock::start().await);
+    let k = keys();
+    let mut s = Setup::standard(&mock, &canary("writes"));
+    s.redis = Some((redis.url(), "idguard-writes".into()));
+    s.identity = Some(String::new());
+    s.raw(&format!(
+        "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n\n\
+         [[agents]]\nid = \"agent-k\"\nauth = \"private_key_jwt\"\n\
+         permission = {{ mode = \"manual\", users = [\"alice\"] }}\n\
+         keys = [{{ id = \"es-1\", jwk = {{ kty = \"EC\", crv = \"P-256\", x = {}, y = {} }} }}]\n\n\
+         [[enterprise]]\nid = \"crm\"\naudience = \"urn:svc:crm\"\nupstream = \"http://{}/crm\"\n\n\
+         [[outbound]]\nagent = \"agent-s\"\nnode = \"crm\"\n\n\
+         [[users]]\nid = \"alice\"\npassword_hash = \"{}\"\n\n\
+         [[clients]]\nid = \"web\"\nredirect_uris = [\"{REDIRECT}\"]\nusers = [\"alice\"]\n\
+         secrets = [{{ id = \"w1\", hash = \"{}\" }}]\n\n\
+         [[inbound]]\nclient = \"web\"\nagent = \"agent-k\"\n",
+        secret_hash(AGENT_SECRET),
+        k.es256.jwk["x"],
+        k.es256.jwk["y"],
+        crm.addr,
+        argon2id(ALICE_PASSWORD),
+        secret_hash(CLIENT_SECRET),
+    ));
+    let h = s.start().await;
+    let issuer = h.url("");
+    let (status, _, body) = token(&h, "agent-s", AGENT_SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    let subject = crate::common::idp::access_token(&body);
+    // A code issued while Redis is up, redeemed while it is down.
+    let params = format!(
+        "response_type=code&client_id=web&redirect_uri={}&code_challenge={}&code_challenge_method=S256",
+        enc(REDIRECT),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+    let sign_in = async || {
+        let (status, headers, page) =
+            get(&h.url(&format!("/oauth2/authorize?{params}")), &[]).await;
+        assert_eq!(status, 200, "{page}");
+        let (cookie, csrf) = sign_in_carry(&headers, &page);
+        form(
+            &h.url("/oauth2/authorize"),
+            &[("cookie", &cookie)],
+            &format!(
+                "{params}&csrf={csrf}&username=alice&password={}",
+                enc(ALICE_PASSWORD)
+            ),
+        )
+        .await
+    };
+    let (status, headers, body) = sign_in().await;
+    assert_eq!(status, 303, "{body}");
+    let location = headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let code = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+
+    redis.kill();
+    let answers = [
+        ("sign-in (issuing a code)", sign_in().await),
+        (
+            "redeeming a code",
+            form(
+                &h.url("/oauth2/token"),
+                &[("authorization", &basic("web", CLIENT_SECRET))],
+                &format!(
+                    "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={}",
+                    enc(REDIRECT),
+                    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+                ),
+            )
+            .await,
+        ),
+        (
+            "a private_key_jwt assertion (jti claim)",
+            form(
+                &h.url("/oauth2/token"),
+                &[],
+                &jwt_form(
+                    "grant_type=client_credentials",
+                    &assertion(&k.es256, "agent-k", &issuer, |_| {}),
+                ),
+            )
+            .await,
+        ),
+        (
+            "a token exchange (subject revocation unchecked)",
+            form(
+                &h.url("/oauth2/token"),
+                &[],
+                &exchange_form(&subject, None, Some("urn:svc:crm"), None),
+            )
+            .await,
+        ),
+    ];
+    for (what, (status, headers, body)) in answers {
+        assert_eq!(status, 503, "{what}: {body}");
+        assert!(
+            headers.contains_key("retry-after"),
+            "{what}: no Retry-After"
+        );
+    }
+}
