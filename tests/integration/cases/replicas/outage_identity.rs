@@ -60,6 +60,16 @@ async fn a_replica_started_while_redis_is_down_answers_503_for_clients_it_cannot
         assert_eq!((status, retry), (503, true), "{body}");
         assert!(body.contains("temporarily_unavailable"), "{body}");
     }
+    // Its proxy cannot know the agent either: a token it can verify (from a trusted outside issuer) for that agent
+    // is "try again", not "unknown agent".
+    let outside = keys().es256.token(&claims(&id, ""));
+    let (status, headers, body) = get(
+        &b.url("/llm/openai/x"),
+        &[("authorization", &bearer(&outside))],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
     // Redis returns: B catches up and issues the token; the outage was not counted against the agent.
     redis.restart_with_data();
     within(Duration::from_secs(5), "a token from B", async || {
