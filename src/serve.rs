@@ -184,6 +184,7 @@ impl Server {
             identity_store,
             KeyedHasher::new(&fingerprint_key),
             env.clock.clone(),
+            readiness.clone(),
             &registry,
         )
         .context("starting the identity service")?;

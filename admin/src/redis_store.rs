@@ -193,6 +193,42 @@ impl RedisStore {
     fn conn(&self) -> Result<connect::Conn, StoreError> {
         self.connector.sync()
     }
+
+    /// The error for a commit the Lua re-check refused: the first write whose precondition no longer holds, read
+    /// again, so a create that lost a race to another replica is [`StoreError::Exists`] like a sequential
+    /// duplicate, and a stale `If-Match` is [`StoreError::Precondition`].
+    fn lost_race(
+        &self,
+        conn: &mut connect::Conn,
+        writes: &[Write],
+        fields: &[String],
+    ) -> StoreError {
+        let current: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key("objects"))
+            .arg(fields)
+            .query(conn)
+            .unwrap_or_default();
+        let version = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|t| serde_json::from_str::<StoredObject>(t).ok())
+                .map(|o| o.version)
+        };
+        if let Some((w, _)) = writes
+            .iter()
+            .zip(&current)
+            .find(|(w, cur)| !w.expect.holds(version(cur)))
+        {
+            return StoreError::unmet(w);
+        }
+        // Changed and changed back, or not readable now: a precondition failed all the same.
+        writes.first().map_or_else(
+            || StoreError::Unavailable("the commit was refused".into()),
+            |w| StoreError::Precondition {
+                kind: w.kind.as_str(),
+                id: w.id.clone(),
+            },
+        )
+    }
 }
 
 impl Store for RedisStore {
@@ -290,10 +326,7 @@ impl Store for RedisStore {
                 .transpose()?;
             let ok = w.expect.holds(cur.as_ref().map(|c| c.version));
             if !ok {
-                return Err(StoreError::Precondition {
-                    kind: w.kind.as_str(),
-                    id: w.id.clone(),
-                });
+                return Err(StoreError::unmet(w));
             }
             let value = match &w.body {
                 Some(body) => serde_json::to_string(&StoredObject {
@@ -337,11 +370,7 @@ impl Store for RedisStore {
         }
         if version < 0 {
             // Another replica changed one of these objects between our read and our write.
-            let w = &writes[0];
-            return Err(StoreError::Precondition {
-                kind: w.kind.as_str(),
-                id: w.id.clone(),
-            });
+            return Err(self.lost_race(&mut conn, writes, &fields));
         }
         Ok(u64::try_from(version).unwrap_or(0))
     }

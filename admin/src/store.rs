@@ -167,10 +167,7 @@ impl Store for EmbeddedStore {
                     };
                 let ok = w.expect.holds(current.as_ref().map(|c| c.version));
                 if !ok {
-                    return Err(StoreError::Precondition {
-                        kind: w.kind.as_str(),
-                        id: w.id.clone(),
-                    });
+                    return Err(StoreError::unmet(w));
                 }
                 match &w.body {
                     Some(body) => {
@@ -439,11 +436,14 @@ mod tests {
         let store = EmbeddedStore::open(&dir).unwrap();
         assert_eq!(store.version().unwrap(), 0);
         assert_eq!(store.commit(&[obj("a")], &[audit("a")], None).unwrap(), 1);
-        // A second create of the same id fails its precondition and changes nothing.
+        // A second create of the same id is refused as existing (the API's 409) and changes nothing.
         let err = store
             .commit(&[obj("b"), obj("a")], &[audit("b")], None)
             .unwrap_err();
-        assert!(matches!(err, StoreError::Precondition { .. }));
+        assert!(
+            matches!(err, StoreError::Exists { ref id, .. } if id == "a"),
+            "{err:?}"
+        );
         let (version, objects) = store.load().unwrap();
         assert_eq!((version, objects.len()), (1, 1));
         // If-Match against the current version succeeds, a stale one fails.
@@ -454,7 +454,10 @@ mod tests {
             body: Some(serde_json::json!({"id":"a","name":"x"})),
         };
         assert_eq!(store.commit(&[update(1)], &[audit("a")], None).unwrap(), 2);
-        assert!(store.commit(&[update(1)], &[audit("a")], None).is_err());
+        assert!(matches!(
+            store.commit(&[update(1)], &[audit("a")], None),
+            Err(StoreError::Precondition { .. })
+        ));
         assert_eq!(store.load().unwrap().1[0].version, 2);
         // With the audit sink broken, nothing is applied.
         std::fs::remove_file(dir.join("audit.log")).unwrap();

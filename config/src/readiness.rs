@@ -45,6 +45,7 @@ pub struct Readiness {
     topology_expired: AtomicBool,
     // 0: the store is the one remembered; 1: empty; 2: replaced.
     store_mismatch: AtomicU8,
+    store_topology_missing: AtomicBool,
 }
 
 // === impl Readiness ===
@@ -86,6 +87,21 @@ impl Readiness {
         self.topology_expired.load(Ordering::Acquire)
     }
 
+    /// Records whether the topology in force lacks the store's objects because the store has not been read since
+    /// start (written by the reloader: set when the first load could not reach the store, cleared by the first
+    /// load that did).
+    pub fn set_store_topology_missing(&self, missing: bool) {
+        self.store_topology_missing
+            .store(missing, Ordering::Release);
+    }
+
+    /// Whether the topology in force is the routing file alone because the store has never been read: what it
+    /// does not know (an object created through the admin API) may exist, so the planes answer 503 rather than
+    /// "unknown" for it.
+    pub fn store_topology_missing(&self) -> bool {
+        self.store_topology_missing.load(Ordering::Acquire)
+    }
+
     /// `Ok` when ready, else the first reason it is not.
     ///
     /// # Errors
@@ -100,13 +116,18 @@ impl Readiness {
         if self.sealed.load(Ordering::Acquire) {
             return Err(NotReady::Sealed);
         }
-        if self.store_unreachable.load(Ordering::Acquire) {
+        // A store that is not the one remembered is the more precise reason: its loads are refused too.
+        match self.store_mismatch.load(Ordering::Acquire) {
+            0 => {}
+            1 => return Err(NotReady::StoreEmpty),
+            _ => return Err(NotReady::StoreReplaced),
+        }
+        // The store answering again is not enough while its objects have not been loaded yet.
+        if self.store_unreachable.load(Ordering::Acquire)
+            || self.store_topology_missing.load(Ordering::Acquire)
+        {
             return Err(NotReady::StoreUnreachable);
         }
-        match self.store_mismatch.load(Ordering::Acquire) {
-            0 => Ok(()),
-            1 => Err(NotReady::StoreEmpty),
-            _ => Err(NotReady::StoreReplaced),
-        }
+        Ok(())
     }
 }

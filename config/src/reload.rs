@@ -388,6 +388,7 @@ impl Reloader {
                     "cannot read the store at start ({why}); serving the routing file alone"
                 );
                 readiness.set_store_unreachable(true);
+                readiness.set_store_topology_missing(true);
                 loader.build_with(&[], 1)?
             }
             Err(e) => return Err(e),
@@ -477,6 +478,8 @@ impl Reloader {
                 }
                 self.use_master_keys(master_keys);
                 self.readiness.set_config(snapshot.is_sealed());
+                // A load that succeeded read the store (when there is one): the topology is whole again.
+                self.readiness.set_store_topology_missing(false);
                 log_credential_problems(&snapshot);
                 self.metrics
                     .generation

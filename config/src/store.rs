@@ -195,6 +195,15 @@ pub enum StoreError {
         /// Id.
         id: String,
     },
+    /// A create (an [`Expect::Absent`] write) found the object already there — possibly created a moment ago
+    /// by another replica. Nothing was applied; the API answers it like any duplicate create.
+    #[error("{kind} {id:?} exists already")]
+    Exists {
+        /// Kind.
+        kind: &'static str,
+        /// Id.
+        id: String,
+    },
     /// The audit log could not be written, so nothing was applied.
     #[error("the audit log cannot be written: {0}")]
     Audit(String),
@@ -216,6 +225,18 @@ pub enum StoreError {
 // === impl StoreError ===
 
 impl StoreError {
+    /// The error for `write` finding the object at `version` (`None`: absent) when its precondition does not
+    /// hold: [`StoreError::Exists`] for a create, [`StoreError::Precondition`] otherwise.
+    pub fn unmet(write: &Write) -> Self {
+        let (kind, id) = (write.kind.as_str(), write.id.clone());
+        match write.expect {
+            Expect::Absent => StoreError::Exists { kind, id },
+            Expect::Any | Expect::Version(_) | Expect::Present => {
+                StoreError::Precondition { kind, id }
+            }
+        }
+    }
+
     /// A record (`kind/id`, or another key) that does not decode; only the error's class is kept.
     pub fn corrupt(record: &str, error: &serde_json::Error) -> Self {
         StoreError::Corrupt(format!("{record}: {}", error_class(&error.to_string())))
@@ -240,7 +261,8 @@ pub trait Store: Send + Sync {
     /// `idempotency` in the same transaction. Returns the new topology version.
     ///
     /// # Errors
-    /// [`StoreError::Precondition`] (nothing applied), [`StoreError::Audit`] (nothing applied), or
+    /// [`StoreError::Precondition`] or, for a create, [`StoreError::Exists`] (nothing applied),
+    /// [`StoreError::Audit`] (nothing applied), or
     /// [`StoreError::Unavailable`].
     fn commit(
         &self,

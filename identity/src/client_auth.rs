@@ -180,11 +180,26 @@ impl IdentityService {
             Ok(auth) => Ok(auth),
             Err((reason, id, err)) => {
                 tracing::warn!(reason, client_id = %log_value(id.as_deref().unwrap_or("")), "client authentication failed");
-                if err == OAuthError::InvalidClient {
-                    let named = id.filter(|i| !counted.contains(i));
-                    for id in counted.iter().chain(named.as_ref()) {
+                if err != OAuthError::InvalidClient {
+                    return Err(err);
+                }
+                let named = id.filter(|i| !counted.contains(i));
+                let incomplete = self.topology_incomplete();
+                for id in counted.iter().chain(named.as_ref()) {
+                    // While the store's objects were never loaded, a client this replica does not know may well
+                    // exist: its failure is this replica's outage, not the client's, and is not counted. A
+                    // client the routing file declares is counted as always (its guesses stay limited).
+                    if !incomplete || principal(&snapshot, id).is_some() {
                         self.count_failure(id, peer, now).await;
                     }
+                }
+                if incomplete {
+                    // Every failure answers the same 503, so an outage does not tell known ids from unknown ones.
+                    tracing::warn!(
+                        reason = "topology_incomplete",
+                        "client authentication failed before the store's objects were loaded; answering 503"
+                    );
+                    return Err(OAuthError::Unavailable);
                 }
                 Err(err)
             }

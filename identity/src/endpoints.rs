@@ -167,6 +167,7 @@ async fn token_inner(
     peer: Option<std::net::IpAddr>,
 ) -> Result<(&'static str, super::grants::TokenResponse), OAuthError> {
     let form = form_request(uri, headers, body)?;
+    svc.topology_current()?;
     let grant = form
         .get("grant_type")
         .ok_or(OAuthError::InvalidRequest("grant_type is required."))?;
@@ -227,8 +228,10 @@ async fn revoke(
         let token = form
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required."))?;
-        // RFC 7009 §2.2: an unknown, invalid or foreign token is answered 200 all the same.
-        if let Some(claims) = svc.verify_local(token).await
+        // RFC 7009 §2.2: an unknown, invalid or foreign token is answered 200 all the same. A token already
+        // revoked is revoked again (no store read is needed to revoke); one the store cannot record is 503, never
+        // 200, so an acknowledged revocation is never lost.
+        if let Some(claims) = svc.verify_signature(token)
             && claims.client_id == *who.id
         {
             svc.revoke(&claims).await?;
@@ -262,12 +265,15 @@ async fn introspect(
     let peer = peer.map(|Extension(PeerAddr(ip))| ip);
     let result: Result<serde_json::Value, OAuthError> = async {
         let form = form_request(&uri, &headers, &body)?;
+        svc.topology_current()?;
         let who = svc.authenticate(&headers, &form, peer).await?;
         let token = form
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required."))?;
         let inactive = serde_json::json!({ "active": false });
-        let Some(claims) = svc.verify_local(token).await else {
+        // A revocation that cannot be checked is 503, not `active: false`: the resource server can tell
+        // "try again" from "inactive".
+        let Some(claims) = svc.verify_local(token).await? else {
             return Ok(inactive);
         };
         let snapshot = svc.snapshot();
@@ -314,6 +320,9 @@ async fn introspect(
 }
 
 async fn authorize_get(State(svc): State<IdentityService>, uri: Uri) -> Response {
+    if let Err(e) = svc.topology_current() {
+        return e.into_response();
+    }
     svc.authorize_page(uri.query().unwrap_or_default())
 }
 
@@ -330,6 +339,9 @@ async fn authorize_post(
     if !form_type {
         return OAuthError::InvalidRequest("The sign-in form must be form-encoded.")
             .into_response();
+    }
+    if let Err(e) = svc.topology_current() {
+        return e.into_response();
     }
     svc.authorize_submit(&body, &headers, peer.map(|Extension(PeerAddr(ip))| ip))
         .await

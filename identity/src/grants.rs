@@ -393,7 +393,7 @@ impl IdentityService {
         snapshot: &Snapshot,
         token: &str,
     ) -> Result<AccessClaims, OAuthError> {
-        let Some(subject) = self.verify_local(token).await else {
+        let Some(subject) = self.verify_local(token).await? else {
             tracing::warn!(
                 reason = "bad_subject_token",
                 "exchange with an invalid subject token"
@@ -432,7 +432,7 @@ impl IdentityService {
         subject: &AccessClaims,
         actor_token: &str,
     ) -> Result<(AccessClaims, Option<String>), OAuthError> {
-        let Some(actor) = self.verify_local(actor_token).await else {
+        let Some(actor) = self.verify_local(actor_token).await? else {
             tracing::warn!(
                 reason = "bad_actor_token",
                 "exchange with an invalid actor token"

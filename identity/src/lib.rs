@@ -32,7 +32,7 @@ use idguard_config::hashes::KeyedHasher;
 use idguard_config::identity::{LocalKeys, Revocations, jti_digest};
 use idguard_config::snapshot::IdentitySettings;
 use idguard_config::store::IdentityStore;
-use idguard_config::{Snapshot, SnapshotRx};
+use idguard_config::{Readiness, Snapshot, SnapshotRx};
 use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -99,6 +99,9 @@ struct Inner {
     limiter: Limiter,
     revocations: Arc<Revocations>,
     jwks: watch::Sender<Arc<JwkSet>>,
+    /// Whether the topology may be trusted: past `redis_max_staleness_ms`, or before the store's objects were
+    /// ever loaded, the service answers 503 instead of judging from what it has.
+    readiness: Arc<Readiness>,
 }
 
 /// The claims of every token the service issues (RFC 9068), plus `act` for exchanged tokens and `idg_cred`, the
@@ -199,7 +202,9 @@ impl IdentityService {
     /// [`idguard_config::hashes`]).
     ///
     /// When the store cannot be reached at start (a replica starting while Redis is down), the service answers
-    /// 503 until [`IdentityService::run_key_publisher`] has read the seed. Its metrics go to `registry`.
+    /// 503 until [`IdentityService::run_key_publisher`] has read the seed. `readiness` says whether the topology
+    /// is trusted (see [`Readiness::topology_expired`], [`Readiness::store_topology_missing`]). Its metrics go to
+    /// `registry`.
     ///
     /// # Errors
     /// [`StartError`].
@@ -208,6 +213,7 @@ impl IdentityService {
         store: Arc<dyn IdentityStore>,
         hasher: KeyedHasher,
         clock: Clock,
+        readiness: Arc<Readiness>,
         registry: &prometheus::Registry,
     ) -> Result<Self, StartError> {
         let mut dummy_hash = [0u8; 32];
@@ -226,6 +232,7 @@ impl IdentityService {
                 limiter: Limiter::default(),
                 revocations: Arc::new(Revocations::default()),
                 jwks,
+                readiness,
             }),
         };
         svc.init_keys();
@@ -281,12 +288,15 @@ impl IdentityService {
     }
 
     /// Re-publishes the JWKS as periods turn; run for the life of the process.
-    /// Also pulls, every second, the revocations other replicas recorded in the shared store, so their proxies
-    /// refuse those tokens too.
+    /// Also pulls, every second, the revocations other replicas recorded in the shared store — the whole log at
+    /// the first pull that succeeds, then what is new — so their proxies refuse those tokens too. While the store
+    /// cannot be read, what was recorded meanwhile is pulled at the first read that succeeds.
     pub async fn run_key_publisher(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tick = 0u64;
-        let mut since = self.now();
+        // From the start of the store's log (it keeps a day), not from now: a replica started after a revocation
+        // must refuse that token too.
+        let mut since = 0;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
@@ -357,6 +367,24 @@ impl IdentityService {
         self.inner.snapshots.borrow().clone()
     }
 
+    /// `Err(Unavailable)` while the topology is older than `redis_max_staleness_ms` allows: the proxy refuses it
+    /// then, so tokens, codes and introspection answers are not judged from it either.
+    fn topology_current(&self) -> Result<(), OAuthError> {
+        if self.inner.readiness.topology_expired() {
+            tracing::warn!(
+                reason = "topology_expired",
+                "the store has been unreachable too long; the identity service answers 503"
+            );
+            return Err(OAuthError::Unavailable);
+        }
+        Ok(())
+    }
+
+    /// Whether the topology in force lacks the store's objects (the store has not been read since start).
+    fn topology_incomplete(&self) -> bool {
+        self.inner.readiness.store_topology_missing()
+    }
+
     fn settings(&self, snapshot: &Snapshot) -> Result<Arc<IdentitySettings>, OAuthError> {
         snapshot.identity.clone().ok_or(OAuthError::Unavailable)
     }
@@ -372,8 +400,37 @@ impl IdentityService {
     }
 
     /// Verifies a token this service issued: signature with a published key, `typ` `at+jwt`, `iss`, `exp`, and
-    /// not revoked. `None` when any of that fails.
-    pub async fn verify_local(&self, token: &str) -> Option<AccessClaims> {
+    /// not revoked (here, or in the shared store). `Ok(None)` when any of that fails.
+    ///
+    /// # Errors
+    /// [`OAuthError::Unavailable`] when the shared store cannot say whether the token is revoked: "cannot check"
+    /// is not "invalid", so callers answer 503 rather than treating the token as unknown.
+    pub async fn verify_local(&self, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
+        let Some(claims) = self.verify_signature(token) else {
+            return Ok(None);
+        };
+        let digest = jti_digest(&claims.jti);
+        if self.inner.revocations.is_revoked(&digest) {
+            return Ok(None);
+        }
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.is_revoked(&digest)).await {
+            Ok(Ok(false)) => Ok(Some(claims)),
+            Ok(Ok(true)) => Ok(None),
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    reason = "revocation_unchecked",
+                    "cannot check a token's revocation in the store: {e}"
+                );
+                Err(OAuthError::Unavailable)
+            }
+            Err(_) => Err(OAuthError::Unavailable),
+        }
+    }
+
+    /// The signature, `typ`, `iss` and `exp` checks of [`IdentityService::verify_local`], without revocation:
+    /// enough to revoke a token (revoking one already revoked changes nothing).
+    fn verify_signature(&self, token: &str) -> Option<AccessClaims> {
         let snapshot = self.snapshot();
         let settings = snapshot.identity.as_ref()?;
         let header = jsonwebtoken::decode_header(token).ok()?;
@@ -396,21 +453,16 @@ impl IdentityService {
         validation.validate_aud = false;
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
-            .ok()?
-            .claims;
-        let digest = jti_digest(&claims.jti);
-        if self.inner.revocations.is_revoked(&digest) {
-            return None;
-        }
-        let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || store.is_revoked(&digest)).await {
-            Ok(Ok(false)) => Some(claims),
-            _ => None,
-        }
+        jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+            .ok()
+            .map(|data| data.claims)
     }
 
-    /// Revokes a token by `jti` until `exp`: here at once, and in the shared store for other replicas.
+    /// Revokes a token by `jti` until `exp`: here at once (whatever the store says), and in the shared store for
+    /// other replicas and for this one after a restart.
+    ///
+    /// # Errors
+    /// [`OAuthError::Unavailable`] when the store did not record it: the caller must not acknowledge it.
     async fn revoke(&self, claims: &AccessClaims) -> Result<(), OAuthError> {
         let digest = jti_digest(&claims.jti);
         self.inner
@@ -418,10 +470,17 @@ impl IdentityService {
             .revoke(digest, claims.exp, self.now());
         let store = self.inner.store.clone();
         let exp = claims.exp;
-        tokio::task::spawn_blocking(move || store.revoke(&digest, exp))
-            .await
-            .map_err(|_| OAuthError::Unavailable)?
-            .map_err(|_| OAuthError::Unavailable)
+        match tokio::task::spawn_blocking(move || store.revoke(&digest, exp)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(
+                    reason = "revocation_not_recorded",
+                    "a revocation could not be recorded in the store (enforced here only): {e}"
+                );
+                Err(OAuthError::Unavailable)
+            }
+            Err(_) => Err(OAuthError::Unavailable),
+        }
     }
 }
 

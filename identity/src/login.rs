@@ -505,6 +505,10 @@ fn page(status: StatusCode, body: String) -> Response {
     let mut resp = (status, Html(body)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 503 of the sign-in page is the store or the topology being unavailable: worth a retry.
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -2,7 +2,8 @@
 //! the store once; the handler's planning step decides the change from exactly what was read (file-managed
 //! refusals, preconditions, cascades); the change is applied in memory, merged into that same parse of the file,
 //! validated as a whole topology, checked against the console's quotas, and only then committed — audit record
-//! first — and a reload triggered.
+//! first — and a reload triggered. The answer waits (at most [`APPLY_WAIT`]) until this replica's snapshot holds
+//! the committed version, so a write is read-your-writes on the replica that acknowledged it.
 //!
 //! [`apply_writes`], [`check_quotas`], [`check_bindings`] and [`redact`] decide without I/O; `write/tests.rs`
 //! tables them.
@@ -18,6 +19,10 @@ use serde_json::{Value, json};
 use super::AdminApi;
 use super::core::{Current, Result, now};
 use crate::error::{AdminError, Internal};
+
+/// How long a write waits for this replica to apply what it committed before answering anyway (the change is
+/// stored either way; it is then applied by the next reload that succeeds).
+pub(super) const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One planned change: the writes, their audit records, and the answer to remember for an `Idempotency-Key`.
 #[derive(Default)]
@@ -163,13 +168,34 @@ impl AdminApi {
         &self,
         plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)> + Send + 'static,
     ) -> Result<T> {
-        self.blocking(move |this| this.write_blocking(plan)).await
+        let (out, version) = self.blocking(move |this| this.write_blocking(plan)).await?;
+        self.await_applied(version).await;
+        Ok(out)
     }
 
+    /// Waits until the snapshot in force holds store version `version` (the reload the commit triggered), at
+    /// most [`APPLY_WAIT`]: the next request to this replica — proxy, identity service or API — sees the write.
+    async fn await_applied(&self, version: u64) {
+        let mut snapshots = self.inner.snapshots.clone();
+        let applied = tokio::time::timeout(
+            APPLY_WAIT,
+            snapshots.wait_for(|s| s.store_version >= version),
+        )
+        .await;
+        if !matches!(applied, Ok(Ok(_))) {
+            tracing::warn!(
+                reason = "write_not_yet_applied",
+                version,
+                "a committed change is not in force on this replica yet; answering anyway"
+            );
+        }
+    }
+
+    /// The write under the lock; returns what `plan` returned and the store version the commit made.
     fn write_blocking<T>(
         &self,
         plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)>,
-    ) -> Result<T> {
+    ) -> Result<(T, u64)> {
         let inner = &self.inner;
         let _guard = inner
             .write_lock
@@ -191,12 +217,12 @@ impl AdminApi {
         check_quotas(&plan, Usage::of(&candidate))?;
         check_bindings(&plan, &candidate)?;
         let idempotency = plan.idempotency.as_ref().map(|(k, a)| (k.as_str(), a));
-        inner
+        let version = inner
             .store
             .commit(&plan.writes, &plan.audit, idempotency)
             .map_err(store_error)?;
         inner.reload.notify_one();
-        Ok(out)
+        Ok((out, version))
     }
 
     /// The topology `file` and `objects` make together, judged by the same `validate()` as the file alone.
@@ -394,6 +420,8 @@ pub(crate) fn redact(kind: Kind, mut body: Value) -> Value {
 pub(super) fn store_error(e: StoreError) -> AdminError {
     match e {
         StoreError::Precondition { .. } => AdminError::Precondition,
+        // A create that lost a race (to another replica) answers like a sequential duplicate.
+        StoreError::Exists { kind, id } => AdminError::Exists { kind, id },
         StoreError::Audit(why) => {
             tracing::error!(reason = "audit_unavailable", "{why}");
             AdminError::AuditUnavailable

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::Either;
 use http::HeaderMap;
+use idguard_config::Readiness;
 use idguard_config::identity::Revocations;
 use idguard_config::secret::Secret;
 use tower::{Layer, Service};
@@ -39,20 +40,25 @@ pub struct VerifyAgentTokenLayer {
     verifier: Arc<Verifier>,
     metrics: Arc<ProxyMetrics>,
     revocations: Arc<Revocations>,
+    readiness: Arc<Readiness>,
 }
 
 impl VerifyAgentTokenLayer {
     /// Verifies with `verifier`, refusing idguard-issued tokens listed in `revocations`, counting refusals in
-    /// `metrics`.
+    /// `metrics`. While `readiness` says the store's objects were never loaded, a verified token of an agent or
+    /// client the topology does not know is 503 `topology_stale`, not 401: it may have been created through the
+    /// admin API.
     pub fn new(
         verifier: Arc<Verifier>,
         metrics: Arc<ProxyMetrics>,
         revocations: Arc<Revocations>,
+        readiness: Arc<Readiness>,
     ) -> Self {
         Self {
             verifier,
             metrics,
             revocations,
+            readiness,
         }
     }
 }
@@ -64,6 +70,7 @@ impl<S> Layer<S> for VerifyAgentTokenLayer {
             verifier: self.verifier.clone(),
             metrics: self.metrics.clone(),
             revocations: self.revocations.clone(),
+            readiness: self.readiness.clone(),
             inner,
         }
     }
@@ -75,6 +82,7 @@ pub struct VerifyAgentToken<S> {
     verifier: Arc<Verifier>,
     metrics: Arc<ProxyMetrics>,
     revocations: Arc<Revocations>,
+    readiness: Arc<Readiness>,
     inner: S,
 }
 
@@ -101,7 +109,9 @@ where
         };
         match self.verifier.attempt(&token) {
             Attempt::Verified(identity) => {
-                match admit(&mut req, identity, token, &self.revocations) {
+                match admit(&mut req, identity, token, &self.revocations)
+                    .map_err(|e| unknown_while_incomplete(e, &self.readiness))
+                {
                     Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
                     Err(e) => Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
                 }
@@ -115,10 +125,12 @@ where
                 let verifier = self.verifier.clone();
                 let metrics = self.metrics.clone();
                 let revocations = self.revocations.clone();
+                let readiness = self.readiness.clone();
                 let mut inner = self.inner.clone();
                 Either::Right(Either::Right(Box::pin(async move {
                     let outcome = match verifier.verify(&token).await {
-                        Ok(identity) => admit(&mut req, identity, token, &revocations),
+                        Ok(identity) => admit(&mut req, identity, token, &revocations)
+                            .map_err(|e| unknown_while_incomplete(e, &readiness)),
                         Err(reason) => Err(ProxyError::InvalidToken(reason)),
                     };
                     if let Err(e) = outcome {
@@ -132,6 +144,19 @@ where
 }
 
 /// Records a refusal (metric and log decision) and hands the error back.
+/// An unknown agent or client is this replica's gap, not the caller's fault, while the store's objects have never
+/// been loaded (a replica started while Redis is down): 503 `topology_stale`, so the caller retries.
+fn unknown_while_incomplete(e: ProxyError, readiness: &Readiness) -> ProxyError {
+    match e {
+        ProxyError::InvalidToken(TokenReason::UnknownAgent | TokenReason::UnknownClient)
+            if readiness.store_topology_missing() =>
+        {
+            ProxyError::TopologyStale
+        }
+        other => other,
+    }
+}
+
 fn deny(metrics: &ProxyMetrics, req: &Req, e: ProxyError) -> ProxyError {
     metrics.decision(false, e.reason());
     if let Some(ctx) = req.extensions().get::<Ctx>() {
