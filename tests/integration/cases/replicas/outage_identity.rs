@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::client::{bearer, form, get};
 use crate::common::harness::{Harness, Setup, canary, keys, within};
-use crate::common::idp::{AGENT_SECRET, basic, secret_hash};
+use crate::common::idp::{AGENT_SECRET, basic, fleet_secret_hash};
 use crate::common::keys::claims;
 use crate::common::mock::Mock;
 use crate::common::redis_server::RedisServer;
@@ -91,7 +91,7 @@ async fn the_identity_service_follows_the_proxy_once_the_topology_is_stale() {
     s.identity = Some(String::new());
     s.raw(&format!(
         "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n",
-        secret_hash(AGENT_SECRET)
+        fleet_secret_hash(&s, AGENT_SECRET)
     ));
     let h = s.start().await;
     let (status, _, body) = token(&h, "agent-s", AGENT_SECRET).await;
@@ -163,12 +163,12 @@ async fn every_identity_write_or_check_the_store_cannot_make_is_503_with_retry_a
          [[clients]]\nid = \"web\"\nredirect_uris = [\"{REDIRECT}\"]\nusers = [\"alice\"]\n\
          secrets = [{{ id = \"w1\", hash = \"{}\" }}]\n\n\
          [[inbound]]\nclient = \"web\"\nagent = \"agent-k\"\n",
-        secret_hash(AGENT_SECRET),
+        fleet_secret_hash(&s, AGENT_SECRET),
         k.es256.jwk["x"],
         k.es256.jwk["y"],
         crm.addr,
         argon2id(ALICE_PASSWORD),
-        secret_hash(CLIENT_SECRET),
+        fleet_secret_hash(&s, CLIENT_SECRET),
     ));
     let h = s.start().await;
     let issuer = h.url("");

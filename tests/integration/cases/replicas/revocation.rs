@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::client::{bearer, form, get};
 use crate::common::harness::{Harness, Setup, canary, within};
-use crate::common::idp::{AGENT_SECRET, access_token, basic, secret_hash};
+use crate::common::idp::{AGENT_SECRET, access_token, basic, fleet_secret_hash};
 use crate::common::mock::Mock;
 use crate::common::redis_server::RedisServer;
 
@@ -20,7 +20,7 @@ fn replicas(mock: &Mock, redis: &RedisServer) -> (Setup, Setup, Setup) {
     a.raw(&format!(
         "[[agents]]\nid = \"agent-s\"\nsecrets = [{{ id = \"s1\", hash = \"{}\" }}]\n\n\
          [[outbound]]\nagent = \"agent-s\"\nnode = \"openai\"\n",
-        secret_hash(AGENT_SECRET)
+        fleet_secret_hash(&a, AGENT_SECRET)
     ));
     let b = Setup::replica_of(&a);
     let c = Setup::replica_of(&a);
