@@ -211,7 +211,7 @@ pub struct RawStore {
     /// `redis_url` names (comma-separated) seed nodes of a Redis Cluster (default false). Read at start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_cluster: Option<bool>,
-    /// PEM CA certificate(s) a `rediss://` server must chain to, instead of the bundled web PKI roots.
+    /// PEM CA certificate(s) a `rediss://` server may chain to, in addition to the platform's roots.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_ca_file: Option<PathBuf>,
     /// PEM client certificate chain for a `rediss://` server that asks for one (with `redis_client_key_file`).

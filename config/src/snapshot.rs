@@ -162,7 +162,7 @@ pub struct Settings {
 pub struct RedisConnection {
     /// `redis_url` lists seed nodes of a Redis Cluster.
     pub cluster: bool,
-    /// The CA a `rediss://` server must chain to (`None`: the bundled web PKI roots).
+    /// An extra CA a `rediss://` server may chain to, besides the platform's roots.
     pub ca_file: Option<PathBuf>,
     /// Client certificate chain and its key, for servers that ask for one.
     pub client_cert: Option<TlsFiles>,

@@ -1,5 +1,5 @@
-//! The one place that builds Redis clients: standalone or Cluster, plain or `rediss://` (the bundled web PKI
-//! roots, or the configured CA, and an optional client certificate), with the ACL username and password from the
+//! The one place that builds Redis clients: standalone or Cluster, plain or `rediss://` (the platform's roots plus
+//! an optional extra CA, and an optional client certificate), with the ACL username and password from the
 //! environment, the configured timeouts, and a bounded back-off between failed connection attempts.
 //!
 //! The password lives in a [`Secret`] here and, unavoidably, inside the redis crate's connection info; it is
@@ -31,7 +31,7 @@ pub struct RedisOptions {
     pub username: Option<String>,
     /// The ACL password.
     pub password: Option<Secret>,
-    /// PEM CA the server must chain to (`None`: the bundled web PKI roots).
+    /// PEM CA the server may chain to, in addition to the platform's roots.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain and private key.
     pub client_cert: Option<(PathBuf, PathBuf)>,
@@ -304,7 +304,7 @@ fn scrubbed(e: &dyn std::fmt::Display, password: Option<&Secret>) -> StoreError 
     })
 }
 
-/// The TLS material the options name, or `None` when they name none (plain web PKI roots still apply to a
+/// The TLS material the options name, or `None` when they name none (the platform's roots still apply to a
 /// `rediss://` URL then).
 fn tls_certificates(options: &RedisOptions) -> Result<Option<redis::TlsCertificates>, StoreError> {
     if options.ca_file.is_none() && options.client_cert.is_none() {
@@ -314,11 +314,16 @@ fn tls_certificates(options: &RedisOptions) -> Result<Option<redis::TlsCertifica
         read_bounded(p, MAX_TLS_FILE_BYTES)
             .map_err(|e| StoreError::Unavailable(format!("reading {what} {}: {e}", p.display())))
     };
-    let root_cert = options
-        .ca_file
-        .as_deref()
-        .map(|p| read(p, "redis_ca_file"))
-        .transpose()?;
+    // The redis crate replaces the platform's roots with `root_cert` when one is given: hand it the platform's
+    // roots and the extra CA together, so a private CA is trusted in addition to, not instead of, the platform.
+    let root_cert = match options.ca_file.as_deref() {
+        Some(p) => {
+            let mut bundle = platform_roots_pem();
+            bundle.extend_from_slice(&read(p, "redis_ca_file")?);
+            Some(bundle)
+        }
+        None => None,
+    };
     let client_tls = match &options.client_cert {
         Some((cert, key)) => Some(redis::ClientTlsConfig {
             client_cert: read(cert, "redis_client_cert_file")?,
@@ -330,6 +335,24 @@ fn tls_certificates(options: &RedisOptions) -> Result<Option<redis::TlsCertifica
         client_tls,
         root_cert,
     }))
+}
+
+/// The platform's trusted roots (what `rustls-native-certs` finds: on Debian, `/etc/ssl/certs`), as PEM. Roots that
+/// cannot be read are skipped: the extra CA still applies.
+fn platform_roots_pem() -> Vec<u8> {
+    use base64::Engine as _;
+    let found = rustls_native_certs::load_native_certs();
+    let mut pem = Vec::new();
+    for cert in found.certs {
+        let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
 }
 
 // === impl Conn ===

@@ -233,7 +233,7 @@ async fn an_untrusted_server_certificate_is_refused() {
     let prefix = format!("idguard-tls-{}", rand_hex(4));
     let password = canary("right-password");
     let redis = ManagedRedis::start(&prefix, &password);
-    // No redis_ca_file: the bundled web PKI roots do not know the test CA.
+    // No redis_ca_file: the platform's roots do not know the test CA.
     let lines = redis.store_lines(false);
     refused(
         &redis,
@@ -274,4 +274,45 @@ async fn a_password_in_the_routing_file_is_refused_naming_the_field() {
         assert!(all.contains("IDGUARD_REDIS_PASSWORD"), "{all}");
         assert!(!all.contains(&secret), "the password was echoed:\n{all}");
     }
+}
+
+#[tokio::test]
+async fn the_platform_roots_are_trusted_without_a_redis_ca_file() {
+    // The platform's roots are what rustls-native-certs finds; SSL_CERT_FILE makes the test CA one of them for
+    // this process only. No redis_ca_file: the connection must still verify (and did not when only the bundled
+    // web PKI roots were used).
+    let prefix = format!("idguard-tls-{}", rand_hex(4));
+    let password = canary("redis-password");
+    let redis = ManagedRedis::start(&prefix, &password);
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("platform"));
+    s.redis = Some((redis.server.url(), prefix.clone()));
+    s.store_extra = redis.store_lines(false);
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let ca = redis.dir.path().join("ca.pem").display().to_string();
+    let served = Served::start(
+        &s.config_path(),
+        &[
+            ("IDGUARD_MASTER_KEY", s.master.as_str()),
+            ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("IDGUARD_REDIS_USERNAME", USER),
+            ("IDGUARD_REDIS_PASSWORD", &password),
+            ("SSL_CERT_FILE", &ca),
+        ],
+    );
+    let api = AdminClient::new(served.admin, ADMIN_TOKEN);
+    let mut last = String::new();
+    for _ in 0..300 {
+        let (status, _, body) = api
+            .call("POST", "/admin/v1/agents", Some(json!({"name": "p"})))
+            .await;
+        if status == 201 {
+            let output = served.stop();
+            assert!(!output.contains(&password), "{output}");
+            return;
+        }
+        last = format!("{status} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no write through a Redis the platform's roots trust (last: {last})");
 }
