@@ -108,6 +108,10 @@ where
                     (resp, reason)
                 }
                 Err(err) => {
+                    let err = crate::middleware::fresh::while_incomplete(
+                        err,
+                        shared.readiness.store_topology_missing(),
+                    );
                     let reason = err.reason();
                     (err.into_response(&request_id), reason)
                 }

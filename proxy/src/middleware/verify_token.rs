@@ -143,7 +143,6 @@ where
     }
 }
 
-/// Records a refusal (metric and log decision) and hands the error back.
 /// An unknown agent or client is this replica's gap, not the caller's fault, while the store's objects have never
 /// been loaded (a replica started while Redis is down): 503 `topology_stale`, so the caller retries.
 fn unknown_while_incomplete(e: ProxyError, readiness: &Readiness) -> ProxyError {
@@ -157,6 +156,7 @@ fn unknown_while_incomplete(e: ProxyError, readiness: &Readiness) -> ProxyError 
     }
 }
 
+/// Records a refusal (metric and log decision) and hands the error back.
 fn deny(metrics: &ProxyMetrics, req: &Req, e: ProxyError) -> ProxyError {
     metrics.decision(false, e.reason());
     if let Some(ctx) = req.extensions().get::<Ctx>() {

@@ -49,7 +49,18 @@ async fn a_replica_started_while_redis_is_down_answers_503_for_clients_it_cannot
         admin(&a, "POST", &format!("/admin/v1/agents/{id}/secrets"), None).await;
     assert_eq!(status, 201, "{created}");
     let secret = created["secret"].as_str().unwrap().to_owned();
-    assert_eq!(token(&a, &id, &secret).await.0, 200);
+    let (status, _, body) = token(&a, &id, &secret).await;
+    assert_eq!(status, 200, "{body}");
+    let issued = crate::common::idp::access_token(&body);
+    // And a grant to a file-declared agent, also through A's API.
+    let (status, grant) = admin(
+        &a,
+        "PUT",
+        "/admin/v1/agents/agent-2/outbound/openai",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{grant}");
 
     // B starts while Redis is down: it cannot know the agent, so it answers "try again", never "unknown
     // client" — more times than the failure limit allows.
@@ -70,14 +81,40 @@ async fn a_replica_started_while_redis_is_down_answers_503_for_clients_it_cannot
     .await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
+    // Nor the grant it has not loaded: "try again", not 403 "no authorization".
+    let file_agent = keys().es256.token(&claims("agent-2", ""));
+    let (status, headers, body) = get(
+        &b.url("/llm/openai/x"),
+        &[("authorization", &bearer(&file_agent))],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    // A token of idguard's own issuer, from A, verifies at B (the fleet keys need no Redis): "try again" too.
+    let (status, headers, body) = get(
+        &b.url("/llm/openai/x"),
+        &[("authorization", &bearer(&issued))],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
     // Redis returns: B catches up and issues the token; the outage was not counted against the agent.
     redis.restart_with_data();
     within(Duration::from_secs(5), "a token from B", async || {
         token(&b, &id, &secret).await.0 == 200
     })
     .await;
-    // A wrong secret is the client's failure again.
+    // A wrong secret is the client's failure again, and the grant is in force.
     assert_eq!(token(&b, &id, "wrong").await.0, 401);
+    within(Duration::from_secs(5), "the grant at B", async || {
+        get(
+            &b.url("/llm/openai/x"),
+            &[("authorization", &bearer(&file_agent))],
+        )
+        .await
+        .0 == 200
+    })
+    .await;
 }
 
 #[tokio::test]
