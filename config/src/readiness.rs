@@ -13,6 +13,9 @@ pub enum NotReady {
     Draining,
     /// The shared store (Redis) has been unreachable longer than the configured bound.
     StoreUnreachable,
+    /// The store answered but holds a record this build cannot read (a newer stored format, or a corrupt one):
+    /// the replica keeps its running topology and must not take traffic meant for the newer one.
+    StoreUnreadable,
 }
 
 impl NotReady {
@@ -23,6 +26,7 @@ impl NotReady {
             NotReady::Sealed => "sealed",
             NotReady::Draining => "draining",
             NotReady::StoreUnreachable => "store_unreachable",
+            NotReady::StoreUnreadable => "store_unreadable",
         }
     }
 }
@@ -34,6 +38,7 @@ pub struct Readiness {
     sealed: AtomicBool,
     draining: AtomicBool,
     store_unreachable: AtomicBool,
+    store_unreadable: AtomicBool,
     topology_expired: AtomicBool,
 }
 
@@ -54,6 +59,11 @@ impl Readiness {
     /// Records whether the shared store has been unreachable past its bound (written by the store watcher).
     pub fn set_store_unreachable(&self, unreachable: bool) {
         self.store_unreachable.store(unreachable, Ordering::Release);
+    }
+
+    /// Records whether the last load met a stored record this build cannot read (written by the reloader).
+    pub fn set_store_unreadable(&self, unreadable: bool) {
+        self.store_unreadable.store(unreadable, Ordering::Release);
     }
 
     /// Records whether the store has been unreachable past the longest time its last topology may be served.
@@ -82,6 +92,9 @@ impl Readiness {
         }
         if self.store_unreachable.load(Ordering::Acquire) {
             return Err(NotReady::StoreUnreachable);
+        }
+        if self.store_unreadable.load(Ordering::Acquire) {
+            return Err(NotReady::StoreUnreadable);
         }
         Ok(())
     }
