@@ -63,7 +63,10 @@ pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `idguard export`: the routing file plus every API-managed object, as one routing file.
+/// `idguard export`: the routing file plus every API-managed object, as one routing file. The store is the one
+/// `serve` would use: Redis (from `IDGUARD_REDIS_URL` or `[store] redis_url`), read live in one atomic `MULTI` so
+/// the objects are those of one topology version while the fleet keeps serving and writing; else the embedded
+/// store, which must not be open in a running server.
 ///
 /// # Errors
 /// The file or the store cannot be read, or the output cannot be written.
@@ -71,27 +74,18 @@ pub fn export(
     path: &Path,
     data_dir: Option<PathBuf>,
     output: Option<&Path>,
+    env: Environment,
 ) -> anyhow::Result<ExitCode> {
-    use idguard_config::store::Store as _;
     let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
     let raw = Loader::new(path, None).file_raw()?;
-    let objects = if data_dir.join("topology.redb").exists() {
-        idguard_admin::store::EmbeddedStore::open(&data_dir)
-            .with_context(|| {
-                format!(
-                    "opening the store in {} (is a server using it?)",
-                    data_dir.display()
-                )
-            })?
-            .load()?
-            .1
-    } else {
-        Vec::new()
+    let (source, store) = open_store(&raw, env.redis_url, &data_dir, "export")?;
+    let (version, objects) = match store {
+        Some(store) => store.load().context("reading the store")?,
+        None => (0, Vec::new()),
     };
     let text = format!(
-        "# Written by `idguard export` from {} and the store in {} ({} API-managed objects).\n\n{}",
+        "# Written by `idguard export` from {} and {source} (topology version {version}, {} API-managed objects).\n\n{}",
         path.display(),
-        data_dir.display(),
         objects.len(),
         idguard_config::store::export(raw, &objects)?
     );
@@ -102,6 +96,50 @@ pub fn export(
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store `serve` would open for this routing file and data directory, and a description of it for messages
+/// (never the Redis URL, which may hold a password): Redis when `redis_url` (the environment) or the file's
+/// `[store] redis_url` names one; the embedded store when its database exists; else none (nothing was ever
+/// stored, and none is created just to find that out). `command` names the caller in the embedded store's
+/// "stop the server first" hint.
+fn open_store(
+    raw: &idguard_config::raw::RawConfig,
+    redis_url: Option<String>,
+    data_dir: &Path,
+    command: &str,
+) -> anyhow::Result<(String, Option<Box<dyn Store>>)> {
+    match redis_url.or_else(|| raw.store.redis_url.clone()) {
+        Some(url) => {
+            let prefix = raw
+                .store
+                .redis_prefix
+                .as_deref()
+                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
+            let store = RedisStore::open(&url, prefix, data_dir)
+                .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?;
+            Ok((
+                format!("the Redis store under prefix {prefix:?}"),
+                Some(Box::new(store)),
+            ))
+        }
+        None if !data_dir.join("topology.redb").exists() => {
+            Ok((format!("no store (none in {})", data_dir.display()), None))
+        }
+        None => {
+            let store = EmbeddedStore::open(data_dir).with_context(|| {
+                format!(
+                    "opening the store in {} (is a server using it? stop it first, or {command} a copy of the \
+                     data directory; a Redis store can be used live)",
+                    data_dir.display()
+                )
+            })?;
+            Ok((
+                format!("the store in {}", data_dir.display()),
+                Some(Box::new(store)),
+            ))
+        }
+    }
 }
 
 /// `idguard reseal`: every credential in the store (embedded, or Redis from `IDGUARD_REDIS_URL` or
@@ -121,28 +159,7 @@ pub fn reseal(
     )?;
     let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
     let raw = Loader::new(path, None).file_raw()?;
-    let redis_url = env.redis_url.or_else(|| raw.store.redis_url.clone());
-    let store: Option<Box<dyn Store>> = match redis_url {
-        Some(url) => {
-            let prefix = raw
-                .store
-                .redis_prefix
-                .as_deref()
-                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
-            Some(Box::new(
-                RedisStore::open(&url, prefix, &data_dir)
-                    .map_err(|e| anyhow::anyhow!("opening the Redis store: {e}"))?,
-            ))
-        }
-        // No store yet: nothing was ever stored, and none is created just to find that out.
-        None if !data_dir.join("topology.redb").exists() => None,
-        None => Some(Box::new(EmbeddedStore::open(&data_dir).with_context(|| {
-            format!(
-                "opening the store in {} (is a server using it? stop it first; a Redis store can be resealed live)",
-                data_dir.display()
-            )
-        })?)),
-    };
+    let (_, store) = open_store(&raw, env.redis_url, &data_dir, "reseal")?;
     let report = match store {
         Some(store) => idguard_admin::reseal::reseal(&*store, &keys, "reseal")
             .context("re-wrapping the stored credentials")?,

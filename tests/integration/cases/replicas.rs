@@ -2,4 +2,5 @@
 //! identity service's shared state. Tests that break Redis use a `redis-server` of their own
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
+mod export_live;
 mod propagation;
