@@ -3,4 +3,5 @@
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
 mod export_live;
+mod format;
 mod propagation;
