@@ -54,7 +54,8 @@ pub(crate) enum Command {
         config: PathBuf,
     },
     /// Write the whole topology (the routing file plus everything created through the admin API) as one
-    /// routing file. Reads the data directory directly: run it with the server stopped, or on a copy.
+    /// routing file. With a Redis store (`[store] redis_url` or IDGUARD_REDIS_URL) it reads the live store while
+    /// the replicas run; the embedded store in the data directory is read directly: stop the server, or use a copy.
     Export {
         /// The routing file (TOML).
         #[arg(long, short, env = "IDGUARD_CONFIG")]

@@ -62,7 +62,10 @@ pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `idguard export`: the routing file plus every API-managed object, as one routing file.
+/// `idguard export`: the routing file plus every API-managed object, as one routing file. The store is the one
+/// `serve` would use: Redis (from `IDGUARD_REDIS_URL` or `[store] redis_url`), read live in one atomic `MULTI` so
+/// the objects are those of one topology version while the fleet keeps serving and writing; else the embedded
+/// store, which must not be open in a running server.
 ///
 /// # Errors
 /// The file or the store cannot be read, or the output cannot be written.
@@ -70,27 +73,18 @@ pub fn export(
     path: &Path,
     data_dir: Option<PathBuf>,
     output: Option<&Path>,
+    env: Environment,
 ) -> anyhow::Result<ExitCode> {
-    use idguard_config::store::Store as _;
     let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
     let raw = Loader::new(path, None).file_raw()?;
-    let objects = if data_dir.join("topology.redb").exists() {
-        idguard_admin::store::EmbeddedStore::open(&data_dir)
-            .with_context(|| {
-                format!(
-                    "opening the store in {} (is a server using it?)",
-                    data_dir.display()
-                )
-            })?
-            .load()?
-            .1
-    } else {
-        Vec::new()
+    let (source, store) = open_store(path, &raw, env, &data_dir, Purpose::Export)?;
+    let (version, objects) = match store {
+        Some(store) => store.load().context("reading the store")?,
+        None => (0, Vec::new()),
     };
     let text = format!(
-        "# Written by `idguard export` from {} and the store in {} ({} API-managed objects).\n\n{}",
+        "# Written by `idguard export` from {} and {source} (topology version {version}, {} API-managed objects).\n\n{}",
         path.display(),
-        data_dir.display(),
         objects.len(),
         idguard_config::store::export(raw, &objects)?
     );
@@ -101,6 +95,71 @@ pub fn export(
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a command opens the store for: `export` only reads it, `reseal` writes.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Export,
+    Reseal,
+}
+
+/// The store `serve` would open for this routing file and data directory, and a description of it for messages
+/// (never the Redis URL, which may hold a password): Redis when `redis_url` (the environment) or the file's
+/// `[store] redis_url` names one; the embedded store when its database exists; else none (nothing was ever
+/// stored, and none is created just to find that out). `command` names the caller in the embedded store's
+/// "stop the server first" hint.
+fn open_store(
+    path: &Path,
+    raw: &idguard_config::raw::RawConfig,
+    env: Environment,
+    data_dir: &Path,
+    purpose: Purpose,
+) -> anyhow::Result<(String, Option<Box<dyn Store>>)> {
+    let command = match purpose {
+        Purpose::Export => "export",
+        Purpose::Reseal => "reseal",
+    };
+    match env.redis_url.or_else(|| raw.store.redis_url.clone()) {
+        Some(url) => {
+            let prefix = raw
+                .store
+                .redis_prefix
+                .as_deref()
+                .unwrap_or(idguard_config::defaults::REDIS_PREFIX);
+            let store = crate::serve::open_redis(
+                path,
+                Some(&raw.store),
+                &url,
+                (env.redis_username, env.redis_password),
+                data_dir,
+            )?;
+            let store = match purpose {
+                Purpose::Export => store.read_only(),
+                Purpose::Reseal => store,
+            };
+            Ok((
+                format!("the Redis store under prefix {prefix:?}"),
+                Some(Box::new(store)),
+            ))
+        }
+        None if !data_dir.join("topology.redb").exists() => {
+            Ok((format!("no store (none in {})", data_dir.display()), None))
+        }
+        None => {
+            let store = EmbeddedStore::open(data_dir).with_context(|| {
+                format!(
+                    "opening the store in {} (is a server using it? stop it first, or {command} a copy of the \
+                     data directory; a Redis store can be used live)",
+                    data_dir.display()
+                )
+            })?;
+            Ok((
+                format!("the store in {}", data_dir.display()),
+                Some(Box::new(store)),
+            ))
+        }
+    }
 }
 
 /// `idguard reseal`: every credential in the store (embedded, or Redis from `IDGUARD_REDIS_URL` or
@@ -115,29 +174,12 @@ pub fn reseal(
     data_dir: Option<PathBuf>,
     env: Environment,
 ) -> anyhow::Result<ExitCode> {
-    let keys = env.master_keys.context(
+    let keys = env.master_keys.clone().context(
         "set IDGUARD_MASTER_KEY or IDGUARD_MASTER_KEY_FILE: reseal re-wraps under its newest term",
     )?;
     let data_dir = data_dir.unwrap_or_else(|| default_data_dir(path));
     let raw = Loader::new(path, None).file_raw()?;
-    let redis_url = env.redis_url.or_else(|| raw.store.redis_url.clone());
-    let store: Option<Box<dyn Store>> = match redis_url {
-        Some(url) => Some(Box::new(crate::serve::open_redis(
-            path,
-            Some(&raw.store),
-            &url,
-            (env.redis_username, env.redis_password),
-            &data_dir,
-        )?)),
-        // No store yet: nothing was ever stored, and none is created just to find that out.
-        None if !data_dir.join("topology.redb").exists() => None,
-        None => Some(Box::new(EmbeddedStore::open(&data_dir).with_context(|| {
-            format!(
-                "opening the store in {} (is a server using it? stop it first; a Redis store can be resealed live)",
-                data_dir.display()
-            )
-        })?)),
-    };
+    let (_, store) = open_store(path, &raw, env, &data_dir, Purpose::Reseal)?;
     let report = match store {
         Some(store) => idguard_admin::reseal::reseal(&*store, &keys, "reseal")
             .context("re-wrapping the stored credentials")?,

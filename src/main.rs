@@ -39,7 +39,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
             output,
-        } => idguard::commands::export(&config, data_dir, output.as_deref()),
+        } => idguard::commands::export(
+            &config,
+            data_dir,
+            output.as_deref(),
+            Environment::from_process()?,
+        ),
         Command::Reseal { config, data_dir } => {
             idguard::commands::reseal(&config, data_dir, Environment::from_process()?)
         }

@@ -99,6 +99,8 @@ pub struct RedisStore {
     identity: epoch::Identity,
     /// The master keys the fleet keys are derived from; `None`: shared secrets are random values kept in Redis.
     fleet: Option<Arc<MasterKeys>>,
+    /// Opened to read (`idguard export`): a load never creates the store's identity.
+    read_only: bool,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -136,6 +138,7 @@ impl RedisStore {
             commit: redis::Script::new(COMMIT),
             identity: epoch::Identity::open(data_dir)?,
             fleet: None,
+            read_only: false,
         })
     }
 
@@ -143,6 +146,13 @@ impl RedisStore {
     #[must_use]
     pub fn with_audit_stream_max_len(mut self, max_len: u64) -> Self {
         self.audit_max_len = max_len.max(1);
+        self
+    }
+
+    /// For a command that only reads (`idguard export`): loading never gives an empty store its identity.
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
         self
     }
 
@@ -258,6 +268,8 @@ impl Store for RedisStore {
             match self.identity.judge(epoch.as_ref(), empty) {
                 epoch::Verdict::Same => break (version, objects),
                 epoch::Verdict::Mismatch(m) => return Err(StoreError::Mismatch(m)),
+                // A reader (`idguard export`) never gives a store its identity: that is a serving replica's act.
+                epoch::Verdict::Create if self.read_only => break (version, objects),
                 epoch::Verdict::Create if !created => {
                     self.create_epoch(&mut conn)?;
                     created = true;

@@ -10,6 +10,12 @@
 //!   stamp, as JSON.
 //! - `idle --addr ADDR --conns N --token T --path P --hold S`: open N keep-alive connections, make one request on
 //!   each, and hold them idle for S seconds.
+//! - `propagate --admin URL --admin-token T --probe URL[,URL...] --token T --changes N`: the fleet scenario's change
+//!   propagation (`benches/load/fleet`): N times, grant and then withdraw `bench-agent`'s outbound authorization to
+//!   the API-made node `probe` through one replica's admin API, and time, on every other replica, how long after the
+//!   write was sent the proxied request `GET <probe URL>` starts (200) or stops being allowed; as JSON.
+//! - `probe --url URL --token T --secs S`: one connection's requests back to back for S seconds: how many, how many
+//!   were not 2xx or failed, and the longest time between two 2xx answers; as JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
 #[path = "../../tests/integration/common/keys.rs"]
@@ -59,8 +65,20 @@ fn main() {
             &arg(&args, "--path").unwrap(),
             arg(&args, "--hold").unwrap().parse().unwrap(),
         )),
+        Some("propagate") => rt.block_on(propagate(
+            &arg(&args, "--admin").unwrap(),
+            &arg(&args, "--admin-token").unwrap(),
+            &arg(&args, "--probe").unwrap(),
+            &arg(&args, "--token").unwrap(),
+            arg(&args, "--changes").map_or(50, |r| r.parse().unwrap()),
+        )),
+        Some("probe") => rt.block_on(probe(
+            &arg(&args, "--url").unwrap(),
+            &arg(&args, "--token").unwrap(),
+            arg(&args, "--secs").unwrap().parse().unwrap(),
+        )),
         _ => {
-            eprintln!("usage: load-kit upstream|setup|sse-probe|idle ...");
+            eprintln!("usage: load-kit upstream|setup|sse-probe|idle|propagate|probe ...");
             std::process::exit(2);
         }
     }
@@ -350,4 +368,127 @@ async fn idle(addr: SocketAddr, conns: usize, token: &str, path: &str, hold: u64
     }
     println!("{{\"open\":{},\"failed\":{failed}}}", held.len());
     tokio::time::sleep(Duration::from_secs(hold)).await;
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+async fn status(client: &Client, method: &str, url: &str, token: &str, body: &str) -> u16 {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    match client.request(req).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            // Read to the end, so the connection is reused.
+            let _ = resp.into_body().collect().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Polls `url` until `done(status)`, for at most 10 s; the time since `start`, or `None` on a timeout.
+async fn until(
+    client: &Client,
+    url: &str,
+    token: &str,
+    start: Instant,
+    done: impl Fn(u16) -> bool,
+) -> Option<Duration> {
+    while start.elapsed() < Duration::from_secs(10) {
+        if done(status(client, "GET", url, token, "").await) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    None
+}
+
+async fn propagate(admin: &str, admin_token: &str, probes: &str, token: &str, changes: usize) {
+    let client: Client =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let probes: Vec<String> = probes.split(',').map(str::to_owned).collect();
+    let grant = format!("{admin}/admin/v1/agents/bench-agent/outbound/probe");
+    let mut times = Vec::new();
+    let mut timeouts = 0;
+    for i in 0..changes * 2 {
+        let granting = i % 2 == 0;
+        let start = Instant::now();
+        let s = if granting {
+            status(&client, "PUT", &grant, admin_token, "{}").await
+        } else {
+            status(&client, "DELETE", &grant, admin_token, "").await
+        };
+        assert!(
+            s == 200 || s == 201 || s == 204,
+            "the admin write answered {s}"
+        );
+        let waits = probes.iter().map(|p| {
+            let client = client.clone();
+            async move {
+                until(&client, p, token, start, |s| {
+                    if granting {
+                        s == 200
+                    } else {
+                        s != 200 && s != 0
+                    }
+                })
+                .await
+            }
+        });
+        for took in futures_util::future::join_all(waits).await {
+            match took {
+                Some(t) => times.push(t.as_micros()),
+                None => timeouts += 1,
+            }
+        }
+    }
+    times.sort_unstable();
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{{\"changes\":{},\"observations\":{},\"timeouts\":{timeouts},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        changes * 2,
+        times.len(),
+        pct(0.5),
+        pct(0.99),
+        times.last().copied().unwrap_or(0)
+    );
+}
+
+async fn probe(url: &str, token: &str, secs: u64) {
+    let client: Client =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let start = Instant::now();
+    let mut last_ok = Instant::now();
+    let mut longest = Duration::ZERO;
+    let (mut requests, mut not_ok) = (0u64, 0u64);
+    while start.elapsed() < Duration::from_secs(secs) {
+        let s = status(&client, "POST", url, token, "{}").await;
+        requests += 1;
+        if (200..300).contains(&s) {
+            longest = longest.max(last_ok.elapsed());
+            last_ok = Instant::now();
+        } else {
+            not_ok += 1;
+            // A refused connection returns at once: do not spin.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    longest = longest.max(last_ok.elapsed());
+    println!(
+        "{{\"requests\":{requests},\"not_2xx_or_failed\":{not_ok},\"longest_gap_ms\":{:.1}}}",
+        longest.as_secs_f64() * 1e3
+    );
 }

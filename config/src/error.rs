@@ -38,6 +38,10 @@ pub enum ConfigError {
     /// The store of API-managed objects could not be read.
     #[error("the store cannot be read: {0}")]
     Store(String),
+    /// The store answered, but holds a record this build cannot read: a newer stored format (a newer replica
+    /// wrote it) or a corrupt record. Retrying will not help; upgrading or repairing will.
+    #[error("the store holds a record this idguard cannot read: {0}")]
+    StoreRecord(String),
 }
 
 /// One problem with a routing file, located by the dotted path of the field (`llm[0].upstream`) and, where it

@@ -19,6 +19,9 @@ pub enum NotReady {
     StoreEmpty,
     /// The shared store answers but is not the one this replica remembers: the last topology is kept.
     StoreReplaced,
+    /// The store answered but holds a record this build cannot read (a newer stored format, or a corrupt one):
+    /// the replica keeps its running topology and must not take traffic meant for the newer one.
+    StoreUnreadable,
 }
 
 impl NotReady {
@@ -31,6 +34,7 @@ impl NotReady {
             NotReady::StoreUnreachable => "store_unreachable",
             NotReady::StoreEmpty => "store_empty",
             NotReady::StoreReplaced => "store_replaced",
+            NotReady::StoreUnreadable => "store_unreadable",
         }
     }
 }
@@ -42,6 +46,7 @@ pub struct Readiness {
     sealed: AtomicBool,
     draining: AtomicBool,
     store_unreachable: AtomicBool,
+    store_unreadable: AtomicBool,
     topology_expired: AtomicBool,
     // 0: the store is the one remembered; 1: empty; 2: replaced.
     store_mismatch: AtomicU8,
@@ -75,6 +80,11 @@ impl Readiness {
             Some(StoreMismatch::Replaced) => 2,
         };
         self.store_mismatch.store(v, Ordering::Release);
+    }
+
+    /// Records whether the last load met a stored record this build cannot read (written by the reloader).
+    pub fn set_store_unreadable(&self, unreadable: bool) {
+        self.store_unreadable.store(unreadable, Ordering::Release);
     }
 
     /// Records whether the store has been unreachable past the longest time its last topology may be served.
@@ -127,6 +137,9 @@ impl Readiness {
             || self.store_topology_missing.load(Ordering::Acquire)
         {
             return Err(NotReady::StoreUnreachable);
+        }
+        if self.store_unreadable.load(Ordering::Acquire) {
+            return Err(NotReady::StoreUnreadable);
         }
         Ok(())
     }

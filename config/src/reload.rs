@@ -30,7 +30,7 @@ use crate::raw::RawConfig;
 use crate::readiness::Readiness;
 use crate::seal::MasterKeys;
 use crate::snapshot::Snapshot;
-use crate::store::{self, Store, StoredObject};
+use crate::store::{self, Store, StoreError, StoredObject};
 use crate::validate::{BuildContext, validate};
 
 mod settle;
@@ -266,9 +266,10 @@ impl Loader {
         let text = self.read()?;
         let hash = hash_bytes(text.as_bytes());
         let (store_version, objects) = match &self.store {
-            Some(store) => store
-                .load()
-                .map_err(|e| ConfigError::Store(e.to_string()))?,
+            Some(store) => store.load().map_err(|e| match e {
+                StoreError::Corrupt(why) => ConfigError::StoreRecord(why),
+                other => ConfigError::Store(other.to_string()),
+            })?,
             None => (0, Vec::new()),
         };
         let mut snapshot = self.build(&text, &objects, generation, master_keys)?;
@@ -391,6 +392,16 @@ impl Reloader {
                 readiness.set_store_topology_missing(true);
                 loader.build_with(&[], 1)?
             }
+            Err(ConfigError::StoreRecord(why)) => {
+                // A newer replica wrote a record this build cannot read: serve the file alone, not ready, and never
+                // write over that record (every commit decodes the current record first, and fails the same way).
+                tracing::error!(
+                    reason = "store_unreadable",
+                    "the store holds a record this idguard cannot read ({why}); serving the routing file alone"
+                );
+                readiness.set_store_unreadable(true);
+                loader.build_with(&[], 1)?
+            }
             Err(e) => return Err(e),
         };
         let metrics = ReloadMetrics::new(registry);
@@ -448,6 +459,12 @@ impl Reloader {
     }
 
     fn apply(&mut self, loaded: Result<Loaded, ConfigError>) -> Result<u64, ConfigError> {
+        match &loaded {
+            Ok(_) => self.readiness.set_store_unreadable(false),
+            Err(ConfigError::StoreRecord(_)) => self.readiness.set_store_unreadable(true),
+            // Other failures say nothing about the store's records: the flag keeps what the last load found.
+            Err(_) => {}
+        }
         let current = self.tx.borrow().clone();
         let next_generation = current.generation + 1;
         match loaded {

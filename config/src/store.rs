@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, ValidationErrors};
+#[cfg(test)]
+mod tests;
+
 use crate::raw::{
     RawAgent, RawClient, RawConfig, RawCredential, RawEdge, RawGroup, RawInbound, RawNode,
     RawOrganization, RawService, RawUser,
@@ -65,9 +68,20 @@ impl Kind {
     }
 }
 
+/// The stored-record format this build writes and the newest it reads. Every record carries it as `format`
+/// (records written before it existed have none and read as 1). Raise it only when a record changes in a way an
+/// older build would misread; a build then refuses, rather than misreads or overwrites, a record of a newer format
+/// (see docs/scale.md, "Rolling upgrades").
+pub const STORED_FORMAT: u32 = 1;
+
 /// One stored object: its kind and id, a version that increases with every change, and its definition as the
 /// raw type's JSON.
+///
+/// Decoding refuses a record whose `format` is newer than [`STORED_FORMAT`]: every store decodes the current
+/// record before a commit, so such a record is never overwritten by an older build, and a load that meets one
+/// fails (the replica keeps its running topology and reports `store_unreadable` in `/readyz`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WireObject", into = "WireObject")]
 pub struct StoredObject {
     /// Kind.
     pub kind: Kind,
@@ -81,6 +95,63 @@ pub struct StoredObject {
     pub updated_at: u64,
     /// The raw definition (`RawAgent`, `RawCredential`, `RawNode`, `RawService` or `RawEdge` as JSON).
     pub body: serde_json::Value,
+}
+
+/// [`StoredObject`] as stored: the same fields plus the record format.
+#[derive(Serialize, Deserialize)]
+struct WireObject {
+    #[serde(default = "first_format")]
+    format: u32,
+    kind: Kind,
+    id: String,
+    version: u64,
+    created_at: u64,
+    updated_at: u64,
+    body: serde_json::Value,
+}
+
+fn first_format() -> u32 {
+    1
+}
+
+/// A record in a stored format newer than this build reads. The message has no `": "`, so [`error_class`] keeps
+/// it whole.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "record in stored format {0}, newer than this idguard reads (up to {STORED_FORMAT}); upgrade this replica"
+)]
+pub struct NewerFormat(u32);
+
+impl TryFrom<WireObject> for StoredObject {
+    type Error = NewerFormat;
+
+    fn try_from(w: WireObject) -> Result<Self, NewerFormat> {
+        if w.format > STORED_FORMAT {
+            return Err(NewerFormat(w.format));
+        }
+        Ok(StoredObject {
+            kind: w.kind,
+            id: w.id,
+            version: w.version,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            body: w.body,
+        })
+    }
+}
+
+impl From<StoredObject> for WireObject {
+    fn from(o: StoredObject) -> Self {
+        WireObject {
+            format: STORED_FORMAT,
+            kind: o.kind,
+            id: o.id,
+            version: o.version,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            body: o.body,
+        }
+    }
 }
 
 /// What a write expects of the object's current state.

@@ -3,7 +3,9 @@
 //! (`common::redis_server`); the rest share the one on 6379 under a random prefix.
 
 mod cluster;
+mod export_live;
 mod fleet_keys;
+mod format;
 mod isolation;
 mod managed_redis;
 mod outage_identity;
