@@ -19,7 +19,7 @@ async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u
 /// newer replica's commit would.
 fn rewrite_format(url: &str, prefix: &str, field: &str, format: u64) -> String {
     let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let objects = format!("{prefix}:objects");
+    let objects = format!("{{{prefix}}}:objects");
     let text: String = redis::cmd("HGET")
         .arg(&objects)
         .arg(field)
@@ -35,11 +35,11 @@ fn rewrite_format(url: &str, prefix: &str, field: &str, format: u64) -> String {
         .query(&mut conn)
         .unwrap();
     let version: u64 = redis::cmd("INCR")
-        .arg(format!("{prefix}:version"))
+        .arg(format!("{{{prefix}}}:version"))
         .query(&mut conn)
         .unwrap();
     let _: () = redis::cmd("PUBLISH")
-        .arg(format!("{prefix}:changed"))
+        .arg(format!("{{{prefix}}}:changed"))
         .arg(version)
         .query(&mut conn)
         .unwrap();
@@ -49,7 +49,7 @@ fn rewrite_format(url: &str, prefix: &str, field: &str, format: u64) -> String {
 fn stored(url: &str, prefix: &str, field: &str) -> String {
     let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
     redis::cmd("HGET")
-        .arg(format!("{prefix}:objects"))
+        .arg(format!("{{{prefix}}}:objects"))
         .arg(field)
         .query(&mut conn)
         .unwrap()
