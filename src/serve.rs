@@ -243,7 +243,7 @@ impl Server {
     /// The proxy (with the identity service's public routes) runs on the caller's runtime, the data plane's.
     /// Everything else — the admin listener (`/admin/v1`, `/metrics`, `/healthz`, `/readyz`), the reloader, the
     /// Redis watcher and the identity key publisher — runs on a control-plane runtime of its own, on its own OS
-    /// threads ([`ControlPlane`]): a store call that waits for a slow or hung Redis holds a control-plane thread,
+    /// threads (`ControlPlane`): a store call that waits for a slow or hung Redis holds a control-plane thread,
     /// never one that serves proxied requests. Returns once both have stopped.
     ///
     /// # Errors

@@ -23,10 +23,10 @@
 //! `/readyz` reports `store_unreachable`, and past `redis_max_staleness_ms` the proxy answers 503 until Redis is
 //! back (the topology may have changed without it).
 //!
-//! The store carries an identity (`<p>:epoch`, see [`epoch`]): a Redis that comes back empty, or another Redis, is
-//! never adopted silently. With a master key, the keys every replica must share (the fingerprint key, the
-//! identity service's signing seed) are derived from it ([`idguard_config::hashes::fleet_key`]), not kept in
-//! Redis, so they survive its loss.
+//! The store carries an identity (`{p}:epoch`, see `redis_store/epoch.rs`): a Redis that comes back empty, or
+//! another Redis, is never adopted silently. With a master key, the keys every replica must share (the fingerprint
+//! key, the identity service's signing seed) are derived from it ([`idguard_config::hashes::fleet_key`]), not kept
+//! in Redis, so they survive its loss.
 //!
 //! Durability is Redis's: run it with `appendonly yes` (and `appendfsync always` for every acknowledged write to
 //! survive a Redis crash).
