@@ -205,6 +205,7 @@ impl Server {
             env.clock,
             &env.resolver,
         )?;
+        api.wait_for_data_plane(proxy.applied());
         Ok(Self {
             registry,
             readiness,

@@ -73,6 +73,8 @@ struct Inner {
     hasher: KeyedHasher,
     // Resolves upstream host names for the SSRF rules (the system resolver; a manual one in tests).
     resolver: Resolver,
+    // The store version the data plane serves (set once by the binary): a write answers only once it is in force.
+    applied: std::sync::OnceLock<tokio::sync::watch::Receiver<u64>>,
 }
 
 // === impl AdminApi ===
@@ -101,8 +103,16 @@ impl AdminApi {
                 write_lock: Mutex::new(()),
                 hasher: KeyedHasher::new(&fingerprint_key),
                 resolver,
+                applied: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Makes every write wait (bounded) until `applied` — the store version the data plane serves — reaches the
+    /// version it committed, so the next request through this replica's proxy sees it. Without it a write waits for
+    /// the snapshot only. Set once; later calls are ignored.
+    pub fn wait_for_data_plane(&self, applied: tokio::sync::watch::Receiver<u64>) {
+        let _ = self.inner.applied.set(applied);
     }
 
     /// The `/admin/v1` routes, behind the admin token (except the API's description).

@@ -87,6 +87,8 @@ pub struct IdentityPlane {
 pub struct Proxy {
     shared: Arc<Shared>,
     snapshots: SnapshotRx,
+    // The store version of the routing table in force, published after each swap.
+    applied: tokio::sync::watch::Sender<u64>,
     local_keys: Option<LocalKeys>,
     identity_routes: Option<IdentityRoutes>,
 }
@@ -139,12 +141,20 @@ impl Proxy {
             revocations,
             clock,
         ));
+        let applied = tokio::sync::watch::Sender::new(snapshots.borrow().store_version);
         Ok(Self {
             shared,
             snapshots,
+            applied,
             local_keys,
             identity_routes,
         })
+    }
+
+    /// The store version of the routing table the proxy serves, updated after every swap: what a write waits for
+    /// to be read-your-writes on this replica.
+    pub fn applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// Serves `listener` (TLS when `tls` is set) until `shutdown` completes, then drains in-flight requests.
@@ -158,6 +168,7 @@ impl Proxy {
         let Proxy {
             shared,
             mut snapshots,
+            applied,
             local_keys,
             identity_routes,
         } = self;
@@ -171,8 +182,10 @@ impl Proxy {
                 while snapshots.changed().await.is_ok() {
                     let snapshot = snapshots.borrow_and_update().clone();
                     let generation = snapshot.generation;
+                    let store_version = snapshot.store_version;
                     shared.verifier.keys().set_issuers(&snapshot.issuers);
                     shared.routes.store(Arc::new(Routes::build(snapshot)));
+                    applied.send_replace(store_version);
                     // Obtained tokens are keyed by generation; the old generation's can never be hit again.
                     shared.tokens.clear();
                     refresh_due(shared.verifier.keys()).await;

@@ -176,13 +176,25 @@ impl AdminApi {
     /// Waits until the snapshot in force holds store version `version` (the reload the commit triggered), at
     /// most [`APPLY_WAIT`]: the next request to this replica — proxy, identity service or API — sees the write.
     async fn await_applied(&self, version: u64) {
-        let mut snapshots = self.inner.snapshots.clone();
-        let applied = tokio::time::timeout(
-            APPLY_WAIT,
-            snapshots.wait_for(|s| s.store_version >= version),
-        )
-        .await;
-        if !matches!(applied, Ok(Ok(_))) {
+        let applied = match self.inner.applied.get() {
+            // The data plane's routing table, built from the snapshot after it is published: the last step.
+            Some(rx) => {
+                let mut rx = rx.clone();
+                tokio::time::timeout(APPLY_WAIT, rx.wait_for(|v| *v >= version))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            }
+            None => {
+                let mut snapshots = self.inner.snapshots.clone();
+                tokio::time::timeout(
+                    APPLY_WAIT,
+                    snapshots.wait_for(|s| s.store_version >= version),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok())
+            }
+        };
+        if !applied {
             tracing::warn!(
                 reason = "write_not_yet_applied",
                 version,
