@@ -175,6 +175,9 @@ fn check_auth_switch(auth: &str, agent: &RawAgent) -> Result<()> {
     };
     Err(invalid(
         "agents.auth",
-        format!("agent {:?} still has {held}; delete them before switching to {auth}", agent.id),
+        format!(
+            "agent {:?} still has {held}; delete them before switching to {auth}",
+            agent.id
+        ),
     ))
 }

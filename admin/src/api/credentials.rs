@@ -64,8 +64,8 @@ struct PatchCredential {
 #[serde(deny_unknown_fields)]
 struct ReplaceValue {
     value: String,
-    #[serde(default)]
-    grace_seconds: u64,
+    // Read as any JSON value so that a wrong one is refused naming the field, not with serde's type message.
+    grace_seconds: Option<Value>,
 }
 
 /// The longest grace period a replaced value is kept for (7 days).
@@ -213,11 +213,17 @@ async fn replace_value(
     if req.value.is_empty() {
         return Err(AdminError::BadRequest("value must not be empty".into()));
     }
-    if req.grace_seconds > MAX_GRACE_SECONDS {
-        return Err(AdminError::BadRequest(format!(
-            "grace_seconds must be at most {MAX_GRACE_SECONDS}"
-        )));
-    }
+    let grace_seconds = match &req.grace_seconds {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .filter(|g| *g <= MAX_GRACE_SECONDS)
+            .ok_or_else(|| {
+                AdminError::BadRequest(format!(
+                    "grace_seconds must be a whole number of seconds from 0 to {MAX_GRACE_SECONDS}"
+                ))
+            })?,
+    };
     let (raw, version, ()) = change::<Credentials, _>(
         &api,
         id.clone(),
@@ -232,11 +238,11 @@ async fn replace_value(
                 ));
             }
             raw.previous = replaced
-                .filter(|_| req.grace_seconds > 0)
+                .filter(|_| grace_seconds > 0)
                 .map(|sealed| RawPreviousValue {
                     sealed,
                     fingerprint: raw.fingerprint.take(),
-                    until: now() + req.grace_seconds,
+                    until: now() + grace_seconds,
                 });
             raw.sealed = Some(api.seal(&id, &req.value)?);
             raw.fingerprint = Some(api.fingerprint(&req.value));
@@ -259,23 +265,23 @@ async fn rollback_value(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (raw, version, ()) = change::<Credentials, _>(
-        &api,
-        id.clone(),
-        if_match(&headers),
-        move |_, _, raw, _| {
-            let previous = raw.previous.take().filter(|p| p.until > now()).ok_or_else(|| {
-                invalid(
-                    "credential.previous",
-                    format!("credential {id:?} has no replaced value within its grace period"),
-                )
-            })?;
+    let (raw, version, ()) =
+        change::<Credentials, _>(&api, id.clone(), if_match(&headers), move |_, _, raw, _| {
+            let previous = raw
+                .previous
+                .take()
+                .filter(|p| p.until > now())
+                .ok_or_else(|| {
+                    invalid(
+                        "credential.previous",
+                        format!("credential {id:?} has no replaced value within its grace period"),
+                    )
+                })?;
             raw.sealed = Some(previous.sealed);
             raw.fingerprint = previous.fingerprint;
             Ok(())
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(answer_stored::<Credentials>(
         &api,
         StatusCode::OK,

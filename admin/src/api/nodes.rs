@@ -22,12 +22,12 @@ use serde_json::{Value, json};
 
 use super::AdminApi;
 use super::authorizations::{Outbound, withdraw};
-use super::credentials::Credentials;
 use super::core::{
     Current, Idempotency, Resource, Result, answer_stored, change, check_upstream, create,
     delete as delete_one, exists, file_managed, get as get_one, if_match, invalid, list, parse,
     unchanged,
 };
+use super::credentials::Credentials;
 use super::write::Plan;
 
 /// LLM nodes (`[[llm]]`).
@@ -152,38 +152,37 @@ async fn patch_node<N: Resource<Raw = RawNode>>(
     )
     .await?;
     let path_id = id.clone();
-    let (raw, version, ()) =
-        change::<N, _>(&api, id, if_match(&headers), move |_, cur, raw, _| {
-            unchanged("id", req.id.as_ref(), Some(&path_id))?;
-            if let Some(credential) = &req.credential {
-                bound_to_hosts(cur, credential, kind)?;
-            }
-            let PatchNode {
-                id: _,
-                name,
-                upstream,
-                style,
-                header,
-                prefix,
-                query,
-                credential,
-                forward_identity,
-                methods,
-                oauth,
-            } = req;
-            raw.name = name.or(raw.name.take());
-            raw.upstream = upstream.unwrap_or_else(|| std::mem::take(&mut raw.upstream));
-            raw.style = style.unwrap_or_else(|| std::mem::take(&mut raw.style));
-            raw.header = header.or(raw.header.take());
-            raw.prefix = prefix.or(raw.prefix.take());
-            raw.query = query.or(raw.query.take());
-            raw.credential = credential.unwrap_or_else(|| std::mem::take(&mut raw.credential));
-            raw.forward_identity = forward_identity.or(raw.forward_identity);
-            raw.methods = methods.or(raw.methods.take());
-            raw.oauth = oauth.or(raw.oauth.take());
-            Ok(())
-        })
-        .await?;
+    let (raw, version, ()) = change::<N, _>(&api, id, if_match(&headers), move |_, cur, raw, _| {
+        unchanged("id", req.id.as_ref(), Some(&path_id))?;
+        if let Some(credential) = &req.credential {
+            bound_to_hosts(cur, credential, kind)?;
+        }
+        let PatchNode {
+            id: _,
+            name,
+            upstream,
+            style,
+            header,
+            prefix,
+            query,
+            credential,
+            forward_identity,
+            methods,
+            oauth,
+        } = req;
+        raw.name = name.or(raw.name.take());
+        raw.upstream = upstream.unwrap_or_else(|| std::mem::take(&mut raw.upstream));
+        raw.style = style.unwrap_or_else(|| std::mem::take(&mut raw.style));
+        raw.header = header.or(raw.header.take());
+        raw.prefix = prefix.or(raw.prefix.take());
+        raw.query = query.or(raw.query.take());
+        raw.credential = credential.unwrap_or_else(|| std::mem::take(&mut raw.credential));
+        raw.forward_identity = forward_identity.or(raw.forward_identity);
+        raw.methods = methods.or(raw.methods.take());
+        raw.oauth = oauth.or(raw.oauth.take());
+        Ok(())
+    })
+    .await?;
     Ok(answer_stored::<N>(&api, StatusCode::OK, &raw, version))
 }
 
@@ -191,7 +190,9 @@ async fn patch_node<N: Resource<Raw = RawNode>>(
 /// validation then checks that the hosts include the node's destination. An unknown credential is left to
 /// validation, which names it.
 fn bound_to_hosts(cur: Current<'_>, credential: &str, kind: &str) -> Result<()> {
-    let in_file = Credentials::file(cur.file).iter().find(|c| c.id == credential);
+    let in_file = Credentials::file(cur.file)
+        .iter()
+        .find(|c| c.id == credential);
     let stored = cur
         .stored(Kind::Credential, credential)
         .and_then(|o| serde_json::from_value::<RawCredential>(o.body.clone()).ok());
