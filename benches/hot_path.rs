@@ -133,11 +133,13 @@ fn big_routes() -> Routes {
             id: "c".into(),
             name: None,
             api_key_id: None,
+            description: None,
             kind: "llm".into(),
             hosts: None,
             sealed: None,
             env: Some("BENCH_KEY".into()),
             fingerprint: None,
+            previous: None,
         }],
         ..Default::default()
     };

@@ -73,17 +73,37 @@ fn reseal_one(
         let Some(sealed) = current.body.get("sealed").and_then(Value::as_str) else {
             return Ok(Outcome::Left);
         };
-        match inspect(sealed) {
-            Ok(term) if term == keys.current_term() => return Ok(Outcome::Left),
-            Ok(_) => {}
-            Err(e) => return Ok(Outcome::Failed(e.to_string())),
-        }
-        let rewrapped = match keys.rewrap(&current.id, sealed) {
-            Ok(v) => v,
-            Err(e) => return Ok(Outcome::Failed(e.to_string())),
+        // A replaced value kept for rollback (`previous.sealed`) is re-wrapped with the one in force: once the old
+        // term is retired it could no longer be switched back to otherwise.
+        let previous = current
+            .body
+            .get("previous")
+            .and_then(|p| p.get("sealed"))
+            .and_then(Value::as_str);
+        let rewrap = |sealed: &str| -> Result<Option<String>, String> {
+            match inspect(sealed) {
+                Ok(term) if term == keys.current_term() => Ok(None),
+                Ok(_) => keys
+                    .rewrap(&current.id, sealed)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         };
+        let (main, prev) = match (rewrap(sealed), previous.map(rewrap).transpose()) {
+            (Ok(main), Ok(prev)) => (main, prev.flatten()),
+            (Err(e), _) | (_, Err(e)) => return Ok(Outcome::Failed(e)),
+        };
+        if main.is_none() && prev.is_none() {
+            return Ok(Outcome::Left);
+        }
         let mut body = current.body.clone();
-        body["sealed"] = Value::String(rewrapped);
+        if let Some(v) = main {
+            body["sealed"] = Value::String(v);
+        }
+        if let Some(v) = prev {
+            body["previous"]["sealed"] = Value::String(v);
+        }
         let write = Write {
             kind: Kind::Credential,
             id: current.id.clone(),

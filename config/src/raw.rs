@@ -497,9 +497,12 @@ pub struct RawCredential {
     /// Display name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The API key's own identifier or description (not secret).
+    /// The API key's own identifier at its provider (the console's "API key ID"; not secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
+    /// A free-text description of the credential, kept apart from its identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Business type: `llm` or `external`; must match the kind of every node that uses it.
     pub kind: String,
     /// The hosts the value may be sent to (`api.openai.com`, or `*.openai.azure.com` for any subdomain): a node
@@ -518,6 +521,23 @@ pub struct RawCredential {
     /// API writes it for the credentials it stores; a file credential shows one only when the file gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The value this one replaced, kept sealed for a grace period so an operator can switch back (written by the
+    /// admin API's `PUT /admin/v1/credentials/{id}/value`; never injected by the proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<RawPreviousValue>,
+}
+
+/// A replaced credential value, kept for rollback until `until`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreviousValue {
+    /// The replaced value, sealed for the same credential id.
+    pub sealed: String,
+    /// Its keyed fingerprint, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Unix seconds after which it can no longer be switched back to.
+    pub until: u64,
 }
 
 /// `[[llm]]` and `[[external]]`: an upstream the agent reaches through the proxy.

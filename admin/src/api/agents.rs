@@ -1,5 +1,10 @@
 //! Agents: `/admin/v1/agents`. The Agent ID is generated; the audience is derived from it unless given; both are
 //! immutable. Deleting an agent withdraws its outbound and inbound authorizations.
+//!
+//! An agent's authentication method (`auth`: `client_secret` or `private_key_jwt`) can be changed, as the console
+//! allows, but only while the agent holds no credentials of the method it leaves: switching to `private_key_jwt`
+//! is refused (422 `agents.auth`) while it has client secrets, and back to `client_secret` while it has public keys.
+//! Nothing is cleared implicitly: the operator deletes the old secrets or keys first, and sees what goes.
 
 use std::borrow::Cow;
 
@@ -18,7 +23,7 @@ use super::AdminApi;
 use super::authorizations::{Inbound, Outbound, withdraw};
 use super::core::{
     Current, Idempotency, Resource, Result, answer_stored, change, check_upstream, create,
-    delete as delete_one, get as get_one, if_match, list, parse, random_id, unchanged,
+    delete as delete_one, get as get_one, if_match, invalid, list, parse, random_id, unchanged,
 };
 use super::principals::{key_ids, secret_views};
 use super::write::Plan;
@@ -44,6 +49,7 @@ struct PatchAgent {
     name: Option<String>,
     audience: Option<String>,
     enabled: Option<bool>,
+    auth: Option<String>,
     endpoint: Option<String>,
 }
 
@@ -124,7 +130,8 @@ async fn create_agent(
     create::<Agents>(&api, idempotency, id, move |_| Ok(raw)).await
 }
 
-/// `PATCH /admin/v1/agents/{id}`: rename, enable/disable, move the endpoint. `id` and `audience` are immutable
+/// `PATCH /admin/v1/agents/{id}`: rename, enable/disable, move the endpoint, change the authentication method
+/// (refused while the agent holds secrets or keys of the method it leaves). `id` and `audience` are immutable
 /// (409).
 async fn patch_agent(
     State(api): State<AdminApi>,
@@ -148,8 +155,29 @@ async fn patch_agent(
             if let Some(endpoint) = req.endpoint {
                 raw.endpoint = Some(endpoint);
             }
+            if let Some(auth) = req.auth {
+                check_auth_switch(&auth, raw)?;
+                raw.auth = Some(auth);
+            }
             Ok(())
         })
         .await?;
     Ok(answer_stored::<Agents>(&api, StatusCode::OK, &raw, version))
+}
+
+/// Refuses switching `agent` to the authentication method `auth` while it holds credentials of the other method;
+/// an unknown method is left to validation, which names it.
+fn check_auth_switch(auth: &str, agent: &RawAgent) -> Result<()> {
+    let held = match auth {
+        "private_key_jwt" if !agent.secrets.is_empty() => "client secrets",
+        "client_secret" if !agent.keys.is_empty() => "public keys",
+        _ => return Ok(()),
+    };
+    Err(invalid(
+        "agents.auth",
+        format!(
+            "agent {:?} still has {held}; delete them before switching to {auth}",
+            agent.id
+        ),
+    ))
 }

@@ -1,25 +1,33 @@
 //! LLM and external-service nodes: `/admin/v1/llm` and `/admin/v1/external`. A node's body is its routing-file
 //! entry as JSON; its upstream (and an OAuth token endpoint) must pass the admin API's SSRF rules. Node ids are
 //! unique across LLM, external and enterprise nodes. Deleting a node withdraws its outbound authorizations.
+//!
+//! A stored node is changed in place with `PATCH` (name, upstream, injection, methods, credential, OAuth client):
+//! its id is immutable, so every outbound authorization to it stays. A new upstream or token endpoint passes the
+//! same SSRF rules as a create, and a new credential must be bound to hosts (corpus J04) that include the
+//! destination, as on create.
 
 use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use idguard_config::raw::{RawConfig, RawNode};
+use idguard_config::raw::{RawConfig, RawCredential, RawNode, RawOAuthClient};
 use idguard_config::store::Kind;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AdminApi;
 use super::authorizations::{Outbound, withdraw};
 use super::core::{
-    Current, Idempotency, Resource, Result, check_upstream, create, delete as delete_one, exists,
-    file_managed, get as get_one, list, parse,
+    Current, Idempotency, Resource, Result, answer_stored, change, check_upstream, create,
+    delete as delete_one, exists, file_managed, get as get_one, if_match, invalid, list, parse,
+    unchanged,
 };
+use super::credentials::Credentials;
 use super::write::Plan;
 
 /// LLM nodes (`[[llm]]`).
@@ -27,6 +35,23 @@ pub(super) struct Llm;
 
 /// External-service nodes (`[[external]]`).
 pub(super) struct External;
+
+/// `PATCH` of a node: every field but `id` (immutable) may be given; those given replace the stored ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchNode {
+    id: Option<String>,
+    name: Option<String>,
+    upstream: Option<String>,
+    style: Option<String>,
+    header: Option<String>,
+    prefix: Option<String>,
+    query: Option<String>,
+    credential: Option<String>,
+    forward_identity: Option<bool>,
+    methods: Option<Vec<String>>,
+    oauth: Option<RawOAuthClient>,
+}
 
 /// The two node kinds differ only in their kind and their list in the routing file.
 macro_rules! node_resource {
@@ -61,13 +86,15 @@ macro_rules! node_resource {
 node_resource!(Llm, Kind::Llm, llm);
 node_resource!(External, Kind::External, external);
 
-/// The LLM and external node routes (nodes are replaced, not changed: delete and create).
+/// The LLM and external node routes.
 pub(super) fn routes() -> Router<AdminApi> {
     Router::new()
         .route("/admin/v1/llm", get(list::<Llm>).post(create_node::<Llm>))
         .route(
             "/admin/v1/llm/{id}",
-            get(get_one::<Llm>).delete(delete_one::<Llm>),
+            get(get_one::<Llm>)
+                .patch(patch_node::<Llm>)
+                .delete(delete_one::<Llm>),
         )
         .route(
             "/admin/v1/external",
@@ -75,7 +102,9 @@ pub(super) fn routes() -> Router<AdminApi> {
         )
         .route(
             "/admin/v1/external/{id}",
-            get(get_one::<External>).delete(delete_one::<External>),
+            get(get_one::<External>)
+                .patch(patch_node::<External>)
+                .delete(delete_one::<External>),
         )
 }
 
@@ -101,6 +130,82 @@ async fn create_node<N: Resource<Raw = RawNode>>(
     )
     .await?;
     create::<N>(&api, idempotency, raw.id.clone(), move |_| Ok(raw)).await
+}
+
+/// `PATCH /admin/v1/llm/{id}` or `/admin/v1/external/{id}`: the fields given replace the stored ones, with
+/// `If-Match`; the id is immutable (409), so the node's outbound authorizations stay. The whole topology is then
+/// validated as on create (an `oauth` client on an LLM node, a style without its `header`, a credential of the
+/// wrong kind or whose hosts do not include the upstream are 422).
+async fn patch_node<N: Resource<Raw = RawNode>>(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req: PatchNode = parse(&body)?;
+    let kind = N::KIND.as_str();
+    check_upstream(&api, req.upstream.as_ref(), &format!("{kind}.upstream")).await?;
+    check_upstream(
+        &api,
+        req.oauth.as_ref().map(|o| &o.token_url),
+        &format!("{kind}.oauth.token_url"),
+    )
+    .await?;
+    let path_id = id.clone();
+    let (raw, version, ()) = change::<N, _>(&api, id, if_match(&headers), move |_, cur, raw, _| {
+        unchanged("id", req.id.as_ref(), Some(&path_id))?;
+        if let Some(credential) = &req.credential {
+            bound_to_hosts(cur, credential, kind)?;
+        }
+        let PatchNode {
+            id: _,
+            name,
+            upstream,
+            style,
+            header,
+            prefix,
+            query,
+            credential,
+            forward_identity,
+            methods,
+            oauth,
+        } = req;
+        raw.name = name.or(raw.name.take());
+        raw.upstream = upstream.unwrap_or_else(|| std::mem::take(&mut raw.upstream));
+        raw.style = style.unwrap_or_else(|| std::mem::take(&mut raw.style));
+        raw.header = header.or(raw.header.take());
+        raw.prefix = prefix.or(raw.prefix.take());
+        raw.query = query.or(raw.query.take());
+        raw.credential = credential.unwrap_or_else(|| std::mem::take(&mut raw.credential));
+        raw.forward_identity = forward_identity.or(raw.forward_identity);
+        raw.methods = methods.or(raw.methods.take());
+        raw.oauth = oauth.or(raw.oauth.take());
+        Ok(())
+    })
+    .await?;
+    Ok(answer_stored::<N>(&api, StatusCode::OK, &raw, version))
+}
+
+/// A node changed through the API may switch only to a credential bound to hosts (corpus J04), as on create;
+/// validation then checks that the hosts include the node's destination. An unknown credential is left to
+/// validation, which names it.
+fn bound_to_hosts(cur: Current<'_>, credential: &str, kind: &str) -> Result<()> {
+    let in_file = Credentials::file(cur.file)
+        .iter()
+        .find(|c| c.id == credential);
+    let stored = cur
+        .stored(Kind::Credential, credential)
+        .and_then(|o| serde_json::from_value::<RawCredential>(o.body.clone()).ok());
+    match in_file.cloned().or(stored) {
+        Some(c) if c.hosts.is_none() => Err(invalid(
+            &format!("{kind}.credential"),
+            format!(
+                "credential {credential:?} is not bound to any host: what the admin API changes may only use a \
+                 credential whose hosts include its destination"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn node_view(n: &RawNode, kind: Kind) -> Value {

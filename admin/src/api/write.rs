@@ -424,6 +424,13 @@ pub(crate) fn redact(kind: Kind, mut body: Value) -> Value {
                 map.insert((*field).into(), json!("[redacted]"));
             }
         }
+        // A replaced credential value kept for rollback is as secret as the one in force.
+        if kind == Kind::Credential
+            && let Some(previous) = map.get_mut("previous").and_then(Value::as_object_mut)
+            && previous.contains_key("sealed")
+        {
+            previous.insert("sealed".into(), json!("[redacted]"));
+        }
     }
     body
 }

@@ -77,6 +77,32 @@ fn every_credential_moves_to_the_newest_term_once_and_audited() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_value_kept_for_rollback_moves_to_the_newest_term_with_the_one_in_force() {
+    let dir = dir("previous");
+    let store = EmbeddedStore::open(&dir).unwrap();
+    let old = MasterKeys::parse(K1).unwrap();
+    let both = MasterKeys::parse(&format!("{K1}\n{K2}")).unwrap();
+    // The value in force is on the newest term already; only the kept one is stale.
+    let body = json!({"id": "p", "kind": "llm", "sealed": both.seal("p", b"new").unwrap(),
+                      "previous": {"sealed": old.seal("p", b"old").unwrap(), "until": 4_102_444_800u64}});
+    create(&store, "p", body);
+    let report = reseal(&store, &both, "reseal").unwrap();
+    assert_eq!(report.rewrapped, ["p"]);
+    let (_, objects) = store.load().unwrap();
+    let kept = objects[0].body["previous"]["sealed"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(inspect(&kept).unwrap(), 2);
+    assert_eq!(both.open("p", &kept).unwrap().expose(), "old");
+    let audit = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+    assert!(!audit.contains("idg1."), "{audit}");
+    assert_eq!(reseal(&store, &both, "reseal").unwrap().left, ["p"]);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A store where another writer changes the credential between the run's read and its commit, once.
 struct Racing {
     inner: EmbeddedStore,

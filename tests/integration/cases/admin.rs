@@ -13,6 +13,7 @@ use crate::common::mock::Mock;
 
 mod credentials;
 mod durability;
+mod edit_in_place;
 mod topology;
 
 /// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).

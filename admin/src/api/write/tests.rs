@@ -163,6 +163,15 @@ fn audit_bodies_never_hold_a_credential_value_or_a_password_hash() {
         body,
         "other kinds hold no secret"
     );
+    // A replaced value kept for rollback is redacted too; its fingerprint and deadline stay.
+    let kept = redact(
+        Kind::Credential,
+        json!({"id": "x", "previous": {"sealed": "idg1.x", "fingerprint": "f", "until": 5}}),
+    );
+    assert_eq!(
+        kept["previous"],
+        json!({"sealed": "[redacted]", "fingerprint": "f", "until": 5})
+    );
     // A field that is absent stays absent.
     assert_eq!(
         redact(Kind::Credential, json!({"id": "x", "env": "E"})),
