@@ -411,12 +411,12 @@ fn audit(
 
 /// Audit bodies never hold a credential value, not even sealed, nor a password hash, nor an operator token's hash.
 pub(crate) fn redact(kind: Kind, mut body: Value) -> Value {
-    if kind == Kind::Operator {
-        if let Some(tokens) = body.get_mut("tokens").and_then(Value::as_array_mut) {
-            for t in tokens.iter_mut().filter_map(Value::as_object_mut) {
-                if t.contains_key("hash") {
-                    t.insert("hash".into(), json!("[redacted]"));
-                }
+    if kind == Kind::Operator
+        && let Some(tokens) = body.get_mut("tokens").and_then(Value::as_array_mut)
+    {
+        for t in tokens.iter_mut().filter_map(Value::as_object_mut) {
+            if t.contains_key("hash") {
+                t.insert("hash".into(), json!("[redacted]"));
             }
         }
     }
