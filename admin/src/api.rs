@@ -82,7 +82,7 @@ struct Inner {
     // Expiry of operator tokens is read on it (a manual clock in tests).
     clock: Clock,
     // Operator tokens as last read from the store, with the store version they were read at.
-    operators: RwLock<Option<access::OperatorIndex>>,
+    operators: RwLock<Option<Arc<access::OperatorIndex>>>,
 }
 
 // === impl AdminApi ===

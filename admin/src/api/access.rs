@@ -12,6 +12,7 @@
 //! them again, so a revocation or role change takes effect as fast as any other write propagates.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
@@ -79,7 +80,7 @@ struct TokenEntry {
 }
 
 /// Operator tokens by token id, as read from the store at `version`.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(super) struct OperatorIndex {
     version: u64,
     tokens: HashMap<String, TokenEntry>,
@@ -264,7 +265,7 @@ impl AdminApi {
     ///
     /// # Errors
     /// [`AdminError::StoreUnavailable`] (and the other store failures) when it must be read and cannot be.
-    async fn operator_index(&self) -> Result<OperatorIndex> {
+    async fn operator_index(&self) -> Result<Arc<OperatorIndex>> {
         let wanted = self.snapshot().store_version;
         let cached = self
             .inner
@@ -281,7 +282,7 @@ impl AdminApi {
             .blocking(|api| {
                 let (version, objects) =
                     api.inner.store.load().map_err(super::write::store_error)?;
-                OperatorIndex::of(version, &objects)
+                OperatorIndex::of(version, &objects).map(Arc::new)
             })
             .await?;
         let mut slot = self
