@@ -196,6 +196,7 @@ impl Server {
             token,
             fingerprint_key,
             env.resolver.clone(),
+            env.clock.clone(),
         );
         let proxy = idguard_proxy::Proxy::new(
             snapshots.clone(),

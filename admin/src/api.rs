@@ -1,4 +1,5 @@
-//! The admin REST API under `/admin/v1` (JSON, admin token): agents, credentials, LLM, external and enterprise
+//! The admin REST API under `/admin/v1` (JSON, the admin token or an operator's token, checked against the
+//! route's role before any work): agents, credentials, LLM, external and enterprise
 //! nodes, client applications, the directory, and the authorizations between them. Reads merge the routing file's
 //! objects (`managed_by: "file"`) with the store's (`managed_by: "api"`, with a `version` and an `ETag`). Every
 //! write goes through one pipeline (`AdminApi::write`, in `write`): under the write lock, read the routing file and
@@ -19,23 +20,26 @@
 //! - `authorizations`: outbound and inbound authorizations, and the agent permission.
 //! - `audit`: the audit log, read back newest first from the store's shared copy.
 //! - `store`: recovering from a store that lost its data or was replaced (reseed, accept).
+//! - `access`: who is calling (the admin token or an operator token) and whether their role allows the route.
+//! - `operators`: operators and their tokens.
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{Store, StoredObject};
-use idguard_config::{Loader, Resolver, Snapshot, SnapshotRx};
+use idguard_config::{Clock, Loader, Resolver, Snapshot, SnapshotRx};
 use tokio::sync::Notify;
 
 use self::agents::Agents;
 use self::clients::Clients;
-use crate::auth::{AdminToken, require_admin};
+use crate::auth::AdminToken;
 use crate::error::{AdminError, Internal, log_internal_errors};
 
+mod access;
 mod agents;
 mod audit;
 mod authorizations;
@@ -46,11 +50,13 @@ mod directory;
 mod enterprise;
 mod nodes;
 mod openapi;
+mod operators;
 mod principals;
 mod store;
 mod topology;
 mod write;
 
+pub use access::{Caller, Role, required_role};
 pub(crate) use write::redact;
 
 /// Largest admin request body.
@@ -75,13 +81,18 @@ struct Inner {
     resolver: Resolver,
     // The store version the data plane serves (set once by the binary): a write answers only once it is in force.
     applied: std::sync::OnceLock<tokio::sync::watch::Receiver<u64>>,
+    // Expiry of operator tokens is read on it (a manual clock in tests).
+    clock: Clock,
+    // Operator tokens as last read from the store, with the store version they were read at.
+    operators: RwLock<Option<Arc<access::OperatorIndex>>>,
 }
 
 // === impl AdminApi ===
 
 impl AdminApi {
     /// The API over `store`, validating with `loader`, reading the topology in force from `snapshots`,
-    /// notifying `reload` after every commit, and resolving upstream host names with `resolver`.
+    /// notifying `reload` after every commit, resolving upstream host names with `resolver`, and judging operator
+    /// tokens' expiry on `clock`.
     // One call site (`idguard::Server`), which names every part.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -92,6 +103,7 @@ impl AdminApi {
         token: AdminToken,
         fingerprint_key: [u8; 32],
         resolver: Resolver,
+        clock: Clock,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -104,6 +116,8 @@ impl AdminApi {
                 hasher: KeyedHasher::new(&fingerprint_key),
                 resolver,
                 applied: std::sync::OnceLock::new(),
+                clock,
+                operators: RwLock::new(None),
             }),
         }
     }
@@ -115,7 +129,8 @@ impl AdminApi {
         let _ = self.inner.applied.set(applied);
     }
 
-    /// The `/admin/v1` routes, behind the admin token (except the API's description).
+    /// The `/admin/v1` routes, behind the admin token or an operator token with the route's role (except the API's
+    /// description).
     pub fn router(&self) -> Router {
         Router::new()
             .merge(agents::routes())
@@ -130,10 +145,11 @@ impl AdminApi {
             .merge(nodes::routes())
             .merge(audit::routes())
             .merge(store::routes())
+            .merge(operators::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
-                self.inner.token.clone(),
-                require_admin,
+                self.clone(),
+                access::authorize,
             ))
             // The description of the API is not a secret; tools fetch it without the token.
             .route("/admin/v1/openapi.json", get(openapi::document))

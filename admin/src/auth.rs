@@ -1,19 +1,15 @@
-//! Operator authentication for `/admin/v1`: one admin token, from `IDGUARD_ADMIN_TOKEN` or generated at first
-//! start into `<data dir>/admin.token` (mode 0600), compared in constant time. Agent and client tokens are not
-//! admin tokens and are refused like any other wrong value.
+//! The admin token: the break-glass owner credential of `/admin/v1`, from `IDGUARD_ADMIN_TOKEN` or generated at
+//! first start into `<data dir>/admin.token` (mode 0600), compared in constant time. Named operators with their
+//! own tokens are checked in `api::access`. Agent and client tokens are not admin tokens and are refused like any
+//! other wrong value.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
-
-use crate::error::AdminError;
 
 /// The admin token's SHA-256; the token itself is not kept in memory after start.
 #[derive(Clone)]
@@ -84,22 +80,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
-}
-
-/// Middleware: requires `Authorization: Bearer <admin token>`.
-pub async fn require_admin(State(token): State<AdminToken>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    match presented {
-        Some(t) if token.verify(t.trim()) => next.run(req).await,
-        _ => AdminError::Unauthorized.into_response(),
-    }
 }
 
 /// A 32-byte key kept in `<dir>/<name>` (mode 0600), generated at first start; used for keyed fingerprints.

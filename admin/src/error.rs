@@ -17,6 +17,14 @@ pub enum AdminError {
     /// No admin token, or the wrong one.
     #[error("an admin token is required")]
     Unauthorized,
+    /// The caller is authenticated but their role is below what the operation needs.
+    #[error("{what} requires the {role} role")]
+    Forbidden {
+        /// The operation (`POST /admin/v1/agents`, or a description), never a value from the request.
+        what: String,
+        /// The role it needs.
+        role: crate::api::Role,
+    },
     /// No such object.
     #[error("{kind} {id:?} does not exist")]
     NotFound {
@@ -103,6 +111,9 @@ pub enum Internal {
     /// A blocking task panicked or was cancelled.
     #[error("a blocking task failed: {0}")]
     Task(String),
+    /// A write ran outside an authenticated request, so its audit records would have no author.
+    #[error("a write has no authenticated caller")]
+    NoCaller,
     /// A value of ours could not be serialized.
     #[error("serialization failed: {0}")]
     Serialize(String),
@@ -119,6 +130,7 @@ impl Internal {
             Internal::Hashing(_) => "hashing_failed",
             Internal::Randomness => "randomness_failed",
             Internal::Task(_) => "task_failed",
+            Internal::NoCaller => "no_caller",
             Internal::Serialize(_) => "serialization_failed",
         }
     }
@@ -147,6 +159,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AdminError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             AdminError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             AdminError::FileManaged { .. } => (StatusCode::CONFLICT, "file_managed"),
             AdminError::Immutable(_) => (StatusCode::CONFLICT, "immutable_field"),

@@ -113,6 +113,8 @@ fn reseal_one(
         let audit = AuditRecord {
             at: now(),
             actor: actor.into(),
+            auth: None,
+            request_id: None,
             action: "reseal".into(),
             kind: Kind::Credential,
             id: current.id.clone(),

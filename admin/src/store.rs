@@ -377,6 +377,8 @@ mod tests {
         AuditRecord {
             at: 0,
             actor: "admin".into(),
+            auth: None,
+            request_id: None,
             action: "create".into(),
             kind: Kind::Agent,
             id: id.into(),

@@ -47,6 +47,10 @@ pub enum Kind {
     Inbound,
     /// An outbound authorization (`[[outbound]]`), id `agent/node`.
     Outbound,
+    /// An admin-API operator: a named principal with a role and its bearer tokens' keyed hashes. Not part of the
+    /// topology (no routing-file section; [`merge`] skips it): stored here so every replica shares operators and a
+    /// revocation propagates like any write.
+    Operator,
 }
 
 impl Kind {
@@ -64,6 +68,7 @@ impl Kind {
             Kind::Client => "client",
             Kind::Inbound => "inbound",
             Kind::Outbound => "outbound",
+            Kind::Operator => "operator",
         }
     }
 }
@@ -193,13 +198,30 @@ pub struct Write {
     pub body: Option<serde_json::Value>,
 }
 
+/// How the author of an audit record authenticated to the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// The break-glass admin token (actor `admin`).
+    AdminToken,
+    /// An operator's own bearer token (actor: the operator's id).
+    OperatorToken,
+}
+
 /// An audit record, written before the change is acknowledged. Bodies carry no secret: the caller redacts them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Unix seconds.
     pub at: u64,
-    /// Who (`admin`).
+    /// Who: `admin` for the admin token, an operator's id for an operator token, `idguard` for what the binary
+    /// does by itself (`reseal` for `idguard reseal`).
     pub actor: String,
+    /// How the actor authenticated; absent for records written outside the admin API and before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthMethod>,
+    /// The admin API request that wrote it (`x-request-id`); absent outside the admin API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// `create`, `update`, `delete`.
     pub action: String,
     /// Kind.
@@ -492,6 +514,9 @@ pub fn merge(raw: &mut RawConfig, objects: &[StoredObject]) -> Result<(), Valida
             Kind::Inbound => {
                 serde_json::from_value::<RawInbound>(body).map(|v| raw.inbound.push(v))
             }
+            // Operators are the admin API's principals, not topology: the proxy, validation and export never see
+            // them.
+            Kind::Operator => continue,
         };
         match result {
             Ok(()) => {

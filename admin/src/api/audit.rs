@@ -1,7 +1,9 @@
 //! `GET /admin/v1/audit`: the audit log, newest first, from the store's shared copy — with Redis, the stream every
 //! replica appends to in the commit itself, so any replica shows every replica's writes. Records were redacted
-//! when written: no credential value, sealed or not, is ever in one.
+//! when written: no credential value, sealed or not, is ever in one. Owners read every record; viewers and editors
+//! only their own (`actor` is their id; asking for another's is 403). The log has no route that changes it.
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,6 +11,7 @@ use axum::{Json, Router};
 use idguard_config::store::{AUDIT_PAGE_MAX, AuditCursor, AuditQuery, Kind};
 
 use super::AdminApi;
+use super::access::{Caller, Role};
 use super::core::Result;
 use crate::error::{AdminError, Internal};
 
@@ -22,14 +25,38 @@ pub(super) fn routes() -> Router<AdminApi> {
 
 /// `GET /admin/v1/audit?limit=&cursor=&kind=&id=&action=&actor=&since=&until=`: `{"records": [...],
 /// "next_cursor": "..."|null}`, newest first.
-async fn list(State(api): State<AdminApi>, RawQuery(query): RawQuery) -> Result<Response> {
-    let query = parse(query.as_deref().unwrap_or(""))?;
+async fn list(
+    State(api): State<AdminApi>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let query = narrow(parse(query.as_deref().unwrap_or(""))?, &caller)?;
     let store = api.inner.store.clone();
     let page = tokio::task::spawn_blocking(move || store.audit(&query))
         .await
         .map_err(|e| Internal::Task(e.to_string()))?
         .map_err(super::write::store_error)?;
     Ok(Json(page).into_response())
+}
+
+/// `query` as `caller` may run it: unchanged for an owner; limited to the caller's own records otherwise.
+///
+/// # Errors
+/// 403 naming the owner role when a viewer or editor asks for another actor's records.
+fn narrow(mut query: AuditQuery, caller: &Caller) -> Result<AuditQuery> {
+    if caller.role >= Role::Owner {
+        return Ok(query);
+    }
+    match &query.actor {
+        Some(actor) if *actor != caller.actor => Err(AdminError::Forbidden {
+            what: "reading another operator's audit records".into(),
+            role: Role::Owner,
+        }),
+        _ => {
+            query.actor = Some(caller.actor.clone());
+            Ok(query)
+        }
+    }
 }
 
 /// The query string as an [`AuditQuery`]; a parameter that is unknown, repeated or malformed is refused naming it.
@@ -92,6 +119,45 @@ fn parse(query: &str) -> Result<AuditQuery> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_owners_read_other_actors_records() {
+        let caller = |role| Caller {
+            actor: "alice".into(),
+            auth: idguard_config::store::AuthMethod::OperatorToken,
+            role,
+            request_id: "r".into(),
+        };
+        let all = AuditQuery::default();
+        let bob = AuditQuery {
+            actor: Some("bob".into()),
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            narrow(all.clone(), &caller(Role::Owner)).unwrap().actor,
+            None
+        );
+        assert_eq!(
+            narrow(bob.clone(), &caller(Role::Owner))
+                .unwrap()
+                .actor
+                .as_deref(),
+            Some("bob")
+        );
+        for role in [Role::Viewer, Role::Editor] {
+            assert_eq!(
+                narrow(all.clone(), &caller(role)).unwrap().actor.as_deref(),
+                Some("alice")
+            );
+            assert!(matches!(
+                narrow(bob.clone(), &caller(role)),
+                Err(AdminError::Forbidden {
+                    role: Role::Owner,
+                    ..
+                })
+            ));
+        }
+    }
 
     #[test]
     fn parameters_are_checked_and_named() {

@@ -3,6 +3,7 @@
 //! under the remembered identity; `POST /admin/v1/store/accept` adopts the store as it is under a new identity.
 //! Both are audited by the store and answer `{"version": N}`, the topology version every replica then loads.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -11,6 +12,7 @@ use idguard_config::store::Recovery;
 use serde_json::json;
 
 use super::AdminApi;
+use super::access::Caller;
 use super::write::store_error;
 use crate::error::AdminError;
 
@@ -21,15 +23,22 @@ pub(super) fn routes() -> Router<AdminApi> {
         .route("/admin/v1/store/accept", post(accept))
 }
 
-async fn reseed(State(api): State<AdminApi>) -> Result<Response, AdminError> {
-    recover(&api, Recovery::Reseed)
+async fn reseed(
+    State(api): State<AdminApi>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, AdminError> {
+    recover(&api, Recovery::Reseed, &caller)
 }
 
-async fn accept(State(api): State<AdminApi>) -> Result<Response, AdminError> {
-    recover(&api, Recovery::Accept)
+async fn accept(
+    State(api): State<AdminApi>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, AdminError> {
+    recover(&api, Recovery::Accept, &caller)
 }
 
-fn recover(api: &AdminApi, recovery: Recovery) -> Result<Response, AdminError> {
+/// Recovers as `caller` (owners only: the route table), audited under their name.
+fn recover(api: &AdminApi, recovery: Recovery, caller: &Caller) -> Result<Response, AdminError> {
     // Under the write lock, so no ordinary write interleaves with the recovery.
     let _guard = api
         .inner
@@ -39,7 +48,7 @@ fn recover(api: &AdminApi, recovery: Recovery) -> Result<Response, AdminError> {
     let version = api
         .inner
         .store
-        .recover(recovery, "admin")
+        .recover(recovery, &caller.actor)
         .map_err(store_error)?;
     api.inner.reload.notify_one();
     Ok(Json(json!({ "version": version })).into_response())

@@ -56,6 +56,7 @@ impl Fixture {
             AdminToken::from_secret("token"),
             [7u8; 32],
             idguard_config::Resolver::manual(),
+            idguard_config::Clock::manual(),
         );
         Self {
             dir,

@@ -168,7 +168,11 @@ impl AdminApi {
         &self,
         plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)> + Send + 'static,
     ) -> Result<T> {
-        let (out, version) = self.blocking(move |this| this.write_blocking(plan)).await?;
+        // The audit records name who asked: the caller `access::authorize` authenticated for this request.
+        let caller = super::access::Caller::current().ok_or(Internal::NoCaller)?;
+        let (out, version) = self
+            .blocking(move |this| this.write_blocking(&caller, plan))
+            .await?;
         self.await_applied(version).await;
         Ok(out)
     }
@@ -206,6 +210,7 @@ impl AdminApi {
     /// The write under the lock; returns what `plan` returned and the store version the commit made.
     fn write_blocking<T>(
         &self,
+        caller: &super::access::Caller,
         plan: impl FnOnce(&AdminApi, Current<'_>) -> Result<(Plan, T)>,
     ) -> Result<(T, u64)> {
         let inner = &self.inner;
@@ -217,13 +222,14 @@ impl AdminApi {
         // parse of the file, so a file edited mid-request cannot slip between them.
         let file = self.file()?;
         let stored = self.stored()?;
-        let (plan, out) = plan(
+        let (mut plan, out) = plan(
             self,
             Current {
                 file: &file.raw,
                 stored: &stored,
             },
         )?;
+        attribute(&mut plan.audit, caller);
         let objects = apply_writes(stored, &plan.writes)?;
         let candidate = self.build(file, &objects)?;
         check_quotas(&plan, Usage::of(&candidate))?;
@@ -357,7 +363,8 @@ pub(super) fn check_bindings(plan: &Plan, candidate: &Snapshot) -> Result<()> {
             | Kind::Organization
             | Kind::Client
             | Kind::Inbound
-            | Kind::Outbound => continue,
+            | Kind::Outbound
+            | Kind::Operator => continue,
         };
         let Some(id) = credential else { continue };
         if candidate
@@ -384,7 +391,16 @@ fn creates(writes: &[Write], kind: Kind) -> bool {
         .any(|w| w.kind == kind && w.expect == Expect::Absent)
 }
 
-/// An audit record; bodies are redacted.
+/// Names `caller` as the author of every record in `audit`.
+pub(super) fn attribute(audit: &mut [AuditRecord], caller: &super::access::Caller) {
+    for r in audit {
+        r.actor.clone_from(&caller.actor);
+        r.auth = Some(caller.auth);
+        r.request_id = Some(caller.request_id.clone());
+    }
+}
+
+/// An audit record; bodies are redacted. The pipeline names its author ([`attribute`]).
 fn audit(
     action: &str,
     kind: Kind,
@@ -395,6 +411,8 @@ fn audit(
     AuditRecord {
         at: now(),
         actor: "admin".into(),
+        auth: None,
+        request_id: None,
         action: action.into(),
         kind,
         id: id.into(),
@@ -403,8 +421,17 @@ fn audit(
     }
 }
 
-/// Audit bodies never hold a credential value, not even sealed, nor a password hash.
+/// Audit bodies never hold a credential value, not even sealed, nor a password hash, nor an operator token's hash.
 pub(crate) fn redact(kind: Kind, mut body: Value) -> Value {
+    if kind == Kind::Operator
+        && let Some(tokens) = body.get_mut("tokens").and_then(Value::as_array_mut)
+    {
+        for t in tokens.iter_mut().filter_map(Value::as_object_mut) {
+            if t.contains_key("hash") {
+                t.insert("hash".into(), json!("[redacted]"));
+            }
+        }
+    }
     let fields: &[&str] = match kind {
         Kind::User => &["password_hash"],
         Kind::Credential => &["sealed", "value"],
@@ -416,7 +443,8 @@ pub(crate) fn redact(kind: Kind, mut body: Value) -> Value {
         | Kind::Organization
         | Kind::Client
         | Kind::Inbound
-        | Kind::Outbound => &[],
+        | Kind::Outbound
+        | Kind::Operator => &[],
     };
     if let Some(map) = body.as_object_mut() {
         for field in fields {

@@ -113,6 +113,8 @@ mod tests {
         AuditRecord {
             at,
             actor: "admin".into(),
+            auth: None,
+            request_id: None,
             action: action.into(),
             kind,
             id: id.into(),

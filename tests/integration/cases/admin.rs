@@ -14,6 +14,7 @@ use crate::common::mock::Mock;
 mod credentials;
 mod durability;
 mod edit_in_place;
+pub(crate) mod operators;
 mod topology;
 
 /// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).
@@ -466,7 +467,8 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{node}", "openai")
             .replace("{secret}", "s")
             .replace("{client}", "c")
-            .replace("{key}", "k");
+            .replace("{key}", "k")
+            .replace("{token_id}", "t");
         for method in METHODS {
             let body = (method != "get" && method != "delete").then(|| json!({}));
             let (status, _, body_json) = api.call(&method.to_uppercase(), &concrete, body).await;

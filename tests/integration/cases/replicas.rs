@@ -8,6 +8,7 @@ mod fleet_keys;
 mod format;
 mod isolation;
 mod managed_redis;
+mod operators;
 mod outage_identity;
 mod propagation;
 mod read_your_writes;

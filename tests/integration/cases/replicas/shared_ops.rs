@@ -370,6 +370,8 @@ fn the_audit_stream_keeps_about_its_configured_length() {
         let record = AuditRecord {
             at: 0,
             actor: "admin".into(),
+            auth: None,
+            request_id: None,
             action: "create".into(),
             kind: Kind::Agent,
             id,
