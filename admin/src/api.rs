@@ -46,9 +46,11 @@ mod directory;
 mod enterprise;
 mod nodes;
 mod openapi;
+mod paging;
 mod principals;
 mod store;
 mod topology;
+mod usage_graph;
 mod write;
 
 pub(crate) use write::redact;

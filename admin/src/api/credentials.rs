@@ -1,5 +1,6 @@
 //! Stored credentials: `/admin/v1/credentials`. A value is sealed at once and never returned, masked or not:
-//! responses show metadata and a keyed fingerprint. Deleting one a node uses is refused (422) by validation.
+//! responses show metadata and a keyed fingerprint. Deleting one a node uses is refused (409 `in_use`, naming the nodes), even with
+//! `?cascade=true`: nodes are repointed or deleted first.
 //!
 //! A credential is created with the `hosts` it may be sent to (corpus J04), and they cannot be changed: whoever
 //! holds the admin token could otherwise point a node at any host and bind any stored key to it. New hosts mean a
@@ -20,9 +21,10 @@ use serde_json::{Value, json};
 
 use super::AdminApi;
 use super::core::{
-    Idempotency, Resource, Result, create, delete as delete_one, get as get_one, list, parse,
-    random_id,
+    Current, Idempotency, Resource, Result, create, delete as delete_one, get as get_one, list,
+    parse, random_id,
 };
+use super::usage_graph::{UsedBy, nodes_using};
 use crate::error::AdminError;
 use idguard_config::defaults;
 
@@ -65,6 +67,10 @@ impl Resource for Credentials {
             "source": if c.sealed.is_some() { "sealed" } else { "env" },
             "fingerprint": c.fingerprint,
         })
+    }
+
+    fn used_by(cur: Current<'_>, id: &str) -> Option<UsedBy> {
+        Some(nodes_using(cur, id))
     }
 }
 

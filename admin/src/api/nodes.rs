@@ -1,6 +1,7 @@
 //! LLM and external-service nodes: `/admin/v1/llm` and `/admin/v1/external`. A node's body is its routing-file
 //! entry as JSON; its upstream (and an OAuth token endpoint) must pass the admin API's SSRF rules. Node ids are
-//! unique across LLM, external and enterprise nodes. Deleting a node withdraws its outbound authorizations.
+//! unique across LLM, external and enterprise nodes. A node that agents may call is not deleted unless the request
+//! asks for the cascade (`?cascade=true`), which withdraws those outbound authorizations in the same commit.
 
 use std::borrow::Cow;
 
@@ -20,6 +21,7 @@ use super::core::{
     Current, Idempotency, Resource, Result, check_upstream, create, delete as delete_one, exists,
     file_managed, get as get_one, list, parse,
 };
+use super::usage_graph::{UsedBy, agents_calling};
 use super::write::Plan;
 
 /// LLM nodes (`[[llm]]`).
@@ -51,8 +53,13 @@ macro_rules! node_resource {
                 node_id_free(cur, id, Self::KIND)
             }
 
-            fn cascade(cur: Current<'_>, id: &str, plan: &mut Plan) {
+            fn used_by(cur: Current<'_>, id: &str) -> Option<UsedBy> {
+                Some(agents_calling(cur, id))
+            }
+
+            fn withdraw_uses(cur: Current<'_>, id: &str, plan: &mut Plan) -> bool {
                 withdraw::<Outbound>(cur, plan, |e| e.node == id);
+                true
             }
         }
     };
