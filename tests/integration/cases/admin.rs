@@ -13,6 +13,8 @@ use crate::common::mock::Mock;
 
 mod credentials;
 mod durability;
+mod paging;
+mod read_back;
 mod topology;
 
 /// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).
