@@ -201,9 +201,9 @@ mod tests {
 
     #[test]
     fn the_cascade_parameter_is_checked_and_named() {
-        assert_eq!(cascade_param(None).unwrap(), false);
-        assert_eq!(cascade_param(Some("cascade=true")).unwrap(), true);
-        assert_eq!(cascade_param(Some("cascade=false")).unwrap(), false);
+        assert!(!cascade_param(None).unwrap());
+        assert!(cascade_param(Some("cascade=true")).unwrap());
+        assert!(!cascade_param(Some("cascade=false")).unwrap());
         for (query, field) in [
             ("cascade=yes", "cascade"),
             ("cascade=true&cascade=true", "cascade"),
