@@ -20,6 +20,8 @@
 //! - `audit`: the audit log, read back newest first from the store's shared copy.
 //! - `store`: recovering from a store that lost its data or was replaced (reseed, accept).
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
+//! - `paging`: cursor paging, search and the stable order every list answers with.
+//! - `usage_graph`: who uses what ("used by"), for refusing deletes of objects in use and for the diagram.
 
 use std::sync::{Arc, Mutex};
 
