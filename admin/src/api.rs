@@ -23,6 +23,8 @@
 //! - `access`: who is calling (the admin token or an operator token) and whether their role allows the route.
 //! - `operators`: operators and their tokens.
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
+//! - `paging`: cursor paging, search and the stable order every list answers with.
+//! - `usage_graph`: who uses what ("used by"), for refusing deletes of objects in use and for the diagram.
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -51,9 +53,11 @@ mod enterprise;
 mod nodes;
 mod openapi;
 mod operators;
+mod paging;
 mod principals;
 mod store;
 mod topology;
+mod usage_graph;
 mod write;
 
 pub use access::{Caller, Role, required_role};

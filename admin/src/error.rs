@@ -52,6 +52,18 @@ pub enum AdminError {
         /// Id.
         id: String,
     },
+    /// The object is in use (by agents, nodes); the message names them and says how to proceed.
+    #[error("{kind} {id:?} is in use by {by}; {hint}")]
+    InUse {
+        /// Kind.
+        kind: &'static str,
+        /// Id.
+        id: String,
+        /// What uses it, named: `agents a, b`.
+        by: String,
+        /// How to proceed.
+        hint: &'static str,
+    },
     /// A console quota is used up.
     #[error("{0}")]
     Quota(String),
@@ -164,6 +176,7 @@ impl IntoResponse for AdminError {
             AdminError::FileManaged { .. } => (StatusCode::CONFLICT, "file_managed"),
             AdminError::Immutable(_) => (StatusCode::CONFLICT, "immutable_field"),
             AdminError::Exists { .. } => (StatusCode::CONFLICT, "exists"),
+            AdminError::InUse { .. } => (StatusCode::CONFLICT, "in_use"),
             AdminError::Quota(_) => (StatusCode::CONFLICT, "quota_exhausted"),
             AdminError::Precondition => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             AdminError::IdempotencyMismatch => {

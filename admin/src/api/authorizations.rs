@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::put;
+use axum::routing::{get, put};
 use idguard_config::raw::{RawAgentPermission, RawConfig, RawEdge, RawInbound};
 use idguard_config::store::Kind;
 use serde::Deserialize;
@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use super::AdminApi;
 use super::agents::Agents;
 use super::core::{
-    Current, Resource, Result, answer_stored, change, delete_of, if_match, parse, to_value, upsert,
+    Current, Resource, Result, answer_stored, change, delete_of, get_of, if_match, parse, to_value,
+    upsert,
 };
 use super::write::Plan;
 use idguard_config::defaults;
@@ -99,13 +100,31 @@ pub(super) fn routes() -> Router<AdminApi> {
     Router::new()
         .route(
             "/admin/v1/agents/{id}/outbound/{node}",
-            put(put_outbound).delete(delete_outbound),
+            get(get_outbound).put(put_outbound).delete(delete_outbound),
         )
         .route(
             "/admin/v1/agents/{id}/inbound/{client}",
-            put(put_inbound).delete(delete_inbound),
+            get(get_inbound).put(put_inbound).delete(delete_inbound),
         )
         .route("/admin/v1/agents/{id}/permission", put(put_permission))
+}
+
+/// `GET /admin/v1/agents/{id}/outbound/{node}`: the outbound authorization, the file's or the store's (404 when
+/// the agent may not call the node).
+async fn get_outbound(
+    State(api): State<AdminApi>,
+    Path((agent, node)): Path<(String, String)>,
+) -> Result<Response> {
+    get_of::<Outbound>(&api, &format!("{agent}/{node}")).await
+}
+
+/// `GET /admin/v1/agents/{id}/inbound/{client}`: the inbound authorization, the file's or the store's (404 when
+/// the client may not call the agent).
+async fn get_inbound(
+    State(api): State<AdminApi>,
+    Path((agent, client)): Path<(String, String)>,
+) -> Result<Response> {
+    get_of::<Inbound>(&api, &format!("{client}/{agent}")).await
 }
 
 /// `PUT /admin/v1/agents/{id}/outbound/{node}`: grant (or change the scopes of) an outbound authorization.
@@ -130,7 +149,7 @@ async fn delete_outbound(
     Path((agent, node)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    delete_of::<Outbound>(&api, format!("{agent}/{node}"), if_match(&headers)).await
+    delete_of::<Outbound>(&api, format!("{agent}/{node}"), if_match(&headers), false).await
 }
 
 /// `PUT /admin/v1/agents/{id}/inbound/{client}`: grant (or change) the client's inbound authorization: which of
@@ -156,7 +175,7 @@ async fn delete_inbound(
     Path((agent, client)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    delete_of::<Inbound>(&api, format!("{client}/{agent}"), if_match(&headers)).await
+    delete_of::<Inbound>(&api, format!("{client}/{agent}"), if_match(&headers), false).await
 }
 
 /// Creates (201) or replaces (200) an API-managed authorization; the file's are refused.

@@ -1,6 +1,7 @@
 //! Client applications: `/admin/v1/clients`. A client's `client_id` is generated unless given and may not be the
-//! id of an agent or an enterprise service; each client uses an M2M application license. Deleting a client
-//! withdraws its inbound authorizations.
+//! id of an agent or an enterprise service; each client uses an M2M application license. A client that agents
+//! admit is not deleted unless the request asks for the cascade (`?cascade=true`), which withdraws those inbound
+//! authorizations in the same commit.
 
 use std::borrow::Cow;
 
@@ -24,6 +25,7 @@ use super::core::{
 };
 use super::enterprise::Enterprise;
 use super::principals::{key_ids, secret_views};
+use super::usage_graph::{UsedBy, agents_admitting};
 use super::write::Plan;
 use idguard_config::defaults;
 
@@ -88,8 +90,13 @@ impl Resource for Clients {
         Ok(())
     }
 
-    fn cascade(cur: Current<'_>, id: &str, plan: &mut Plan) {
+    fn used_by(cur: Current<'_>, id: &str) -> Option<UsedBy> {
+        Some(agents_admitting(cur, id))
+    }
+
+    fn withdraw_uses(cur: Current<'_>, id: &str, plan: &mut Plan) -> bool {
         withdraw::<Inbound>(cur, plan, |e| e.client == id);
+        true
     }
 }
 

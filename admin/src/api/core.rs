@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use idguard_config::ValidationError;
@@ -21,6 +21,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::AdminApi;
+use super::paging::PageQuery;
+use super::usage_graph::{UsedBy, cascade_param};
 use super::write::{Plan, store_error};
 use crate::error::{AdminError, Internal};
 
@@ -79,8 +81,21 @@ pub(super) trait Resource: 'static {
         Ok(())
     }
 
-    /// Adds to `plan` what goes with the object `id` when it is deleted (the authorizations naming it).
+    /// Adds to `plan` what always goes with the object `id` when it is deleted: what belongs to it (an agent's
+    /// own authorizations).
     fn cascade(_cur: Current<'_>, _id: &str, _plan: &mut Plan) {}
+
+    /// The objects that use the object `id` ([`usage_graph`](super::usage_graph)): a delete is refused while there
+    /// are any, unless it asks for the cascade and [`Resource::withdraw_uses`] can remove them.
+    fn used_by(_cur: Current<'_>, _id: &str) -> Option<UsedBy> {
+        None
+    }
+
+    /// Adds to `plan` the withdrawal of the stored uses of `id` (`?cascade=true`); `false` when uses cannot be
+    /// withdrawn by a cascade (they are objects of their own, not authorizations).
+    fn withdraw_uses(_cur: Current<'_>, _id: &str, _plan: &mut Plan) -> bool {
+        false
+    }
 }
 
 // === impl Managed ===
@@ -405,33 +420,39 @@ fn replayed(answer: &IdempotentAnswer) -> Response {
     with_etag(status, body, version)
 }
 
-/// `{"items": [...]}`.
-pub(super) fn items(items: Vec<Value>) -> Response {
-    Json(json!({ "items": items })).into_response()
-}
-
 // === list, get, create, change, upsert, delete ===
 
-/// `GET` a collection: the routing file's objects, then the stored ones.
-pub(super) async fn list<R: Resource>(State(api): State<AdminApi>) -> Result<Response> {
-    list_of::<R>(&api).await
+/// `GET` a collection: the routing file's objects and the stored ones, sorted by id, paged and searched as
+/// [`PageQuery`] says.
+pub(super) async fn list<R: Resource>(
+    State(api): State<AdminApi>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    list_of::<R>(&api, query).await
 }
 
 /// [`list`] for a known kind.
-pub(super) async fn list_of<R: Resource>(api: &AdminApi) -> Result<Response> {
-    api.blocking(list_blocking::<R>).await
+pub(super) async fn list_of<R: Resource>(
+    api: &AdminApi,
+    query: Option<String>,
+) -> Result<Response> {
+    // The query is checked before any read: bad input costs no I/O.
+    let page = PageQuery::parse(query.as_deref())?;
+    api.blocking(move |api| list_blocking::<R>(api, &page))
+        .await
 }
 
-fn list_blocking<R: Resource>(api: &AdminApi) -> Result<Response> {
+fn list_blocking<R: Resource>(api: &AdminApi, page: &PageQuery) -> Result<Response> {
     let file = api.file()?.raw;
-    let mut out: Vec<Value> = R::file(&file)
+    let mut out: Vec<(String, Value)> = R::file(&file)
         .iter()
-        .map(|r| view_of::<R>(api, r, Managed::File))
+        .map(|r| (R::id(r).into_owned(), view_of::<R>(api, r, Managed::File)))
         .collect();
     for o in api.stored()?.iter().filter(|o| o.kind == R::KIND) {
-        out.push(view_of::<R>(api, &raw_of::<R>(o)?, Managed::Api(o.version)));
+        let view = view_of::<R>(api, &raw_of::<R>(o)?, Managed::Api(o.version));
+        out.push((o.id.clone(), view));
     }
-    Ok(items(out))
+    page.cut(api, R::KIND.as_str(), out)
 }
 
 /// `GET` one object, the file's or the store's.
@@ -538,13 +559,17 @@ pub(super) async fn upsert<R: Resource>(
     .await
 }
 
-/// `DELETE` one stored object, and what goes with it ([`Resource::cascade`]), in one audited commit.
+/// `DELETE` one stored object, and what goes with it ([`Resource::cascade`]), in one audited commit. Refused
+/// (409 `in_use`) while something uses it ([`Resource::used_by`]), unless `?cascade=true` asks to withdraw those
+/// uses in the same commit.
 pub(super) async fn delete<R: Resource>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    delete_of::<R>(&api, id, if_match(&headers)).await
+    let cascade = cascade_param(query.as_deref())?;
+    delete_of::<R>(&api, id, if_match(&headers), cascade).await
 }
 
 /// [`delete`] for a known kind and id.
@@ -552,15 +577,28 @@ pub(super) async fn delete_of<R: Resource>(
     api: &AdminApi,
     id: String,
     if_match: Result<Option<u64>>,
+    cascade: bool,
 ) -> Result<Response> {
     api.write(move |_, cur| {
         let current = cur.for_change::<R>(&id)?;
         let mut plan = Plan::delete(current, expect_version(if_match?, current));
+        if let Some(users) = R::used_by(cur, &id).filter(|u| !u.ids.is_empty()) {
+            // The routing file's authorizations are not withdrawn: validation then refuses the delete (422).
+            let withdrawn = cascade && R::withdraw_uses(cur, &id, &mut plan);
+            if !withdrawn {
+                return Err(users.refusal(R::KIND.as_str(), &id, cascade_helps::<R>(cur, &id)));
+            }
+        }
         R::cascade(cur, &id, &mut plan);
         Ok((plan, ()))
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Whether a cascade can withdraw the uses of `id` (tried on a scratch plan).
+fn cascade_helps<R: Resource>(cur: Current<'_>, id: &str) -> bool {
+    R::withdraw_uses(cur, id, &mut Plan::default())
 }
 
 #[cfg(test)]

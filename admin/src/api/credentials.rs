@@ -1,5 +1,6 @@
 //! Stored credentials: `/admin/v1/credentials`. A value is sealed at once and never returned, masked or not:
-//! responses show metadata and a keyed fingerprint. Deleting one a node uses is refused (422) by validation.
+//! responses show metadata and a keyed fingerprint. Deleting one a node uses is refused (409 `in_use`, naming the nodes), even with
+//! `?cascade=true`: nodes are repointed or deleted first.
 //!
 //! A stored credential's value can be replaced in place (`PUT …/value`): every node and authorization that uses it
 //! stays as it is, and the proxy injects the new value from the reload that commit triggers (each request uses one
@@ -27,9 +28,10 @@ use serde_json::{Value, json};
 
 use super::AdminApi;
 use super::core::{
-    Idempotency, Resource, Result, answer_stored, change, create, delete as delete_one,
+    Current, Idempotency, Resource, Result, answer_stored, change, create, delete as delete_one,
     get as get_one, if_match, invalid, list, now, parse, random_id, unchanged,
 };
+use super::usage_graph::{UsedBy, nodes_using};
 use crate::error::AdminError;
 use idguard_config::defaults;
 
@@ -102,6 +104,10 @@ impl Resource for Credentials {
                 "until": p.until,
             })),
         })
+    }
+
+    fn used_by(cur: Current<'_>, id: &str) -> Option<UsedBy> {
+        Some(nodes_using(cur, id))
     }
 }
 

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get as get_route;
@@ -23,6 +23,7 @@ use super::core::{
     Idempotency, Resource, Result, answer_stored, change, create, delete_of, get_of, if_match,
     invalid, list_of, parse,
 };
+use super::usage_graph::cascade_param;
 use crate::error::{AdminError, Internal};
 
 /// Directory users.
@@ -154,8 +155,12 @@ pub(super) fn routes() -> Router<AdminApi> {
 }
 
 /// `GET /admin/v1/{users|groups|organizations}`
-async fn list(State(api): State<AdminApi>, Path(segment): Path<String>) -> Result<Response> {
-    in_collection!(segment.as_str(), R => list_of::<R>(&api).await)
+async fn list(
+    State(api): State<AdminApi>,
+    Path(segment): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    in_collection!(segment.as_str(), R => list_of::<R>(&api, query).await)
 }
 
 /// `GET /admin/v1/{users|groups|organizations}/{id}`
@@ -190,9 +195,11 @@ async fn put(
 async fn delete(
     State(api): State<AdminApi>,
     Path((segment, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    in_collection!(segment.as_str(), R => delete_of::<R>(&api, id, if_match(&headers)).await)
+    let cascade = cascade_param(query.as_deref())?;
+    in_collection!(segment.as_str(), R => delete_of::<R>(&api, id, if_match(&headers), cascade).await)
 }
 
 async fn create_entry<R: Entry>(

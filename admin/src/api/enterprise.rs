@@ -1,6 +1,7 @@
 //! Enterprise services: `/admin/v1/enterprise`. A service has a name, an audience identifier (immutable once
 //! saved) and permissions; a permission removed here is removed from every API-managed outbound authorization that
-//! granted it, and deleting a service withdraws its authorizations.
+//! granted it. A service that agents may call is not deleted unless the request asks for the cascade
+//! (`?cascade=true`), which withdraws those authorizations in the same commit.
 
 use std::borrow::Cow;
 
@@ -21,6 +22,7 @@ use super::core::{
     Current, Idempotency, Resource, Result, answer_stored, change, check_upstream, create,
     delete as delete_one, get as get_one, if_match, list, parse, unchanged,
 };
+use super::usage_graph::{UsedBy, agents_calling};
 use super::write::Plan;
 
 /// Enterprise services.
@@ -54,8 +56,13 @@ impl Resource for Enterprise {
         serde_json::to_value(svc).unwrap_or(Value::Null)
     }
 
-    fn cascade(cur: Current<'_>, id: &str, plan: &mut Plan) {
+    fn used_by(cur: Current<'_>, id: &str) -> Option<UsedBy> {
+        Some(agents_calling(cur, id))
+    }
+
+    fn withdraw_uses(cur: Current<'_>, id: &str, plan: &mut Plan) -> bool {
         withdraw::<Outbound>(cur, plan, |e| e.node == id);
+        true
     }
 }
 

@@ -1,6 +1,7 @@
 //! LLM and external-service nodes: `/admin/v1/llm` and `/admin/v1/external`. A node's body is its routing-file
 //! entry as JSON; its upstream (and an OAuth token endpoint) must pass the admin API's SSRF rules. Node ids are
-//! unique across LLM, external and enterprise nodes. Deleting a node withdraws its outbound authorizations.
+//! unique across LLM, external and enterprise nodes. A node that agents may call is not deleted unless the request
+//! asks for the cascade (`?cascade=true`), which withdraws those outbound authorizations in the same commit.
 //!
 //! A stored node is changed in place with `PATCH` (name, upstream, injection, methods, credential, OAuth client):
 //! its id is immutable, so every outbound authorization to it stays. A new upstream or token endpoint passes the
@@ -28,6 +29,7 @@ use super::core::{
     unchanged,
 };
 use super::credentials::Credentials;
+use super::usage_graph::{UsedBy, agents_calling};
 use super::write::Plan;
 
 /// LLM nodes (`[[llm]]`).
@@ -76,8 +78,13 @@ macro_rules! node_resource {
                 node_id_free(cur, id, Self::KIND)
             }
 
-            fn cascade(cur: Current<'_>, id: &str, plan: &mut Plan) {
+            fn used_by(cur: Current<'_>, id: &str) -> Option<UsedBy> {
+                Some(agents_calling(cur, id))
+            }
+
+            fn withdraw_uses(cur: Current<'_>, id: &str, plan: &mut Plan) -> bool {
                 withdraw::<Outbound>(cur, plan, |e| e.node == id);
+                true
             }
         }
     };

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -136,8 +136,8 @@ pub(super) fn routes() -> Router<AdminApi> {
         )
 }
 
-async fn list(State(api): State<AdminApi>) -> Result<Response> {
-    list_of::<Operators>(&api).await
+async fn list(State(api): State<AdminApi>, RawQuery(query): RawQuery) -> Result<Response> {
+    list_of::<Operators>(&api, query).await
 }
 
 async fn get_one(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
@@ -204,7 +204,8 @@ async fn delete_operator(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    delete_of::<Operators>(&api, id, if_match(&headers)).await
+    // Nothing refers to an operator: there is never anything to cascade to.
+    delete_of::<Operators>(&api, id, if_match(&headers), false).await
 }
 
 /// `POST /admin/v1/operators/{id}/tokens`: `{name?, expires_in?}` → 201 with the token, shown this once.

@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -17,9 +17,10 @@ use super::AdminApi;
 use super::agents::Agents;
 use super::clients::Clients;
 use super::core::{
-    Managed, Resource, Result, answer, change, find, if_match, invalid, items, now, parse,
-    random_bytes, random_id,
+    Managed, Resource, Result, answer, change, find, if_match, invalid, now, parse, random_bytes,
+    random_id,
 };
+use super::paging::PageQuery;
 use crate::error::AdminError;
 
 /// A resource whose objects authenticate to the identity service: agents and client applications.
@@ -115,13 +116,24 @@ async fn create_secret<P: Principal>(
     Ok(answer(StatusCode::CREATED, body, Managed::Api(version)))
 }
 
-/// `GET .../{id}/secrets`: ids and creation times only.
+/// `GET .../{id}/secrets`: ids and creation times only, paged like every list.
 async fn list_secrets<P: Principal>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response> {
+    let page = PageQuery::parse(query.as_deref())?;
     let (mut raw, _) = find::<P>(&api, &id).await?;
-    Ok(items(secret_views(P::secrets(&mut raw))))
+    let out = P::secrets(&mut raw)
+        .iter()
+        .map(|s| {
+            (
+                s.id.clone(),
+                json!({"id": s.id, "created_at": s.created_at}),
+            )
+        })
+        .collect();
+    page.cut(&api, &format!("{}/{id}/secrets", P::KIND.as_str()), out)
 }
 
 /// `DELETE .../{id}/secrets/{secret}`: revoke one secret.
@@ -167,17 +179,24 @@ async fn create_key<P: Principal>(
     Ok(answer(StatusCode::CREATED, body, Managed::Api(version)))
 }
 
-/// `GET .../{id}/keys`
+/// `GET .../{id}/keys`, paged like every list.
 async fn list_keys<P: Principal>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response> {
+    let page = PageQuery::parse(query.as_deref())?;
     let (mut raw, _) = find::<P>(&api, &id).await?;
     let out = P::keys(&mut raw)
         .iter()
-        .map(|k| json!({"id": k.id, "jwk": k.jwk, "pem": k.pem}))
+        .map(|k| {
+            (
+                k.id.clone(),
+                json!({"id": k.id, "jwk": k.jwk, "pem": k.pem}),
+            )
+        })
         .collect();
-    Ok(items(out))
+    page.cut(&api, &format!("{}/{id}/keys", P::KIND.as_str()), out)
 }
 
 /// `DELETE .../{id}/keys/{key}`

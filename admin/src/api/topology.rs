@@ -1,6 +1,8 @@
 //! An agent's topology: `GET /admin/v1/agents/{id}/topology`, what a diagram draws — the agent, the nodes and
-//! enterprise services it may call (with the credentials the nodes use), and the edges between them, from the
-//! routing file and the store together.
+//! enterprise services it may call (with the credentials the nodes use), the client applications that may call
+//! it, and the edges between them with their scopes, from the routing file and the store together. Every node but
+//! the agent lists who uses it (`used_by`) across the whole topology, not only this agent: agents for a node or a
+//! client, nodes for a credential.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use serde_json::json;
 
 use super::AdminApi;
 use super::core::{Result, not_found};
+use super::usage_graph::{agents_admitting_in, agents_calling_in, nodes_using_in};
 use crate::error::{AdminError, Internal};
 
 /// The topology route.
@@ -19,7 +22,7 @@ pub(super) fn routes() -> Router<AdminApi> {
 }
 
 /// `GET /admin/v1/agents/{id}/topology`: the agent's diagram — the agent, the nodes it may call (with their
-/// credentials), and the edges between them, from the file and the store together.
+/// credentials), the clients that may call it, and the edges between them, from the file and the store together.
 async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Response> {
     let (file, stored) = api.blocking(|api| Ok((api.file()?, api.stored()?))).await?;
     // Built from the file and the store as they are now, not the snapshot in force: a change shows at once,
@@ -54,7 +57,8 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
         let Some(node) = snapshot.nodes.get(&node_id) else {
             continue;
         };
-        nodes.push(json!({"kind": node.kind.as_str(), "id": &*node.id, "name": node.name, "credential": &*node.credential}));
+        let used_by = agents_calling_in(&snapshot, &node.id).to_json();
+        nodes.push(json!({"kind": node.kind.as_str(), "id": &*node.id, "name": node.name, "credential": &*node.credential, "used_by": used_by}));
         let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
         edges.push(
             json!({"kind": "outbound", "from": &*agent.id, "to": &*node.id, "scopes": scopes}),
@@ -76,7 +80,8 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
         let Some(svc) = snapshot.services.get(&svc_id) else {
             continue;
         };
-        nodes.push(json!({"kind": "enterprise", "id": &*svc.id, "name": svc.name, "audience": svc.audience}));
+        let used_by = agents_calling_in(&snapshot, &svc.id).to_json();
+        nodes.push(json!({"kind": "enterprise", "id": &*svc.id, "name": svc.name, "audience": svc.audience, "used_by": used_by}));
         let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
         edges.push(
             json!({"kind": "outbound", "from": &*agent.id, "to": &*svc.id, "scopes": scopes}),
@@ -84,8 +89,27 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
     }
     for c in credentials {
         if let Some(cred) = snapshot.credentials.get(&c) {
-            nodes.push(json!({"kind": "credential", "id": &*cred.id, "name": cred.name, "business_type": cred.kind.as_str()}));
+            let used_by = nodes_using_in(&snapshot, &cred.id).to_json();
+            nodes.push(json!({"kind": "credential", "id": &*cred.id, "name": cred.name, "business_type": cred.kind.as_str(), "used_by": used_by}));
         }
+    }
+    // Who may call the agent: its inbound authorizations, by client id.
+    let mut admitted: Vec<_> = snapshot
+        .inbound
+        .get(id.as_str())
+        .map(|by_client| by_client.iter().collect())
+        .unwrap_or_default();
+    admitted.sort();
+    for (client_id, scopes) in admitted {
+        let Some(client) = snapshot.clients.get(client_id) else {
+            continue;
+        };
+        let used_by = agents_admitting_in(&snapshot, &client.id).to_json();
+        nodes.push(json!({"kind": "client", "id": &*client.id, "name": client.name, "enabled": client.enabled, "used_by": used_by}));
+        let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        edges.push(
+            json!({"kind": "inbound", "from": &*client.id, "to": &*agent.id, "scopes": scopes}),
+        );
     }
     Ok(Json(json!({"agent": id, "nodes": nodes, "edges": edges})).into_response())
 }

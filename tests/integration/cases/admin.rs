@@ -15,6 +15,8 @@ mod credentials;
 mod durability;
 mod edit_in_place;
 pub(crate) mod operators;
+mod paging;
+mod read_back;
 mod topology;
 
 /// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).

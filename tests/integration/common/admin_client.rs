@@ -58,6 +58,25 @@ impl AdminClient {
         self.call("GET", path, None).await
     }
 
+    /// Every item of the list at `path`, following `next_cursor` page by page (1,000 a page); panics on an error.
+    pub async fn list_all(&self, path: &str) -> Vec<Value> {
+        let mut out = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}?limit=1000&cursor={c}"),
+                None => format!("{path}?limit=1000"),
+            };
+            let (status, _, page) = self.get(&page_path).await;
+            assert_eq!(status, 200, "{page_path}: {page}");
+            out.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call("POST", path, Some(body)).await
     }

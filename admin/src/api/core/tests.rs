@@ -280,9 +280,30 @@ fn deleting_an_agent_withdraws_the_stored_authorizations_that_name_it() {
     );
     assert!(plan.writes.iter().all(|w| w.body.is_none()));
     assert_eq!(plan.audit.len(), 2, "each with its audit record");
+}
+
+#[test]
+fn objects_in_use_name_their_users_and_only_authorizations_are_withdrawn_by_a_cascade() {
+    let (file, stored) = (file(), stored());
+    let cur = current(&file, &stored);
+    // A node: the agents of the file's edge and the stored ones, sorted.
+    let users = Llm::used_by(cur, "file-llm").unwrap();
+    assert_eq!(users.describe(), "agents api-agent, file-agent, other");
     let mut plan = Plan::default();
-    Llm::cascade(cur, "file-llm", &mut plan);
-    assert_eq!(plan.writes.len(), 2, "both edges to the node");
+    assert!(Llm::withdraw_uses(cur, "file-llm", &mut plan));
+    assert_eq!(plan.writes.len(), 2, "both stored edges to the node");
+    // A client: the agents admitting it.
+    let users = Clients::used_by(cur, "c").unwrap();
+    assert_eq!(users.describe(), "agents api-agent");
+    // A credential: the nodes using it, and no cascade.
+    let users = Credentials::used_by(cur, "file-cred").unwrap();
+    assert_eq!(users.describe(), "nodes file-llm");
+    assert!(!Credentials::withdraw_uses(
+        cur,
+        "file-cred",
+        &mut Plan::default()
+    ));
+    assert!(Llm::used_by(cur, "unused").unwrap().ids.is_empty());
 }
 
 #[test]

@@ -80,8 +80,18 @@ async fn enterprise_services_grant_their_permissions_and_removing_one_removes_it
     );
     let other = json!({"id": "erp", "audience": "https://erp.internal"});
     assert_eq!(api.post("/admin/v1/enterprise", other).await.0, 409);
-    // An audience is unique across agents and services; deleting the service takes its grants.
-    assert_eq!(api.delete("/admin/v1/enterprise/crm").await.0, 204);
+    // An audience is unique across agents and services; deleting the service in use needs the explicit cascade,
+    // which takes its grants.
+    let (status, _, body) = api.delete("/admin/v1/enterprise/crm").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("in_use"))
+    );
+    assert!(error_message(&body).contains("agent-1"), "{body}");
+    assert_eq!(
+        api.delete("/admin/v1/enterprise/crm?cascade=true").await.0,
+        204
+    );
     let topo = api.get("/admin/v1/agents/agent-1/topology").await.2;
     assert!(
         topo["edges"]
@@ -262,8 +272,17 @@ async fn client_applications_and_inbound_authorization() {
         (status, body["error"]["code"].as_str()),
         (409, Some("quota_exhausted"))
     );
-    // Deleting the client takes its inbound authorizations.
-    assert_eq!(api.delete("/admin/v1/clients/web").await.0, 204);
+    // Deleting the client in use needs the explicit cascade, which takes its inbound authorizations.
+    let (status, _, body) = api.delete("/admin/v1/clients/web").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("in_use"))
+    );
+    assert!(error_message(&body).contains("agents agent-1"), "{body}");
+    assert_eq!(
+        api.delete("/admin/v1/clients/web?cascade=true").await.0,
+        204
+    );
     assert_eq!(
         api.delete("/admin/v1/agents/agent-1/inbound/web").await.0,
         404
