@@ -19,6 +19,7 @@
 //! - `authorizations`: outbound and inbound authorizations, and the agent permission.
 //! - `audit`: the audit log, read back newest first from the store's shared copy.
 //! - `store`: recovering from a store that lost its data or was replaced (reseed, accept).
+//! - `usage`: `GET /admin/v1/usage`, the quotas in use ([`crate::usage`]).
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
 
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,7 @@ mod openapi;
 mod principals;
 mod store;
 mod topology;
+mod usage;
 mod write;
 
 pub(crate) use write::redact;
@@ -120,6 +122,7 @@ impl AdminApi {
             .merge(nodes::routes())
             .merge(audit::routes())
             .merge(store::routes())
+            .merge(usage::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 self.inner.token.clone(),
