@@ -192,27 +192,25 @@ impl UsageMetrics {
 
 /// Keeps `metrics` current with every snapshot `snapshots` swaps in, until `stop` completes, and logs a warning
 /// once each time a quota crosses up into 80 % or 100 % (again only after it has gone back below).
-pub fn watch(
+pub async fn watch(
     mut snapshots: SnapshotRx,
     metrics: UsageMetrics,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let mut last = [Level::Normal; 2];
-        let follow = async {
-            loop {
-                let usage = Usage::of(&snapshots.borrow_and_update());
-                metrics.set(&usage);
-                last = warn_on_crossing(&usage, last);
-                if snapshots.changed().await.is_err() {
-                    break;
-                }
+) {
+    let mut last = [Level::Normal; 2];
+    let follow = async {
+        loop {
+            let usage = Usage::of(&snapshots.borrow_and_update());
+            metrics.set(&usage);
+            last = warn_on_crossing(&usage, last);
+            if snapshots.changed().await.is_err() {
+                break;
             }
-        };
-        tokio::select! {
-            () = follow => {}
-            () = stop => {}
         }
+    };
+    tokio::select! {
+        () = follow => {}
+        () = stop => {}
     }
 }
 
