@@ -46,6 +46,7 @@ pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
                     "; sealed values not checked: no master key set"
                 }
             );
+            warn_over_quota(path, &snapshot);
             Ok(ExitCode::SUCCESS)
         }
         Err(ConfigError::Invalid(errors)) => {
@@ -59,6 +60,30 @@ pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
             println!("{e}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Warns (without failing the check) when the routing file alone already exceeds a console quota: the server
+/// serves it, but the admin API refuses every create of that kind until the quota is raised.
+fn warn_over_quota(path: &Path, snapshot: &idguard_config::Snapshot) {
+    let usage = idguard_admin::usage::Usage::of(snapshot);
+    if usage.licensed() > usage.licenses {
+        println!(
+            "{}: warning: {} agents, clients and enterprise services need {} M2M application licenses, \
+             more than store.m2m_licenses = {}",
+            path.display(),
+            usage.licensed(),
+            usage.licensed(),
+            usage.licenses
+        );
+    }
+    if usage.credentials > usage.max_credentials {
+        println!(
+            "{}: warning: {} credentials, more than store.max_credentials = {}",
+            path.display(),
+            usage.credentials,
+            usage.max_credentials
+        );
     }
 }
 

@@ -80,6 +80,7 @@ pub struct Server {
     api: idguard_admin::api::AdminApi,
     proxy: idguard_proxy::Proxy,
     tls: Option<Arc<rustls::ServerConfig>>,
+    usage: idguard_admin::usage::UsageMetrics,
 }
 
 // === impl Environment ===
@@ -174,6 +175,7 @@ impl Server {
                     anyhow::bail!("the configuration is not valid; nothing was started");
                 }
             };
+        let usage = idguard_admin::usage::UsageMetrics::new(&registry)?;
         let tls = match &snapshots.borrow().settings.tls {
             Some(files) => Some(idguard_proxy::load_tls(files)?),
             None => None,
@@ -218,6 +220,7 @@ impl Server {
             api,
             proxy,
             tls,
+            usage,
         })
     }
 
@@ -267,6 +270,7 @@ impl Server {
             api,
             proxy,
             tls,
+            usage,
         } = self;
         let public_addr = listeners.public.local_addr()?;
         let admin_addr = listeners.admin.local_addr()?;
@@ -293,7 +297,15 @@ impl Server {
                 readiness: readiness.clone(),
                 api: Some(api),
             },
-            reloader: reloader.run(reload, stopped(stop_rx.clone())),
+            reloader: {
+                // The quota gauges follow every snapshot the reloader swaps in, on the same runtime.
+                let reloads = reloader.run(reload, stopped(stop_rx.clone()));
+                let gauges =
+                    idguard_admin::usage::watch(snapshots.clone(), usage, stopped(stop_rx.clone()));
+                async move {
+                    tokio::join!(reloads, gauges);
+                }
+            },
             watcher,
             key_publisher: identity.run_key_publisher(stopped(stop_rx.clone())),
             stop: stop_rx.clone(),
@@ -320,7 +332,7 @@ struct ControlPlane<R, W, K> {
     /// The admin listener, already bound, not yet registered with any runtime.
     admin: std::net::TcpListener,
     state: idguard_admin::AdminState,
-    /// `Reloader::run`.
+    /// `Reloader::run`, joined with `usage::watch` (the quota gauges).
     reloader: R,
     /// `redis_store::watch`, with a Redis store.
     watcher: Option<W>,

@@ -22,6 +22,7 @@
 //! - `store`: recovering from a store that lost its data or was replaced (reseed, accept).
 //! - `access`: who is calling (the admin token or an operator token) and whether their role allows the route.
 //! - `operators`: operators and their tokens.
+//! - `usage`: `GET /admin/v1/usage`, the quotas in use ([`crate::usage`]).
 //! - `topology`: an agent's diagram. `openapi`: the OpenAPI description (`openapi.json`).
 //! - `paging`: cursor paging, search and the stable order every list answers with.
 //! - `usage_graph`: who uses what ("used by"), for refusing deletes of objects in use and for the diagram.
@@ -57,6 +58,7 @@ mod paging;
 mod principals;
 mod store;
 mod topology;
+mod usage;
 mod usage_graph;
 mod write;
 
@@ -150,6 +152,7 @@ impl AdminApi {
             .merge(audit::routes())
             .merge(store::routes())
             .merge(operators::routes())
+            .merge(usage::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),

@@ -7,6 +7,7 @@
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
 //! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.
 //! - [`reseal`]: re-wrapping every stored credential under the newest master-key term (`idguard reseal`).
+//! - [`usage`]: the console's quotas in use: `GET /admin/v1/usage`, gauges, warnings at 80 % and 100 %.
 //! - [`run`]: serve an already-bound listener until the shutdown future completes.
 
 use std::future::Future;
@@ -19,6 +20,7 @@ pub mod redis_store;
 pub mod reseal;
 pub mod ssrf;
 pub mod store;
+pub mod usage;
 
 use axum::Router;
 use axum::extract::State;

@@ -212,10 +212,69 @@ impl Idempotency {
 
 // === reading a request ===
 
-/// Parses a JSON body strictly (the raw types refuse unknown fields); the 400 names the field at fault.
+/// Parses a JSON body strictly (the raw types refuse unknown fields); the 400 names the field at fault. `null` is
+/// refused wherever it appears (no field of the API is nullable: an absent field is left out), so `"id": null`
+/// is not taken for a missing `id`.
 pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| AdminError::BadRequest(format!("invalid request body: {e}")))
+    let bad = |m: String| AdminError::BadRequest(format!("invalid request body: {m}"));
+    let value: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    if let Some(path) = first_null(&value, String::new()) {
+        return Err(bad(format!("`{path}` must not be null")));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = without_type_names(&e.into_inner().to_string());
+        if path == "." {
+            bad(message)
+        } else {
+            bad(format!("`{path}`: {message}"))
+        }
+    })
+}
+
+/// The path of the first `null` in `value` (`a.b[2].c`), if any.
+fn first_null(value: &Value, at: String) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        Value::Null => Some(at),
+        Value::Object(map) => map.iter().find_map(|(k, v)| first_null(v, join(k))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| first_null(v, format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// serde's message with the names of our Rust types (`expected struct RawOAuth`) replaced by what the client
+/// must send: messages name fields and JSON shapes, never an implementation type.
+pub(super) fn without_type_names(message: &str) -> String {
+    const SHAPES: [(&str, &str); 7] = [
+        ("expected internally tagged enum ", "expected an object"),
+        ("expected adjacently tagged enum ", "expected an object"),
+        ("expected tuple struct ", "expected an array"),
+        ("expected unit struct ", "expected null"),
+        ("expected struct ", "expected an object"),
+        ("expected enum ", "expected one of the documented values"),
+        ("any variant of untagged enum ", "any documented form"),
+    ];
+    let mut out = message.to_owned();
+    for (pattern, shape) in SHAPES {
+        while let Some(at) = out.find(pattern) {
+            let rest = &out[at + pattern.len()..];
+            let name = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            out.replace_range(at..at + pattern.len() + name, shape);
+        }
+    }
+    out
 }
 
 /// One of our own values as JSON.
@@ -256,29 +315,54 @@ pub(super) fn random_id(prefix: &str) -> Result<String> {
     Ok(format!("{prefix}-{hex}"))
 }
 
-/// `If-Match: "N"` (or `N`, or `W/"N"`) as a version; `None` without the header.
-///
-/// # Errors
-/// 400 when present but not a version.
-pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<u64>> {
-    match headers.get(header::IF_MATCH) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
-            .and_then(|s| s.parse().ok())
-            .map(Some)
-            .ok_or_else(|| {
-                AdminError::BadRequest("If-Match must be a version such as \"3\"".into())
-            }),
-    }
+/// What `If-Match` accepts (RFC 9110 §13.1.1): `*` (any existing version) or a list of versions, each `"N"`,
+/// `W/"N"` or a bare `N` (the version an `ETag` names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum IfMatch {
+    /// `*`: the object must exist, whatever its version.
+    Any,
+    /// The object must be at one of these versions.
+    Versions(Vec<u64>),
 }
 
-/// What a change expects of the stored object it replaces or deletes: the version `If-Match` names, else the
-/// version just read (so a concurrent change in another replica still fails the commit).
-pub(super) fn expect_version(if_match: Option<u64>, current: &StoredObject) -> Expect {
-    Expect::Version(if_match.unwrap_or(current.version))
+/// `If-Match` as an [`IfMatch`]; `None` without the header.
+///
+/// # Errors
+/// 400 naming `If-Match` when present but neither `*` nor a comma-separated list of versions.
+pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let refused =
+        || AdminError::BadRequest("If-Match must be * or versions such as \"3\", \"4\"".into());
+    let s = v.to_str().map_err(|_| refused())?.trim();
+    if s == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    let versions = s
+        .split(',')
+        .map(|tag| {
+            tag.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .parse::<u64>()
+                .map_err(|_| refused())
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    Ok(Some(IfMatch::Versions(versions)))
+}
+
+/// What a change expects of the stored object it replaces or deletes: the version read when `If-Match` is absent,
+/// `*` or lists it (so a concurrent change in another replica still fails the commit), else a version `If-Match`
+/// names (which does not hold: 412).
+pub(super) fn expect_version(if_match: Option<IfMatch>, current: &StoredObject) -> Expect {
+    match if_match {
+        None | Some(IfMatch::Any) => Expect::Version(current.version),
+        Some(IfMatch::Versions(v)) if v.contains(&current.version) => {
+            Expect::Version(current.version)
+        }
+        Some(IfMatch::Versions(v)) => Expect::Version(v.first().copied().unwrap_or(0)),
+    }
 }
 
 /// The `Idempotency-Key` header, if any.
@@ -524,7 +608,7 @@ pub(super) async fn create<R: Resource>(
 pub(super) async fn change<R: Resource, T: Send + 'static>(
     api: &AdminApi,
     id: String,
-    if_match: Result<Option<u64>>,
+    if_match: Result<Option<IfMatch>>,
     edit: impl FnOnce(&AdminApi, Current<'_>, &mut R::Raw, &mut Plan) -> Result<T> + Send + 'static,
 ) -> Result<(R::Raw, u64, T)> {
     api.write(move |api, cur| {
@@ -544,7 +628,7 @@ pub(super) async fn upsert<R: Resource>(
     api: &AdminApi,
     id: String,
     raw: &R::Raw,
-    if_match: Result<Option<u64>>,
+    if_match: Result<Option<IfMatch>>,
 ) -> Result<(StatusCode, u64)> {
     let value = to_value(raw)?;
     api.write(move |_, cur| {
@@ -553,6 +637,8 @@ pub(super) async fn upsert<R: Resource>(
                 Plan::update(c, expect_version(if_match?, c), value),
                 (StatusCode::OK, c.version + 1),
             ),
+            // RFC 9110: any `If-Match` fails when there is nothing to match.
+            None if if_match?.is_some() => return Err(AdminError::Precondition),
             None => (Plan::create(R::KIND, &id, value), (StatusCode::CREATED, 1)),
         })
     })
@@ -576,7 +662,7 @@ pub(super) async fn delete<R: Resource>(
 pub(super) async fn delete_of<R: Resource>(
     api: &AdminApi,
     id: String,
-    if_match: Result<Option<u64>>,
+    if_match: Result<Option<IfMatch>>,
     cascade: bool,
 ) -> Result<Response> {
     api.write(move |_, cur| {

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::AdminApi;
 use super::core::{Current, Result, now};
 use crate::error::{AdminError, Internal};
+use crate::usage::Usage;
 
 /// How long a write waits for this replica to apply what it committed before answering anyway (the change is
 /// stored either way; it is then applied by the next reload that succeeds).
@@ -33,19 +34,6 @@ pub(super) struct Plan {
     pub(super) audit: Vec<AuditRecord>,
     /// `(key, answer)` when the request carried an `Idempotency-Key`.
     pub(super) idempotency: Option<(String, IdempotentAnswer)>,
-}
-
-/// What the console's quotas count in a candidate topology.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Usage {
-    /// Agents, client applications and enterprise services: each uses one M2M application license.
-    pub(super) licensed: u64,
-    /// M2M application licenses.
-    pub(super) licenses: u64,
-    /// Credentials.
-    pub(super) credentials: u64,
-    /// Most credentials.
-    pub(super) max_credentials: u64,
 }
 
 // === impl Plan ===
@@ -130,26 +118,6 @@ impl Plan {
     pub(super) fn remembering(mut self, answer: Option<(String, IdempotentAnswer)>) -> Self {
         self.idempotency = answer;
         self
-    }
-
-    /// Whether the plan creates an object of `kind`.
-    fn creates(&self, kind: Kind) -> bool {
-        creates(&self.writes, kind)
-    }
-}
-
-// === impl Usage ===
-
-impl Usage {
-    /// What `snapshot` uses of its quotas.
-    pub(super) fn of(snapshot: &Snapshot) -> Self {
-        Self {
-            licensed: (snapshot.agents.len() + snapshot.services.len() + snapshot.clients.len())
-                as u64,
-            licenses: snapshot.settings.m2m_licenses,
-            credentials: snapshot.credentials.len() as u64,
-            max_credentials: snapshot.settings.max_credentials,
-        }
     }
 }
 
@@ -317,18 +285,23 @@ pub(super) fn apply_writes(
 /// # Errors
 /// [`AdminError::Quota`].
 pub(super) fn check_quotas(plan: &Plan, usage: Usage) -> Result<()> {
-    let licensed =
-        plan.creates(Kind::Agent) || plan.creates(Kind::Enterprise) || plan.creates(Kind::Client);
-    if licensed && usage.licensed > usage.licenses {
-        let n = usage.licenses;
+    let licensed = [Kind::Agent, Kind::Enterprise, Kind::Client].map(|k| created(&plan.writes, k));
+    let licensed: u64 = licensed.iter().sum();
+    if licensed > 0 && usage.licensed() > usage.licenses {
+        // The message states what is in use without this change: the file may hold more than the quota.
+        let in_use = usage.licensed() - licensed;
+        let total = usage.licenses;
         return Err(AdminError::Quota(format!(
-            "M2M application license quota exhausted: {n} of {n} in use"
+            "M2M application license quota exhausted: {in_use} of {total} in use \
+             (each agent, client application and enterprise service uses one)"
         )));
     }
-    if plan.creates(Kind::Credential) && usage.credentials > usage.max_credentials {
-        let n = usage.max_credentials;
+    let credentials = created(&plan.writes, Kind::Credential);
+    if credentials > 0 && usage.credentials > usage.max_credentials {
+        let in_use = usage.credentials - credentials;
+        let total = usage.max_credentials;
         return Err(AdminError::Quota(format!(
-            "stored credential limit reached: {n} of {n} stored"
+            "stored credential limit reached: {in_use} of {total} stored"
         )));
     }
     Ok(())
@@ -385,10 +358,12 @@ pub(super) fn check_bindings(plan: &Plan, candidate: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-fn creates(writes: &[Write], kind: Kind) -> bool {
+/// How many objects of `kind` `writes` create.
+fn created(writes: &[Write], kind: Kind) -> u64 {
     writes
         .iter()
-        .any(|w| w.kind == kind && w.expect == Expect::Absent)
+        .filter(|w| w.kind == kind && w.expect == Expect::Absent)
+        .count() as u64
 }
 
 /// Names `caller` as the author of every record in `audit`.

@@ -18,6 +18,7 @@ pub(crate) mod operators;
 mod paging;
 mod read_back;
 mod topology;
+mod usage;
 
 /// Polls the proxy until `path` answers `want` for `token` (the API applies changes asynchronously, within 1 s).
 async fn eventually(h: &Harness, path: &str, token: &str, want: u16) {
@@ -348,7 +349,8 @@ async fn license_and_credential_quotas_are_enforced() {
     assert_eq!(status, 409);
     assert_eq!(
         body["error"]["message"],
-        "M2M application license quota exhausted: 3 of 3 in use"
+        "M2M application license quota exhausted: 3 of 3 in use \
+         (each agent, client application and enterprise service uses one)"
     );
     let cred = |id: &str| json!({"id": id, "kind": "external", "value": "v", "hosts": ["api.example.com"]});
     assert_eq!(api.post("/admin/v1/credentials", cred("c2")).await.0, 201);

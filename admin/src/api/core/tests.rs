@@ -107,15 +107,20 @@ fn code(result: Result<impl std::fmt::Debug>) -> String {
 }
 
 #[test]
-fn if_match_names_a_version_or_is_refused() {
+fn if_match_names_versions_or_any_or_is_refused() {
+    let v = |x: &[u64]| Ok(Some(IfMatch::Versions(x.to_vec())));
     for (header, want) in [
         (None, Ok(None)),
-        (Some("\"3\""), Ok(Some(3))),
-        (Some("3"), Ok(Some(3))),
-        (Some("W/\"3\""), Ok(Some(3))),
-        (Some(" \"12\" "), Ok(Some(12))),
+        (Some("\"3\""), v(&[3])),
+        (Some("3"), v(&[3])),
+        (Some("W/\"3\""), v(&[3])),
+        (Some(" \"12\" "), v(&[12])),
+        (Some("*"), Ok(Some(IfMatch::Any))),
+        (Some("\"1\", W/\"2\",3"), v(&[1, 2, 3])),
         (Some("\"x\""), Err("bad_request")),
-        (Some("*"), Err("bad_request")),
+        (Some("\"1\", *"), Err("bad_request")),
+        (Some(""), Err("bad_request")),
+        (Some("\"1\","), Err("bad_request")),
         (Some("-1"), Err("bad_request")),
     ] {
         let h = match header {
@@ -133,9 +138,16 @@ fn if_match_names_a_version_or_is_refused() {
 #[test]
 fn a_change_expects_the_if_match_version_else_the_version_read() {
     let current = object(Kind::Agent, "a", 4, json!({}));
+    let v = |x: &[u64]| Some(IfMatch::Versions(x.to_vec()));
     assert_eq!(expect_version(None, &current), Expect::Version(4));
-    assert_eq!(expect_version(Some(2), &current), Expect::Version(2));
-    assert_eq!(expect_version(Some(4), &current), Expect::Version(4));
+    assert_eq!(
+        expect_version(Some(IfMatch::Any), &current),
+        Expect::Version(4)
+    );
+    assert_eq!(expect_version(v(&[2]), &current), Expect::Version(2));
+    assert_eq!(expect_version(v(&[4]), &current), Expect::Version(4));
+    assert_eq!(expect_version(v(&[2, 4]), &current), Expect::Version(4));
+    assert_eq!(expect_version(v(&[2, 3]), &current), Expect::Version(2));
 }
 
 #[test]

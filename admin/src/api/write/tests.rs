@@ -63,8 +63,12 @@ fn writes_apply_in_memory_only_when_every_precondition_holds() {
 #[test]
 fn quotas_count_the_candidate_and_bind_only_creates_of_their_kind() {
     use Expect::{Absent, Version};
-    let licenses = "M2M application license quota exhausted: 3 of 3 in use";
+    let licenses = "M2M application license quota exhausted: 3 of 3 in use \
+                    (each agent, client application and enterprise service uses one)";
     let credentials = "stored credential limit reached: 2 of 2 stored";
+    // A routing file that grew beyond the quota: the message states the real count.
+    let over = "M2M application license quota exhausted: 8 of 3 in use \
+                (each agent, client application and enterprise service uses one)";
     // (what, the write's kind and precondition, licensed and credentials in the candidate, answer); 3 licenses,
     // at most 2 credentials.
     #[rustfmt::skip]
@@ -73,6 +77,7 @@ fn quotas_count_the_candidate_and_bind_only_creates_of_their_kind() {
         ("an agent beyond them", Kind::Agent, Absent, 4, 0, licenses),
         ("a client beyond them", Kind::Client, Absent, 4, 0, licenses),
         ("a service beyond them", Kind::Enterprise, Absent, 4, 0, licenses),
+        ("an agent while the file is over", Kind::Agent, Absent, 9, 0, over),
         ("an update while over", Kind::Agent, Version(1), 9, 9, "ok"),
         ("another kind while over", Kind::Llm, Absent, 9, 9, "ok"),
         ("a credential within the cap", Kind::Credential, Absent, 9, 2, "ok"),
@@ -84,7 +89,9 @@ fn quotas_count_the_candidate_and_bind_only_creates_of_their_kind() {
             ..Plan::default()
         };
         let usage = Usage {
-            licensed,
+            agents: licensed,
+            clients: 0,
+            services: 0,
             licenses: 3,
             credentials: stored,
             max_credentials: 2,
