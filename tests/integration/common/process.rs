@@ -122,6 +122,9 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        // Reaped before the next process starts: until the killed one is gone it holds the data directory's
+        // database lock ("Database already open" in a test that restarts on the same directory).
+        let _ = self.child.wait();
     }
 }
 
