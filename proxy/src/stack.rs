@@ -58,7 +58,6 @@ pub fn new_service(shared: &Arc<Shared>, peer: SocketAddr, tls: bool) -> ProxySe
             shared.verifier.clone(),
             shared.metrics.clone(),
             shared.revocations.clone(),
-            shared.readiness.clone(),
         ))
         // Whether they may call this node: decided before any credential is touched or connection made.
         .layer(StepLayer::new(Authorize::new(shared.metrics.clone())))

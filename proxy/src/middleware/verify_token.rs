@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use futures_util::future::Either;
 use http::HeaderMap;
-use idguard_config::Readiness;
 use idguard_config::identity::Revocations;
 use idguard_config::secret::Secret;
 use tower::{Layer, Service};
@@ -40,25 +39,21 @@ pub struct VerifyAgentTokenLayer {
     verifier: Arc<Verifier>,
     metrics: Arc<ProxyMetrics>,
     revocations: Arc<Revocations>,
-    readiness: Arc<Readiness>,
 }
 
 impl VerifyAgentTokenLayer {
     /// Verifies with `verifier`, refusing idguard-issued tokens listed in `revocations`, counting refusals in
-    /// `metrics`. While `readiness` says the store's objects were never loaded, a verified token of an agent or
-    /// client the topology does not know is 503 `topology_stale`, not 401: it may have been created through the
-    /// admin API.
+    /// `metrics`. (An unknown agent or client on a replica whose store objects were never loaded becomes 503
+    /// where errors become responses: `fresh::while_incomplete`.)
     pub fn new(
         verifier: Arc<Verifier>,
         metrics: Arc<ProxyMetrics>,
         revocations: Arc<Revocations>,
-        readiness: Arc<Readiness>,
     ) -> Self {
         Self {
             verifier,
             metrics,
             revocations,
-            readiness,
         }
     }
 }
@@ -70,7 +65,6 @@ impl<S> Layer<S> for VerifyAgentTokenLayer {
             verifier: self.verifier.clone(),
             metrics: self.metrics.clone(),
             revocations: self.revocations.clone(),
-            readiness: self.readiness.clone(),
             inner,
         }
     }
@@ -82,7 +76,6 @@ pub struct VerifyAgentToken<S> {
     verifier: Arc<Verifier>,
     metrics: Arc<ProxyMetrics>,
     revocations: Arc<Revocations>,
-    readiness: Arc<Readiness>,
     inner: S,
 }
 
@@ -109,9 +102,7 @@ where
         };
         match self.verifier.attempt(&token) {
             Attempt::Verified(identity) => {
-                match admit(&mut req, identity, token, &self.revocations)
-                    .map_err(|e| unknown_while_incomplete(e, &self.readiness))
-                {
+                match admit(&mut req, identity, token, &self.revocations) {
                     Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
                     Err(e) => Either::Left(ready(Err(deny(&self.metrics, &req, e)))),
                 }
@@ -125,12 +116,10 @@ where
                 let verifier = self.verifier.clone();
                 let metrics = self.metrics.clone();
                 let revocations = self.revocations.clone();
-                let readiness = self.readiness.clone();
                 let mut inner = self.inner.clone();
                 Either::Right(Either::Right(Box::pin(async move {
                     let outcome = match verifier.verify(&token).await {
-                        Ok(identity) => admit(&mut req, identity, token, &revocations)
-                            .map_err(|e| unknown_while_incomplete(e, &readiness)),
+                        Ok(identity) => admit(&mut req, identity, token, &revocations),
                         Err(reason) => Err(ProxyError::InvalidToken(reason)),
                     };
                     if let Err(e) = outcome {
@@ -140,19 +129,6 @@ where
                 })))
             }
         }
-    }
-}
-
-/// An unknown agent or client is this replica's gap, not the caller's fault, while the store's objects have never
-/// been loaded (a replica started while Redis is down): 503 `topology_stale`, so the caller retries.
-fn unknown_while_incomplete(e: ProxyError, readiness: &Readiness) -> ProxyError {
-    match e {
-        ProxyError::InvalidToken(TokenReason::UnknownAgent | TokenReason::UnknownClient)
-            if readiness.store_topology_missing() =>
-        {
-            ProxyError::TopologyStale
-        }
-        other => other,
     }
 }
 
