@@ -47,7 +47,7 @@ pub(super) struct Current<'a> {
     pub(super) stored: &'a [StoredObject],
 }
 
-/// A create's `Idempotency-Key`, scoped to its route, and the request's keyed hash.
+/// A create's `Idempotency-Key`, scoped to its caller and its route, and the request's keyed hash.
 pub(super) struct Idempotency {
     key: Option<String>,
     hash: String,
@@ -162,10 +162,12 @@ impl<'a> Current<'a> {
 
 impl Idempotency {
     /// Reads the `Idempotency-Key` of a create at `route`. `Err(response)` is the answer remembered for this very
-    /// request under that key: send it again, do nothing else.
+    /// request under that key by this same caller: send it again, do nothing else. Keys are scoped to the caller
+    /// (the operator, or `admin`): another operator's key is a different key, so its answer — which may name what
+    /// that operator created — is never replayed to anyone else, and a clash between two callers is no 422.
     ///
     /// # Errors
-    /// 400 for a malformed key, 422 when the key was used for a different request, or the store's failure.
+    /// 400 for a malformed key, 422 when the caller used the key for a different request, or the store's failure.
     pub(super) async fn begin(
         api: &AdminApi,
         headers: &HeaderMap,
@@ -176,7 +178,10 @@ impl Idempotency {
         let Some(key) = idempotency_key(headers)? else {
             return Ok(Ok(Self { key: None, hash }));
         };
-        let key = format!("{route}\n{key}");
+        // The caller `access::authorize` authenticated; the role check has already passed, so a caller who may
+        // not write never reads a remembered answer.
+        let caller = super::access::Caller::current().ok_or(Internal::NoCaller)?;
+        let key = scoped_key(&caller.actor, route, key);
         let remembered = {
             let key = key.clone();
             api.blocking(move |api| api.inner.store.idempotent(&key).map_err(store_error))
@@ -380,6 +385,12 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>> {
         .ok_or_else(|| {
             AdminError::BadRequest("Idempotency-Key must be 1-128 visible characters".into())
         })
+}
+
+/// Where the answer to `key`, sent by `actor` to `route`, is remembered. Actors and routes hold no newline, so
+/// two different triples never make the same key.
+pub(super) fn scoped_key(actor: &str, route: &str, key: &str) -> String {
+    format!("{actor}\n{route}\n{key}")
 }
 
 /// Whether a request with keyed hash `hash` replays the answer `remembered` under its key: the same request gets

@@ -193,6 +193,21 @@ fn the_same_request_replays_its_answer_and_another_request_under_the_key_is_refu
 }
 
 #[test]
+fn an_idempotency_key_is_scoped_to_its_caller_and_route() {
+    let route = "POST /admin/v1/agents";
+    let alice = scoped_key("alice", route, "k1");
+    assert_eq!(alice, scoped_key("alice", route, "k1"));
+    for other in [
+        scoped_key("bob", route, "k1"),
+        scoped_key("admin", route, "k1"),
+        scoped_key("alice", "POST /admin/v1/clients", "k1"),
+        scoped_key("alice", route, "k2"),
+    ] {
+        assert_ne!(alice, other);
+    }
+}
+
+#[test]
 fn an_immutable_field_may_be_repeated_but_not_changed() {
     let (a, b) = ("a".to_owned(), "b".to_owned());
     for (given, current, want) in [
