@@ -37,6 +37,11 @@ impl AdminClient {
         Self::new(h.admin, ADMIN_TOKEN)
     }
 
+    /// The token this client presents.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// This client, also sending `name: value`.
     pub fn header(&self, name: &str, value: &str) -> Self {
         let mut c = self.clone();
@@ -117,7 +122,20 @@ impl AdminClient {
     /// A `POST` that may go unanswered (the server is being killed): `None` when it is not answered within
     /// `patience`.
     pub async fn try_post(&self, path: &str, body: Value, patience: Duration) -> Option<Reply> {
-        let req = self.request("POST", path, &body.to_string());
+        self.try_call("POST", path, Some(body), patience).await
+    }
+
+    /// Any call that may go unanswered (the server is stopping or being killed): `None` when the connection is
+    /// refused or reset, or no answer comes within `patience`.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        patience: Duration,
+    ) -> Option<Reply> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = self.request(method, path, &body);
         let resp = tokio::time::timeout(patience, client().request(req))
             .await
             .ok()?

@@ -343,9 +343,25 @@ impl Harness {
     /// Writes `toml` as the routing file, triggers a reload, and waits until it has been applied (Ok with the
     /// new generation) or refused (Err).
     pub async fn reload_with(&self, toml: &str) -> Result<u64, ()> {
+        self.reload_after(|path| std::fs::write(path, toml).unwrap())
+            .await
+    }
+
+    /// [`Harness::reload_with`], the file replaced whole by a rename (as deployment tools write it), so no reader
+    /// ever sees it half-written.
+    pub async fn reload_renamed(&self, toml: &str) -> Result<u64, ()> {
+        self.reload_after(|path| {
+            let next = path.with_extension("next");
+            std::fs::write(&next, toml).unwrap();
+            std::fs::rename(&next, path).unwrap();
+        })
+        .await
+    }
+
+    async fn reload_after(&self, write: impl FnOnce(&std::path::Path)) -> Result<u64, ()> {
         let before = self.generation().await;
         let failures_before = failures(&self.metrics().await);
-        std::fs::write(self.setup.config_path(), toml).unwrap();
+        write(&self.setup.config_path());
         self.reload.notify_one();
         for _ in 0..200 {
             let m = self.metrics().await;

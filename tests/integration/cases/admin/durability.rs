@@ -4,50 +4,67 @@ use super::*;
 
 #[tokio::test]
 async fn writes_are_audited_first_and_refused_when_the_audit_log_cannot_be_written() {
+    // Corpus N02 for every credential: each writer's write is audited in its name before it is acknowledged; with
+    // the audit sink down every writer's write is 503 and nothing is applied, a viewer's is still 403 (the role
+    // check comes first), and the data plane keeps serving.
     let (_mock, h, api) = standard().await;
-    let secret = canary("audited");
-    let (status, _, _) = api
-        .post(
-            "/admin/v1/credentials",
-            json!({"id": "c-aud", "kind": "llm", "value": secret, "hosts": ["api.example.com"]}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let callers = roles::every_role(h.admin).await;
     let audit_path = h.setup.dir.path().join("data/audit.log");
-    let audit = std::fs::read_to_string(&audit_path).unwrap();
-    let record: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
-    assert_eq!(
-        (
-            record["action"].as_str(),
-            record["kind"].as_str(),
-            record["id"].as_str()
-        ),
-        (Some("create"), Some("credential"), Some("c-aud"))
-    );
-    assert_eq!(record["after"]["sealed"], "[redacted]");
-    assert!(
-        !audit.contains(&secret) && !audit.contains("idg1."),
-        "a credential value reached the audit log"
-    );
-    // Break the audit sink: the write is refused and nothing changes.
+    for (who, caller) in callers.iter().filter(|(w, _)| w.writes()) {
+        let secret = canary("audited");
+        let id = format!("c-aud-{}", who.actor());
+        let (status, _, _) = caller
+            .post(
+                "/admin/v1/credentials",
+                json!({"id": id, "kind": "llm", "value": secret, "hosts": ["api.example.com"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{who:?}");
+        let audit = std::fs::read_to_string(&audit_path).unwrap();
+        let record: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (
+                record["action"].as_str(),
+                record["kind"].as_str(),
+                record["id"].as_str(),
+                record["actor"].as_str()
+            ),
+            (
+                Some("create"),
+                Some("credential"),
+                Some(id.as_str()),
+                Some(who.actor())
+            )
+        );
+        assert_eq!(record["after"]["sealed"], "[redacted]");
+        assert!(
+            !audit.contains(&secret) && !audit.contains("idg1."),
+            "a credential value reached the audit log"
+        );
+    }
+    let agents_before = api.get("/admin/v1/agents").await.2;
+    // Break the audit sink: every write is refused and nothing changes.
     std::fs::remove_file(&audit_path).unwrap();
     std::fs::create_dir(&audit_path).unwrap();
-    let (status, headers, body) = api
-        .post("/admin/v1/agents", json!({"name": "unaudited"}))
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("audit_unavailable"))
-    );
-    assert!(headers.get("retry-after").is_some());
-    let list = api.get("/admin/v1/agents").await.2;
-    assert!(
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["name"] != "unaudited")
-    );
+    let generation = h.generation().await;
+    for (who, caller) in &callers {
+        let reply = caller
+            .post("/admin/v1/agents", json!({"name": "unaudited"}))
+            .await;
+        if who.writes() {
+            let (status, headers, body) = &reply;
+            assert_eq!(
+                (*status, body["error"]["code"].as_str()),
+                (503, Some("audit_unavailable")),
+                "{who:?}"
+            );
+            assert!(headers.get("retry-after").is_some());
+        } else {
+            roles::assert_refused_for_viewer(&reply, "with the audit sink down");
+        }
+    }
+    assert_eq!(api.get("/admin/v1/agents").await.2, agents_before);
+    assert_eq!(h.generation().await, generation, "nothing applied");
     // The data plane is unaffected.
     assert_eq!(file_agent_calls_openai(&h).await, 200);
 }
@@ -68,9 +85,12 @@ async fn every_acknowledged_write_survives_kill_9() {
         ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
     ];
     let mut served = Served::start(&s.config_path(), &env);
+    // The writer is an editor, an operator with a token of its own (issue 11: N01 per role).
+    let owner = AdminClient::new(served.admin, ADMIN_TOKEN);
+    let editor = operators::operator(&owner, "eddie", "editor").await;
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let writer = {
-        let (acked, api) = (acked.clone(), AdminClient::new(served.admin, ADMIN_TOKEN));
+        let (acked, api) = (acked.clone(), AdminClient::new(served.admin, &editor));
         tokio::spawn(async move {
             for i in 0..100_000 {
                 let body = json!({"name": format!("bot-{i}")});
@@ -122,9 +142,14 @@ async fn every_acknowledged_write_survives_kill_9() {
         acked.len()
     );
     let audit = std::fs::read_to_string(s.dir.path().join("idguard-data/audit.log")).unwrap();
+    let editors = audit
+        .lines()
+        .filter(|l| l.contains("\"actor\":\"eddie\""))
+        .count();
     assert!(
-        audit.lines().count() >= acked.len(),
-        "every acknowledged write has its audit record"
+        editors >= acked.len(),
+        "every acknowledged write has its audit record, in the editor's name ({editors} of {})",
+        acked.len()
     );
     drop(served);
 }
