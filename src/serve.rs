@@ -80,6 +80,8 @@ pub struct Server {
     api: idguard_admin::api::AdminApi,
     proxy: idguard_proxy::Proxy,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The admin listener's TLS, when `[listeners.admin_tls]` is set (its files re-read at every reload).
+    admin_tls: Option<idguard_admin::tls::AdminTlsConfig>,
     usage: idguard_admin::usage::UsageMetrics,
 }
 
@@ -180,6 +182,10 @@ impl Server {
             Some(files) => Some(idguard_proxy::load_tls(files)?),
             None => None,
         };
+        let admin_tls = match &snapshots.borrow().settings.admin_tls {
+            Some(settings) => Some(idguard_admin::tls::AdminTlsConfig::load(settings)?),
+            None => None,
+        };
         let reload = Arc::new(Notify::new());
         let identity = idguard_identity::IdentityService::new(
             snapshots.clone(),
@@ -220,6 +226,7 @@ impl Server {
             api,
             proxy,
             tls,
+            admin_tls,
             usage,
         })
     }
@@ -270,6 +277,7 @@ impl Server {
             api,
             proxy,
             tls,
+            admin_tls,
             usage,
         } = self;
         let public_addr = listeners.public.local_addr()?;
@@ -297,13 +305,23 @@ impl Server {
                 readiness: readiness.clone(),
                 api: Some(api),
             },
+            admin_tls: admin_tls.clone(),
             reloader: {
-                // The quota gauges follow every snapshot the reloader swaps in, on the same runtime.
+                // The quota gauges and the admin listener's certificate follow every snapshot the reloader swaps
+                // in, on the same runtime.
                 let reloads = reloader.run(reload, stopped(stop_rx.clone()));
                 let gauges =
                     idguard_admin::usage::watch(snapshots.clone(), usage, stopped(stop_rx.clone()));
+                let certificates = {
+                    let (snapshots, stop) = (snapshots.clone(), stopped(stop_rx.clone()));
+                    async move {
+                        if let Some(tls) = admin_tls {
+                            idguard_admin::tls::follow(tls, snapshots, stop).await;
+                        }
+                    }
+                };
                 async move {
-                    tokio::join!(reloads, gauges);
+                    tokio::join!(reloads, gauges, certificates);
                 }
             },
             watcher,
@@ -312,7 +330,13 @@ impl Server {
         }
         .start()
         .await?;
-        tracing::info!(public = %public_addr, admin = %admin_addr, tls = tls.is_some(), "listening");
+        tracing::info!(
+            public = %public_addr,
+            admin = %admin_addr,
+            tls = tls.is_some(),
+            admin_tls = control.admin_tls,
+            "listening"
+        );
         tokio::spawn(async move {
             shutdown.await;
             readiness.set_draining();
@@ -332,7 +356,9 @@ struct ControlPlane<R, W, K> {
     /// The admin listener, already bound, not yet registered with any runtime.
     admin: std::net::TcpListener,
     state: idguard_admin::AdminState,
-    /// `Reloader::run`, joined with `usage::watch` (the quota gauges).
+    /// The admin listener's TLS; plain HTTP without it.
+    admin_tls: Option<idguard_admin::tls::AdminTlsConfig>,
+    /// `Reloader::run`, joined with `usage::watch` (the quota gauges) and `tls::follow` (the admin certificate).
     reloader: R,
     /// `redis_store::watch`, with a Redis store.
     watcher: Option<W>,
@@ -346,6 +372,8 @@ struct ControlPlane<R, W, K> {
 struct ControlThread {
     thread: std::thread::JoinHandle<()>,
     done: oneshot::Receiver<()>,
+    /// Whether the admin listener serves TLS.
+    admin_tls: bool,
 }
 
 // === impl ControlPlane ===
@@ -363,6 +391,7 @@ where
     async fn start(self) -> anyhow::Result<ControlThread> {
         let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (done_tx, done) = oneshot::channel();
+        let admin_tls = self.admin_tls.is_some();
         let thread = std::thread::Builder::new()
             .name("idguard-control".into())
             .spawn(move || {
@@ -382,7 +411,11 @@ where
             })
             .context("starting the control-plane thread")?;
         match started_rx.await {
-            Ok(Ok(())) => Ok(ControlThread { thread, done }),
+            Ok(Ok(())) => Ok(ControlThread {
+                thread,
+                done,
+                admin_tls,
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(anyhow::anyhow!(
                 "the control-plane thread stopped while starting"
@@ -395,6 +428,7 @@ where
         let Self {
             admin,
             state,
+            admin_tls,
             reloader,
             watcher,
             key_publisher,
@@ -412,8 +446,16 @@ where
         let mut tasks = vec![tokio::spawn(reloader), tokio::spawn(key_publisher)];
         tasks.extend(watcher.map(tokio::spawn));
         let _ = started.send(Ok(()));
-        if let Err(e) = idguard_admin::run(admin, state, stopped(stop)).await {
-            tracing::error!("the admin listener failed: {e}");
+        match admin_tls {
+            Some(tls) => {
+                idguard_admin::tls::serve(admin, idguard_admin::router(state), tls, stopped(stop))
+                    .await;
+            }
+            None => {
+                if let Err(e) = idguard_admin::run(admin, state, stopped(stop)).await {
+                    tracing::error!("the admin listener failed: {e}");
+                }
+            }
         }
         for task in tasks {
             let _ = task.await;

@@ -8,7 +8,8 @@
 //! - [`redis_store`]: the Redis store for several replicas, and the watcher that keeps a replica current.
 //! - [`reseal`]: re-wrapping every stored credential under the newest master-key term (`idguard reseal`).
 //! - [`usage`]: the console's quotas in use: `GET /admin/v1/usage`, gauges, warnings at 80 % and 100 %.
-//! - [`run`]: serve an already-bound listener until the shutdown future completes.
+//! - [`tls`]: the admin listener over TLS (`[listeners.admin_tls]`), optional client certificates, reloaded live.
+//! - [`run`]: serve an already-bound listener until the shutdown future completes ([`tls::serve`] over TLS).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub mod redis_store;
 pub mod reseal;
 pub mod ssrf;
 pub mod store;
+pub mod tls;
 pub mod usage;
 
 use axum::Router;

@@ -97,6 +97,25 @@ pub struct RawListeners {
     /// TLS for the public listener; plain HTTP when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<RawTls>,
+    /// TLS for the admin listener, with optional client certificates; plain HTTP when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_tls: Option<RawAdminTls>,
+}
+
+/// `[listeners.admin_tls]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificates an operator's client certificate must chain to; no client certificates when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Whether a client certificate is `required` (the default with `client_ca_file`) or `optional`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<crate::snapshot::ClientCertAuth>,
 }
 
 /// `[listeners.tls]`.

@@ -487,10 +487,14 @@ impl Reloader {
                 if snapshot.settings.public_addr != current.settings.public_addr
                     || snapshot.settings.admin_addr != current.settings.admin_addr
                     || snapshot.settings.tls != current.settings.tls
+                    || snapshot.settings.admin_tls.is_some() != current.settings.admin_tls.is_some()
                 {
+                    // The admin listener's certificate files are read again at every reload; only turning its
+                    // TLS on or off waits for a restart.
                     tracing::warn!(
                         reason = "listener_change_ignored",
-                        "listener addresses and TLS files changed; they apply at the next restart"
+                        "listener addresses, the public listener's TLS files, or whether the admin listener \
+                         serves TLS changed; they apply at the next restart"
                     );
                 }
                 self.use_master_keys(master_keys);

@@ -127,6 +127,8 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     /// TLS files for the public listener.
     pub tls: Option<TlsFiles>,
+    /// TLS for the admin listener. Turning it on or off needs a restart; its files are read again at every reload.
+    pub admin_tls: Option<AdminTls>,
     /// Request limits.
     pub limits: Limits,
     /// Upstream connection settings.
@@ -179,6 +181,27 @@ pub struct TlsFiles {
     pub cert_file: PathBuf,
     /// Private key.
     pub key_file: PathBuf,
+}
+
+/// The admin listener's TLS: its own certificate, and the CA operators' client certificates chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTls {
+    /// Certificate chain and key.
+    pub files: TlsFiles,
+    /// CA certificates (PEM) a client certificate must chain to; `None`: client certificates are not asked for.
+    pub client_ca_file: Option<PathBuf>,
+    /// Whether a connection without a client certificate is refused (only with `client_ca_file`).
+    pub client_auth: ClientCertAuth,
+}
+
+/// Whether the admin listener refuses a TLS connection that presents no client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCertAuth {
+    /// The handshake fails without a certificate that chains to the client CA.
+    Required,
+    /// A connection may present none; one it presents must still chain to the client CA.
+    Optional,
 }
 
 /// Request limits enforced before any upstream work.

@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::BuildContext;
 use super::rules::{AUDIENCE_RULE, Errors, is_audience, resolve};
 use crate::defaults;
-use crate::raw::{RawConfig, RawIdentity, RawLimits, RawStore, RawTls, RawUpstream};
+use crate::raw::{RawAdminTls, RawConfig, RawIdentity, RawLimits, RawStore, RawTls, RawUpstream};
 use crate::snapshot::{
-    IdentitySettings, Limits, RedisConnection, Settings, TlsFiles, UpstreamSettings,
+    AdminTls, ClientCertAuth, IdentitySettings, Limits, RedisConnection, Settings, TlsFiles,
+    UpstreamSettings,
 };
 
 /// The settings, or `None` when a listener address is invalid (an error was recorded).
@@ -32,6 +33,11 @@ pub(super) fn settings(
         errors,
     );
     let tls = raw.listeners.tls.as_ref().map(|t| tls(t, ctx, errors));
+    let admin_tls = raw
+        .listeners
+        .admin_tls
+        .as_ref()
+        .map(|t| admin_tls(t, ctx, errors));
     let limits = limits(&raw.limits, errors);
     let upstream = upstream(&raw.upstream, ctx, errors);
     let watch_interval = match raw.reload.watch_interval_ms.unwrap_or(1000) {
@@ -78,6 +84,7 @@ pub(super) fn settings(
         public_addr: public_addr?,
         admin_addr: admin_addr?,
         tls,
+        admin_tls,
         limits,
         upstream,
         watch_interval,
@@ -284,6 +291,28 @@ fn tls(raw: &RawTls, ctx: &BuildContext<'_>, errors: &mut Errors) -> TlsFiles {
     TlsFiles {
         cert_file: readable_file(ctx, &raw.cert_file, "listeners.tls.cert_file", errors),
         key_file: readable_file(ctx, &raw.key_file, "listeners.tls.key_file", errors),
+    }
+}
+
+fn admin_tls(raw: &RawAdminTls, ctx: &BuildContext<'_>, errors: &mut Errors) -> AdminTls {
+    const AT: &str = "listeners.admin_tls";
+    let client_ca_file = raw
+        .client_ca_file
+        .as_ref()
+        .map(|f| readable_file(ctx, f, &format!("{AT}.client_ca_file"), errors));
+    if raw.client_auth.is_some() && client_ca_file.is_none() {
+        errors.push(
+            format!("{AT}.client_auth"),
+            "needs client_ca_file: the CA operators' client certificates must chain to",
+        );
+    }
+    AdminTls {
+        files: TlsFiles {
+            cert_file: readable_file(ctx, &raw.cert_file, &format!("{AT}.cert_file"), errors),
+            key_file: readable_file(ctx, &raw.key_file, &format!("{AT}.key_file"), errors),
+        },
+        client_ca_file,
+        client_auth: raw.client_auth.unwrap_or(ClientCertAuth::Required),
     }
 }
 

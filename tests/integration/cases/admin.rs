@@ -17,6 +17,7 @@ mod edit_in_place;
 pub(crate) mod operators;
 mod paging;
 mod read_back;
+mod remote;
 mod roles;
 mod topology;
 mod usage;

@@ -75,6 +75,9 @@ pub struct Setup {
     /// (and can change it between a write and a connection) without DNS. `api.example.com` resolves to a public
     /// address; other names fall through to the system resolver.
     pub resolver: idguard_config::Resolver,
+    /// How the harness reaches the admin listener when `[listeners.admin_tls]` makes it TLS (its own `/metrics`
+    /// reads); plain HTTP when `None`.
+    pub admin_tls_client: Option<rustls::ClientConfig>,
 }
 
 impl Setup {
@@ -109,6 +112,7 @@ impl Setup {
                 resolver.set("api.example.com", &[PUBLIC_ADDR.parse().unwrap()]);
                 resolver
             },
+            admin_tls_client: None,
         }
     }
 
@@ -330,8 +334,13 @@ impl Harness {
     }
 
     pub async fn metrics(&self) -> String {
-        let (status, _, body) =
-            super::client::get(&format!("http://{}/metrics", self.admin), &[]).await;
+        let (status, _, body) = match &self.setup.admin_tls_client {
+            Some(tls) => {
+                let url = format!("https://localhost:{}/metrics", self.admin.port());
+                super::tls::https_get(tls, &url).await
+            }
+            None => super::client::get(&format!("http://{}/metrics", self.admin), &[]).await,
+        };
         assert_eq!(status, 200);
         body
     }

@@ -43,6 +43,47 @@ impl TestCa {
         }
     }
 
+    /// A client certificate (for mutual TLS) whose subject's common name is `name`.
+    pub fn client(&self, name: &str) -> ServerCert {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// A client configuration (no ALPN: plain HTTP/1.1) trusting this CA, presenting `client`'s certificate when given.
+    pub fn client_config(&self, client: Option<&ServerCert>) -> rustls::ClientConfig {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        match client {
+            Some(c) => builder
+                .with_client_auth_cert(
+                    rustls_pki_types::CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap(),
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        }
+    }
+
     pub fn write_ca(&self, dir: &Path) -> PathBuf {
         let p = dir.join("ca.pem");
         std::fs::write(&p, &self.ca_pem).unwrap();
@@ -76,4 +117,24 @@ impl ServerCert {
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(cfg)
     }
+}
+
+/// `GET url` over HTTPS with `config`.
+pub async fn https_get(config: &rustls::ClientConfig, url: &str) -> super::client::Answer {
+    use http_body_util::BodyExt;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config.clone())
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Full<bytes::Bytes>>(connector);
+    let req = hyper::Request::get(url)
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
