@@ -311,3 +311,93 @@ fn admin_tls_settings_are_checked_naming_the_field() {
         "{out}{err}"
     );
 }
+
+#[tokio::test]
+async fn serve_swaps_the_admin_certificate_on_sighup_and_drains_tls_connections_on_sigterm() {
+    use crate::common::process::Served;
+    let ca = TestCa::new();
+    let first = ca.server(&["localhost"]);
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    let table = admin_tls(s.dir.path(), &first, "");
+    s.raw(&table);
+    std::fs::write(s.config_path(), s.toml()).unwrap();
+    let served = Served::start(
+        &s.config_path(),
+        &[
+            ("IDGUARD_MASTER_KEY", s.master.as_str()),
+            ("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    );
+    let mut open = connect(served.admin, &ca, None).await.unwrap();
+    assert_eq!(open.leaf, der(&first));
+    assert_eq!(
+        open.get("/admin/v1/agents", Some(ADMIN_TOKEN)).await,
+        Ok(200)
+    );
+    let second = ca.server(&["localhost"]);
+    second.write(s.dir.path(), "admin");
+    served.signal("HUP");
+    within(
+        Duration::from_secs(3),
+        "SIGHUP swapped the certificate",
+        async || connect(served.admin, &ca, None).await.unwrap().leaf == der(&second),
+    )
+    .await;
+    assert_eq!(
+        open.get("/admin/v1/agents", Some(ADMIN_TOKEN)).await,
+        Ok(200)
+    );
+    // SIGTERM: an idle keep-alive connection does not hold the drain; the process stops promptly.
+    let started = std::time::Instant::now();
+    let logs = served.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(logs.contains("\"admin_tls\":true"), "{logs}");
+    assert!(logs.contains("new connections use them"), "{logs}");
+    assert!(
+        open.get("/healthz", None).await.is_err(),
+        "closed at shutdown"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_headers_change_nothing_on_the_admin_listener() {
+    // No admin decision depends on the client's address or scheme: forged proxy headers neither authenticate nor
+    // reach the audit record, and a proxy's client-certificate header is no certificate.
+    let (_mock, h, admin) = standard().await;
+    let forged = [
+        ("x-forwarded-for", "6.6.6.6"),
+        ("forwarded", "for=6.6.6.7;proto=https"),
+        ("x-real-ip", "6.6.6.8"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-client-cert", "Hash=6666;Subject=\"CN=owner\""),
+        ("x-ssl-client-verify", "SUCCESS"),
+    ];
+    let mut anonymous = AdminClient::new(h.admin, "");
+    let mut proxied = admin.clone();
+    for (name, value) in forged {
+        anonymous = anonymous.header(name, value);
+        proxied = proxied.header(name, value);
+    }
+    assert_eq!(anonymous.get("/admin/v1/agents").await.0, 401);
+    let (status, _, agent) = proxied
+        .post("/admin/v1/agents", json!({"name": "via proxy"}))
+        .await;
+    assert_eq!(status, 201);
+    let (_, _, page) = admin
+        .get(&format!(
+            "/admin/v1/audit?id={}",
+            agent["id"].as_str().unwrap()
+        ))
+        .await;
+    let record = page["records"][0].to_string();
+    assert!(record.contains("\"actor\":\"admin\""), "{record}");
+    assert!(
+        !record.contains("6.6.6") && !record.contains("6666"),
+        "{record}"
+    );
+}
