@@ -26,6 +26,15 @@ impl Stdin {
         }
     }
 
+    /// Standard input that holds `text` (tests).
+    #[cfg(test)]
+    pub(crate) fn with_text(text: &str) -> Self {
+        Self {
+            rest: Some(Zeroizing::new(text.to_owned())),
+            body_taken: None,
+        }
+    }
+
     fn rest(&mut self, what: &str) -> Result<&mut Zeroizing<String>, CliError> {
         if self.rest.is_none() {
             let mut stdin = std::io::stdin();

@@ -473,3 +473,57 @@ fn completions_and_the_man_page_are_generated() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_admin_url_is_verified_against_the_ca_file() {
+    use crate::common::mock::Behavior;
+    use crate::common::tls::TestCa;
+    // A TLS front for the admin listener (the listener itself is plain HTTP on loopback): a mock that answers as
+    // the usage endpoint does.
+    let ca = TestCa::new();
+    let mock = Mock::start_tls(ca.server(&["localhost"]).server_config(&[b"http/1.1"])).await;
+    mock.set(Behavior::Full {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: r#"{"m2m_licenses": {"used": 1, "total": 10}, "credentials": {"used": 0, "total": 100}}"#
+            .into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_ca(dir.path());
+    let url = format!("https://localhost:{}", mock.addr.port());
+    let env = [("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN)];
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let (url, ca_file) = (url.clone(), ca_file.clone());
+        move || {
+            run(
+                &[
+                    "admin",
+                    "--url",
+                    &url,
+                    "--ca-file",
+                    ca_file.to_str().unwrap(),
+                    "usage",
+                ],
+                &env,
+                "",
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("m2m_licenses.used   1"), "{out}");
+    assert_eq!(mock.last().uri, "/admin/v1/usage");
+    assert_eq!(
+        mock.last().header("authorization"),
+        Some(format!("Bearer {ADMIN_TOKEN}").as_str())
+    );
+    // Without the CA the certificate is refused: a connection error, nothing sent.
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || run(&["admin", "--url", &url, "usage"], &env, ""))
+            .await
+            .unwrap();
+    assert_eq!(code, 2);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(mock.count(), 1);
+}
