@@ -61,6 +61,14 @@ impl Client {
         let uri: Uri = base
             .parse()
             .map_err(|e| CliError::Usage(format!("--url {base:?}: {e}")))?;
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            // A password in the URL would be printed with every connection error: the token goes elsewhere.
+            return Err(CliError::Usage(
+                "--url: must not carry credentials (user@ or user:password@); the token comes from \
+                 IDGUARD_ADMIN_TOKEN, --token-file or --token-stdin"
+                    .into(),
+            ));
+        }
         match uri.scheme_str() {
             Some("http" | "https") if uri.host().is_some() => {}
             _ => {

@@ -37,13 +37,14 @@ async fn admin(h: &Harness, args: &[&str], stdin: &str) -> (i32, String, String)
     .unwrap()
 }
 
-/// As [`admin`], asserting exit 0; stdout.
+/// As [`admin`], asserting exit 0 and nothing on stderr (a success prints only its answer); stdout.
 async fn ok(h: &Harness, args: &[&str], stdin: &str) -> String {
     let (code, out, err) = admin(h, args, stdin).await;
     assert_eq!(
         code, 0,
         "idguard admin {args:?}\nstdout: {out}\nstderr: {err}"
     );
+    assert_eq!(err, "", "idguard admin {args:?} wrote to stderr");
     out
 }
 
@@ -289,6 +290,53 @@ async fn secrets_never_reach_the_command_line_or_the_output() {
         .get("/admin/v1/credentials/ps-key")
         .await;
     assert_eq!(stored["fingerprint"], expected.as_str());
+
+    // --token-stdin: the token on the first line, the value on the next; neither printed.
+    let (url, value) = (format!("http://{}", h.admin), canary("second-line"));
+    let input = format!("{ADMIN_TOKEN}\n{value}\n");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "admin",
+                "--url",
+                &url,
+                "--token-stdin",
+                "credentials",
+                "create",
+                "--id",
+                "ts-key",
+                "--kind",
+                "llm",
+                "--host",
+                "api.example.com",
+            ],
+            &[("IDGUARD_ADMIN_TOKEN", "")],
+            &input,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let expected_ts =
+        idguard_config::hashes::KeyedHasher::new(&crate::common::harness::FINGERPRINT_KEY)
+            .fingerprint(value.as_bytes());
+    assert!(out.contains(expected_ts.as_str()), "{out}");
+    for leak in [value.as_str(), ADMIN_TOKEN] {
+        assert!(!out.contains(leak) && !err.contains(leak), "{leak} printed");
+    }
+    // Credentials in the URL are refused before anything is sent (they would be printed with its errors).
+    let (code, _, err) = run(
+        &[
+            "admin",
+            "--url",
+            "http://user:CANARY-pw@127.0.0.1:1",
+            "usage",
+        ],
+        &[("IDGUARD_ADMIN_TOKEN", ADMIN_TOKEN)],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--url") && !err.contains("CANARY-pw"), "{err}");
 
     // A secret the API shows once is printed once, labelled, to stdout only.
     let agent = json(&ok(&h, &["agents", "create", "-o", "json"], "").await)["id"]
