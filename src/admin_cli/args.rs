@@ -100,7 +100,12 @@ pub enum Resource {
     /// Withdraw an outbound authorization.
     Revoke(EdgeRef),
     /// Read an outbound authorization (its scopes).
-    Outbound(EdgeRef),
+    Outbound {
+        /// The agent's id.
+        agent: String,
+        /// The node's or enterprise service's id.
+        node: String,
+    },
     /// Inbound authorizations: which client applications may call an agent, with which of its permissions.
     #[command(subcommand)]
     Inbound(InboundCmd),

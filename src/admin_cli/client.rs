@@ -141,7 +141,8 @@ impl Client {
         let body = match &call.body {
             Some(body) => {
                 req = req.header(http::header::CONTENT_TYPE, "application/json");
-                Bytes::copy_from_slice(body.as_bytes())
+                // No copy: the bytes are the wiped buffer itself, zeroed when the last reference goes.
+                Bytes::from_owner(ZeroizingBytes(body.clone()))
             }
             None => Bytes::new(),
         };
@@ -172,6 +173,15 @@ impl Client {
             .map_err(|_| {
                 CliError::Connection(format!("{what}: no answer within {:?}", self.timeout))
             })?
+    }
+}
+
+/// A request body that is wiped when dropped, as the owner of the `Bytes` hyper sends.
+struct ZeroizingBytes(Zeroizing<String>);
+
+impl AsRef<[u8]> for ZeroizingBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

@@ -2,7 +2,10 @@
 //! operation of `admin/src/api/openapi.json` has exactly one command here. Nothing in this module does I/O except
 //! through [`Stdin`] (secrets and `--from-file -`).
 
+use std::fmt::Write as _;
+
 use http::Method;
+use idguard_config::Secret;
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
@@ -50,6 +53,70 @@ pub(crate) struct Plan {
 pub(crate) trait Fields {
     /// Sets every field given on the command line; reads a secret from `stdin` where the flags ask for one.
     fn apply(&self, body: &mut Map<String, Value>, stdin: &mut Stdin) -> Result<(), CliError>;
+
+    /// A secret field the flags ask for (read from `stdin`), kept out of the map: see [`Body`].
+    fn secret(&self, _stdin: &mut Stdin) -> Result<Option<(&'static str, Secret)>, CliError> {
+        Ok(None)
+    }
+}
+
+/// A request body: JSON fields, and at most one secret field spliced in only when the body is serialized, so that
+/// the value is copied once, into the wiped buffer of [`Call::body`], and never into a `serde_json` string.
+#[derive(Debug, Default)]
+pub(crate) struct Body {
+    fields: Map<String, Value>,
+    secret: Option<(&'static str, Secret)>,
+}
+
+impl From<Map<String, Value>> for Body {
+    fn from(fields: Map<String, Value>) -> Self {
+        Self {
+            fields,
+            secret: None,
+        }
+    }
+}
+
+impl Body {
+    fn with_secret(fields: Map<String, Value>, key: &'static str, secret: Secret) -> Self {
+        Self {
+            fields,
+            secret: Some((key, secret)),
+        }
+    }
+
+    /// The JSON text. A field of the map named like the secret is replaced by it.
+    fn serialize(mut self) -> Zeroizing<String> {
+        let Some((key, secret)) = self.secret.take() else {
+            return Zeroizing::new(Value::Object(self.fields).to_string());
+        };
+        self.fields.remove(key);
+        let rest = Value::Object(self.fields).to_string();
+        // Room for the value escaped at worst (`\u00XX` per byte): the buffer never reallocates, so no copy of the
+        // secret is left behind in freed memory.
+        let mut out = Zeroizing::new(String::with_capacity(
+            rest.len() + key.len() + 8 + secret.expose().len() * 6,
+        ));
+        out.push_str(&rest[..rest.len() - 1]);
+        if rest.len() > 2 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":\"");
+        for c in secret.expose().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push_str("\"}");
+        out
+    }
 }
 
 /// The plan for `command`.
@@ -98,7 +165,7 @@ pub(crate) fn plan(command: &Resource, stdin: &mut Stdin) -> Result<Plan, CliErr
                 call: call(
                     Method::POST,
                     format!("{API}/operators/{}/tokens", seg(id)),
-                    Some(body),
+                    Some(body.into()),
                     vec![],
                 ),
                 render: Render::Once {
@@ -119,7 +186,7 @@ pub(crate) fn plan(command: &Resource, stdin: &mut Stdin) -> Result<Plan, CliErr
             Ok(object(
                 Method::PUT,
                 format!("{API}/agents/{}/outbound/{}", seg(&g.agent), seg(&g.node)),
-                Some(body),
+                Some(body.into()),
                 if_match(&g.cond),
             ))
         }
@@ -129,11 +196,11 @@ pub(crate) fn plan(command: &Resource, stdin: &mut Stdin) -> Result<Plan, CliErr
             &e.cond,
             format!("withdrew {} → {}", e.agent, e.node),
         )),
-        Resource::Outbound(e) => Ok(object(
+        Resource::Outbound { agent, node } => Ok(object(
             Method::GET,
-            format!("{API}/agents/{}/outbound/{}", seg(&e.agent), seg(&e.node)),
+            format!("{API}/agents/{}/outbound/{}", seg(agent), seg(node)),
             None,
-            if_match(&e.cond),
+            vec![],
         )),
         Resource::Inbound(i) => Ok(inbound(i)),
         Resource::Audit(a) => Ok(audit(a)),
@@ -200,7 +267,8 @@ fn crud<C: Fields + clap::Args, E: Fields + clap::Args>(
                 Patch::Patch => Method::PATCH,
                 Patch::Replace => {
                     // A replacement names its own id; the positional one is the default.
-                    body.entry("id")
+                    body.fields
+                        .entry("id")
                         .or_insert_with(|| Value::from(target.as_str()));
                     Method::PUT
                 }
@@ -260,12 +328,16 @@ fn credentials(cmd: &CredentialCmd, stdin: &mut Stdin) -> Result<Plan, CliError>
             );
             body.insert("kind".into(), Value::from(kind.as_str()));
             body.insert("hosts".into(), Value::from(hosts.clone()));
-            body.insert("value".into(), Value::from(value.expose()));
             let headers = idempotency_key
                 .iter()
                 .map(|k| ("idempotency-key", k.clone()))
                 .collect();
-            object(Method::POST, base, Some(body), headers)
+            object(
+                Method::POST,
+                base,
+                Some(Body::with_secret(body, "value", value)),
+                headers,
+            )
         }
         CredentialCmd::Edit {
             id,
@@ -289,7 +361,7 @@ fn credentials(cmd: &CredentialCmd, stdin: &mut Stdin) -> Result<Plan, CliError>
             object(
                 Method::PATCH,
                 format!("{base}/{}", seg(id)),
-                Some(body),
+                Some(body.into()),
                 if_match(cond),
             )
         }
@@ -300,12 +372,11 @@ fn credentials(cmd: &CredentialCmd, stdin: &mut Stdin) -> Result<Plan, CliError>
         } => {
             let value = stdin.secret("the new credential value")?;
             let mut body = Map::new();
-            body.insert("value".into(), Value::from(value.expose()));
             set(&mut body, "grace_seconds", grace_seconds.map(Value::from));
             object(
                 Method::PUT,
                 format!("{base}/{}/value", seg(id)),
-                Some(body),
+                Some(Body::with_secret(body, "value", value)),
                 if_match(cond),
             )
         }
@@ -381,7 +452,7 @@ fn keys(owners: &'static str, cmd: &KeyCmd, stdin: &mut Stdin) -> Result<Plan, C
             object(
                 Method::POST,
                 format!("{API}/{owners}/{}/keys", seg(owner)),
-                Some(body),
+                Some(body.into()),
                 vec![],
             )
         }
@@ -404,7 +475,7 @@ fn inbound(cmd: &InboundCmd) -> Plan {
         } => object(
             Method::PUT,
             format!("{API}/agents/{}/inbound/{}", seg(agent), seg(client)),
-            Some(json_map(json!({ "scopes": scopes }))),
+            Some(json_map(json!({ "scopes": scopes })).into()),
             if_match(cond),
         ),
         InboundCmd::Revoke {
@@ -484,7 +555,7 @@ fn list(path: String, l: &ListArgs) -> Plan {
 fn object(
     method: Method,
     path: String,
-    body: Option<Map<String, Value>>,
+    body: Option<Body>,
     headers: Vec<(&'static str, String)>,
 ) -> Plan {
     Plan {
@@ -507,14 +578,14 @@ fn done(path: String, query: Vec<(&'static str, String)>, cond: &IfMatch, line: 
 fn call(
     method: Method,
     path: String,
-    body: Option<Map<String, Value>>,
+    body: Option<Body>,
     headers: Vec<(&'static str, String)>,
 ) -> Call {
     Call {
         method,
         path,
         query: vec![],
-        body: body.map(|b| Zeroizing::new(Value::Object(b).to_string())),
+        body: body.map(Body::serialize),
         headers,
     }
 }
@@ -528,14 +599,13 @@ fn if_match(cond: &IfMatch) -> Vec<(&'static str, String)> {
     }
 }
 
-fn fields_body(
-    fields: &dyn Fields,
-    body: &BodyArgs,
-    stdin: &mut Stdin,
-) -> Result<Map<String, Value>, CliError> {
+fn fields_body(fields: &dyn Fields, body: &BodyArgs, stdin: &mut Stdin) -> Result<Body, CliError> {
     let mut map = input::body(body.from_file.as_deref(), stdin)?;
     fields.apply(&mut map, stdin)?;
-    Ok(map)
+    Ok(match fields.secret(stdin)? {
+        Some((key, secret)) => Body::with_secret(map, key, secret),
+        None => map.into(),
+    })
 }
 
 fn json_map(v: Value) -> Map<String, Value> {
@@ -652,7 +722,7 @@ impl Fields for ClientFields {
 }
 
 impl Fields for UserFields {
-    fn apply(&self, body: &mut Map<String, Value>, stdin: &mut Stdin) -> Result<(), CliError> {
+    fn apply(&self, body: &mut Map<String, Value>, _: &mut Stdin) -> Result<(), CliError> {
         set(body, "id", self.id.as_deref().map(Value::from));
         set(body, "name", self.name.as_deref().map(Value::from));
         set(body, "email", self.email.as_deref().map(Value::from));
@@ -662,11 +732,15 @@ impl Fields for UserFields {
             self.organization.as_deref().map(Value::from),
         );
         set_list(body, "groups", &self.groups);
-        if self.password_stdin {
-            let password = stdin.secret("the user's password (--password-stdin)")?;
-            body.insert("password".into(), Value::from(password.expose()));
-        }
         Ok(())
+    }
+
+    fn secret(&self, stdin: &mut Stdin) -> Result<Option<(&'static str, Secret)>, CliError> {
+        if !self.password_stdin {
+            return Ok(None);
+        }
+        let password = stdin.secret("the user's password (--password-stdin)")?;
+        Ok(Some(("password", password)))
     }
 }
 
@@ -874,6 +948,35 @@ mod tests {
             (Method::PUT, "/admin/v1/groups/g-1")
         );
         assert!(p.call.body.as_deref().unwrap().contains("\"id\":\"g-1\""));
+    }
+
+    #[test]
+    fn a_secret_is_spliced_into_the_body_as_a_json_string() {
+        for (fields, value) in [
+            (json!({"id": "k", "hosts": ["h"]}), "plain-CANARY"),
+            (json!({}), "quote\" back\\slash\ttab\u{1}ctl é ✓"),
+        ] {
+            let Value::Object(map) = fields.clone() else {
+                unreachable!()
+            };
+            let text = Body::with_secret(map, "value", Secret::new(value.to_owned())).serialize();
+            let capacity = text.capacity();
+            let mut want = fields;
+            want["value"] = Value::from(value);
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                want,
+                "{}",
+                &*text
+            );
+            assert!(text.len() <= capacity);
+        }
+        // A field of the same name from --from-file is replaced, not duplicated.
+        let Value::Object(map) = json!({"value": "from-file"}) else {
+            unreachable!()
+        };
+        let text = Body::with_secret(map, "value", Secret::new("stdin".into())).serialize();
+        assert_eq!(&*text, r#"{"value":"stdin"}"#);
     }
 
     #[test]
