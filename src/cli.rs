@@ -96,6 +96,19 @@ pub(crate) enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Drive the admin API: agents, nodes, credentials, authorizations, clients, the directory, operators, the
+    /// audit log, usage and an agent's topology. Secrets (the token, credential values, passwords) are never taken
+    /// from the command line.
+    Admin(Box<idguard::admin_cli::AdminArgs>),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
+    /// `idguard completions bash > /etc/bash_completion.d/idguard`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `idguard man | man -l -`.
+    Man,
     /// Print the version.
     Version,
 }

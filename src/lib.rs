@@ -5,6 +5,8 @@
 //! - [`serve`]: [`serve::Server`] builds the store, the identity service, the admin API and the proxy from a
 //!   routing file and the [`serve::Environment`], and runs them on listeners the caller has bound until a
 //!   shutdown future completes; [`serve::shutdown_signal`] is that future for a real process.
+//! - [`admin_cli`]: `idguard admin`, a client of the admin API (tables for people, JSON for scripts; secrets
+//!   from standard input, never the command line).
 //! - [`commands`]: the one-shot subcommands `check`, `export` and `seal`.
 //! - [`demo`]: `idguard demo`, the whole flow on one machine.
 //!
@@ -12,6 +14,7 @@
 //! `idguard-proxy` (data plane), `idguard-identity` (OAuth authorization server) and `idguard-admin` (control
 //! plane), none of which depends on another.
 
+pub mod admin_cli;
 pub mod commands;
 pub mod demo;
 pub mod serve;

@@ -6,13 +6,13 @@ mod cli;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use idguard::serve::{Environment, Listeners, Options, Server, shutdown_signal};
 
 use crate::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     init_tracing(cli.log_format);
     // One crypto provider for the whole process: aws-lc-rs, for rustls and jsonwebtoken alike.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -24,6 +24,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The command line, with the admin commands' environment help added to each of them.
+fn cli_command() -> clap::Command {
+    idguard::admin_cli::args::with_env_help(Cli::command())
+}
+
+fn parse() -> Cli {
+    let mut matches = cli_command().get_matches();
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -75,6 +85,17 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Demo { listen, once } => runtime(None)?.block_on(idguard::demo::run(listen, once)),
+        Command::Admin(args) => Ok(idguard::admin_cli::run(*args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut cli_command(), "idguard", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(cli_command())
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

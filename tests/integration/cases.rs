@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod cli_admin;
 mod connections;
 mod echo;
 mod exchange;
