@@ -50,6 +50,11 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     let (public, admin) = built.addresses(Some(listen), None);
     let listeners = Listeners::bind(public, admin).await?;
     let addr = listeners.public.local_addr()?;
+    let admin_addr = listeners.admin.local_addr()?;
+    let console_link = built
+        .console()
+        .one_time_link(&format!("/console/agents/{AGENT}"))
+        .map_err(|e| anyhow::anyhow!("making the console's sign-in link: {e}"))?;
     let reload = built.reload_handle();
     let server = built.run(listeners, shutdown_signal(reload));
     tokio::pin!(server);
@@ -61,6 +66,9 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     );
     println!("  config:   {}", config_path.display());
     println!("  upstream: http://{upstream} (mock, expects the stored key)");
+    println!(
+        "  console:  http://{admin_addr}{console_link}\n            (a one-time sign-in link, good for five minutes, to the demo agent's page)"
+    );
     println!("\n1. The agent gets a token from idguard's identity service:\n");
     println!(
         "TOKEN=$(curl -s -u '{AGENT}:{secret}' -d grant_type=client_credentials {token_url} \\\n  | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n"

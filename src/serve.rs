@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use idguard_config::env::{
-    ENV_ADMIN_TOKEN, ENV_REDIS_PASSWORD, ENV_REDIS_PASSWORD_FILE, ENV_REDIS_URL, ENV_REDIS_USERNAME,
+    ENV_ADMIN_TOKEN, ENV_CONSOLE_URL, ENV_REDIS_PASSWORD, ENV_REDIS_PASSWORD_FILE, ENV_REDIS_URL,
+    ENV_REDIS_USERNAME,
 };
 use idguard_config::hashes::KeyedHasher;
 use idguard_config::store::{IdentityStore, Store};
@@ -41,6 +42,8 @@ pub struct Environment {
     pub redis_password: Option<Secret>,
     /// `IDGUARD_ADMIN_TOKEN`; without it the token is read from (or generated into) the data directory.
     pub admin_token: Option<String>,
+    /// `IDGUARD_CONSOLE_URL`: where browsers reach the admin listener (default `http://<admin address>`).
+    pub console_url: Option<String>,
     /// The clock token lifetimes are counted on: the system clock, or a manual one in tests.
     pub clock: Clock,
     /// How upstream host names are resolved, when an upstream is written through the admin API and when the
@@ -78,6 +81,8 @@ pub struct Server {
     redis: Option<Arc<idguard_admin::redis_store::RedisStore>>,
     identity: idguard_identity::IdentityService,
     api: idguard_admin::api::AdminApi,
+    console: idguard_admin::console::Console,
+    console_url: Option<String>,
     proxy: idguard_proxy::Proxy,
     tls: Option<Arc<rustls::ServerConfig>>,
     /// The admin listener's TLS, when `[listeners.admin_tls]` is set (its files re-read at every reload).
@@ -104,6 +109,9 @@ impl Environment {
                 .filter(|v| !v.is_empty()),
             redis_password: redis_password_from_env()?,
             admin_token: std::env::var(ENV_ADMIN_TOKEN).ok(),
+            console_url: std::env::var(ENV_CONSOLE_URL)
+                .ok()
+                .filter(|v| !v.is_empty()),
             clock: Clock::system(),
             resolver: Resolver::system(),
         })
@@ -215,6 +223,8 @@ impl Server {
             &env.resolver,
         )?;
         api.wait_for_data_plane(proxy.applied());
+        // The console redeems its sign-in codes in-process with the identity service (see `ConsoleCodes`).
+        let console = idguard_admin::console::Console::new(api.clone(), Arc::new(identity.clone()));
         Ok(Self {
             registry,
             readiness,
@@ -224,11 +234,18 @@ impl Server {
             redis,
             identity,
             api,
+            console,
+            console_url: env.console_url,
             proxy,
             tls,
             admin_tls,
             usage,
         })
+    }
+
+    /// The web console (for `idguard demo`'s one-time sign-in link).
+    pub fn console(&self) -> idguard_admin::console::Console {
+        self.console.clone()
     }
 
     /// The addresses the routing file asks for, each replaced by its override when given.
@@ -275,6 +292,8 @@ impl Server {
             redis,
             identity,
             api,
+            console,
+            console_url,
             proxy,
             tls,
             admin_tls,
@@ -282,6 +301,10 @@ impl Server {
         } = self;
         let public_addr = listeners.public.local_addr()?;
         let admin_addr = listeners.admin.local_addr()?;
+        console.set_base_url(&console_url.unwrap_or_else(|| console_base_url(admin_addr)));
+        if let Some(redirect_uri) = console.redirect_uri() {
+            identity.set_console_redirect_uri(redirect_uri);
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = redis.map(|store| {
             let settings = snapshots.borrow().settings.clone();
@@ -304,6 +327,7 @@ impl Server {
                 registry,
                 readiness: readiness.clone(),
                 api: Some(api),
+                console: Some(console),
             },
             admin_tls: admin_tls.clone(),
             reloader: {
@@ -601,6 +625,17 @@ pub fn default_data_dir(config: &Path) -> PathBuf {
         .parent()
         .unwrap_or(Path::new("."))
         .join("idguard-data")
+}
+
+/// `http://<admin address>`, an unspecified address (`0.0.0.0`, `::`) read as the loopback one a browser on this
+/// host would use.
+fn console_base_url(admin: SocketAddr) -> String {
+    let ip = match admin.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, admin.port()))
 }
 
 /// What the identity service gives the data plane: its keys, revocations, exchange and public routes.

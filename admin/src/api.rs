@@ -62,6 +62,7 @@ mod usage;
 mod usage_graph;
 mod write;
 
+pub(crate) use access::InProcessCaller;
 pub use access::{Caller, Role, required_role};
 pub(crate) use write::redact;
 
@@ -162,6 +163,40 @@ impl AdminApi {
             .route("/admin/v1/openapi.json", get(openapi::document))
             .layer(axum::middleware::from_fn(log_internal_errors))
             .with_state(self.clone())
+    }
+
+    /// Runs one `/admin/v1` request in-process as `caller` (the console's signed-in operator): the same router,
+    /// role table, handlers and audit attribution as over HTTP, without a bearer token. Answers the status and
+    /// the JSON body (`null` when the body is empty or not JSON).
+    pub(crate) async fn call_as(
+        &self,
+        caller: &Caller,
+        method: axum::http::Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (axum::http::StatusCode, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", caller.request_id.as_str());
+        if let Some(h) = req.headers_mut() {
+            h.remove(axum::http::header::AUTHORIZATION);
+        }
+        let Ok(mut req) = req.body(axum::body::Body::from(bytes)) else {
+            return (axum::http::StatusCode::BAD_REQUEST, serde_json::Value::Null);
+        };
+        req.extensions_mut().insert(InProcessCaller(caller.clone()));
+        let Ok(resp) = self.router().oneshot(req).await;
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 4 * 1024 * 1024)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (status, body)
     }
 
     /// The topology in force.

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`router`]: the axum routes of the admin listener: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1`.
+//! - [`console`]: the web console at `/console/`: sign-in (directory users bound to an operator, through the
+//!   identity service; the admin token), server-side sessions, CSRF, security headers, server-rendered pages.
 //! - [`api`]: the admin REST API, one module per resource family; [`auth`]: the admin token; [`error`]: `AdminError`.
 //! - [`ssrf`]: the stricter upstream rules for nodes created through the API, host names resolved and checked.
 //! - [`store`]: the embedded (redb) store of API-managed objects, with its audit log.
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod redis_store;
 pub mod reseal;
@@ -42,18 +45,25 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
     /// The admin API, when a store is configured.
     pub api: Option<api::AdminApi>,
+    /// The web console (over the admin API).
+    pub console: Option<console::Console>,
 }
 
 /// The admin listener's routes.
 pub fn router(state: AdminState) -> Router {
     let api = state.api.clone();
+    let console = state.console.clone();
     let ops = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .with_state(state);
-    match api {
+    let ops = match api {
         Some(api) => ops.merge(api.router()),
+        None => ops,
+    };
+    match console {
+        Some(console) => ops.merge(console.router()),
         None => ops,
     }
 }

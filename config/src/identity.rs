@@ -5,6 +5,8 @@
 //!   in-process; the proxy also has an HTTP implementation for outside providers.
 //! - [`LocalKeys`]: the identity service's current public signing keys, pushed to the proxy's key store.
 //! - [`Revocations`]: token ids revoked through `/oauth2/revoke`, refused by the proxy on the next request.
+//! - [`ConsoleCodes`]: the admin console (`idguard-admin`) redeems the authorization code of an operator's
+//!   sign-in in-process; [`CONSOLE_CLIENT_ID`] is the console's built-in client id.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -72,6 +74,35 @@ pub trait TokenExchanger: Send + Sync {
         &self,
         request: ExchangeRequest,
     ) -> BoxFuture<Result<ExchangedToken, ExchangeError>>;
+}
+
+/// The admin console's OAuth client id: built into the identity service (a public client, PKCE only, one exact
+/// redirect URI: the admin listener's `/console/callback`), never a topology object.
+pub const CONSOLE_CLIENT_ID: &str = "idguard-console";
+
+/// Why the console's code gave no user. Carries no code, verifier or user name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConsoleCodeError {
+    /// Unknown, expired, already used, issued to another client or redirect URI, or the verifier is wrong.
+    #[error("the sign-in code is not valid")]
+    Invalid,
+    /// The identity store could not be read.
+    #[error("the identity store is unavailable")]
+    Unavailable,
+}
+
+/// Redeems the authorization code of a console sign-in. In-process rather than over HTTP to `/oauth2/token`: the
+/// console is part of the same binary, so it needs no client secret, no TLS trust in the public listener's
+/// certificate and no route from the admin listener to the public one.
+pub trait ConsoleCodes: Send + Sync {
+    /// The signed-in directory user's id, for a code issued to [`CONSOLE_CLIENT_ID`] at `redirect_uri` whose PKCE
+    /// challenge `verifier` answers. A code is good once, on any replica.
+    fn redeem_console_code(
+        &self,
+        code: Secret,
+        redirect_uri: String,
+        verifier: Secret,
+    ) -> BoxFuture<Result<String, ConsoleCodeError>>;
 }
 
 /// The identity service's public signing keys (a JWKS), as published: the proxy watches it.

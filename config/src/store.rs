@@ -206,6 +206,11 @@ pub enum AuthMethod {
     AdminToken,
     /// An operator's own bearer token (actor: the operator's id).
     OperatorToken,
+    /// A console session of a directory user bound to an operator, signed in through the identity service's
+    /// authorization-code flow (actor: the operator's id).
+    ConsoleSession,
+    /// A console session opened with the break-glass admin token, or the demo's one-time link (actor `admin`).
+    ConsoleAdminToken,
 }
 
 /// An audit record, written before the change is acknowledged. Bodies carry no secret: the caller redacts them.

@@ -102,6 +102,9 @@ struct Inner {
     /// Whether the topology may be trusted: past `redis_max_staleness_ms`, or before the store's objects were
     /// ever loaded, the service answers 503 instead of judging from what it has.
     readiness: Arc<Readiness>,
+    /// The admin console's exact redirect URI (set once by the binary, which knows the admin listener's address);
+    /// unset, the built-in console client accepts no sign-in.
+    console_redirect: std::sync::OnceLock<String>,
 }
 
 /// The claims of every token the service issues (RFC 9068), plus `act` for exchanged tokens and `idg_cred`, the
@@ -233,6 +236,7 @@ impl IdentityService {
                 revocations: Arc::new(Revocations::default()),
                 jwks,
                 readiness,
+                console_redirect: std::sync::OnceLock::new(),
             }),
         };
         svc.init_keys();
@@ -280,6 +284,13 @@ impl IdentityService {
     /// The published signing keys, for the proxy's key store.
     pub fn local_keys(&self) -> LocalKeys {
         self.inner.jwks.subscribe()
+    }
+
+    /// Lets the built-in console client ([`idguard_config::identity::CONSOLE_CLIENT_ID`]) sign users in, with
+    /// `redirect_uri` (the admin listener's `/console/callback`) as its one redirect URI. Set once; later calls are
+    /// ignored.
+    pub fn set_console_redirect_uri(&self, redirect_uri: String) {
+        let _ = self.inner.console_redirect.set(redirect_uri);
     }
 
     /// Tokens revoked here, for the proxy to refuse.

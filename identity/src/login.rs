@@ -19,6 +19,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use idguard_config::identity::{BoxFuture, CONSOLE_CLIENT_ID, ConsoleCodeError, ConsoleCodes};
+use idguard_config::secret::Secret;
+
 use super::client_auth::{Authenticated, PrincipalKind};
 use super::error::OAuthError;
 use super::grants::{TokenResponse, target_agent};
@@ -69,6 +72,9 @@ impl IdentityService {
         let Some(client_id) = form.get("client_id") else {
             return Err(Refusal::Page("client_id is missing."));
         };
+        if client_id == CONSOLE_CLIENT_ID {
+            return self.check_console_authorize(form);
+        }
         let Some(client) = snapshot.clients.get(client_id).filter(|c| c.enabled) else {
             return Err(Refusal::Page("This application is not registered."));
         };
@@ -90,15 +96,7 @@ impl IdentityService {
         if form.get("response_type") != Some("code") {
             return Err(back("unsupported_response_type"));
         }
-        let challenge = form.get("code_challenge").unwrap_or_default();
-        if form.get("code_challenge_method") != Some("S256")
-            || !(43..=128).contains(&challenge.len())
-            || !challenge
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(back("invalid_request"));
-        }
+        let challenge = checked_challenge(form).ok_or_else(|| back("invalid_request"))?;
         let audience = form.get("audience").or(form.get("resource"));
         let (agent, allowed) = match target_agent(&snapshot, client_id, audience) {
             Ok(found) => found,
@@ -126,6 +124,41 @@ impl IdentityService {
             challenge: challenge.to_owned(),
             agent: agent.id.to_string(),
             scope,
+        })
+    }
+
+    /// The built-in console client: its one exact redirect URI, then PKCE S256. It targets no agent and asks no
+    /// scope: the console decides what the signed-in user may do (their operator role), not a token.
+    fn check_console_authorize(&self, form: &Form) -> Result<Checked, Refusal> {
+        let registered = self.inner.console_redirect.get();
+        let redirect_uri = form.get("redirect_uri").unwrap_or_default();
+        if registered.is_none_or(|r| r != redirect_uri) {
+            tracing::warn!(
+                reason = "redirect_uri_mismatch",
+                client_id = CONSOLE_CLIENT_ID,
+                "console sign-in with another redirect_uri"
+            );
+            return Err(Refusal::Page(
+                "The redirect URI is not registered for this application.",
+            ));
+        }
+        let state = form.get("state").map(str::to_owned);
+        let back = |error| Refusal::Redirect {
+            redirect_uri: redirect_uri.to_owned(),
+            state: state.clone(),
+            error,
+        };
+        if form.get("response_type") != Some("code") {
+            return Err(back("unsupported_response_type"));
+        }
+        let challenge = checked_challenge(form).ok_or_else(|| back("invalid_request"))?;
+        Ok(Checked {
+            client: CONSOLE_CLIENT_ID.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            state,
+            challenge: challenge.to_owned(),
+            agent: String::new(),
+            scope: Vec::new(),
         })
     }
 
@@ -305,14 +338,16 @@ impl IdentityService {
         {
             return refused;
         }
-        let allowed = snapshot
-            .clients
-            .get(checked.client.as_str())
-            .is_some_and(|c| c.authorizes(&username, &snapshot.directory))
-            && snapshot
-                .agents
-                .get(checked.agent.as_str())
-                .is_some_and(|a| a.permission.granted_to(&username, &snapshot.directory));
+        // The console's users are checked by the console (bound to an operator); others by the client and agent.
+        let allowed = checked.client == CONSOLE_CLIENT_ID
+            || snapshot
+                .clients
+                .get(checked.client.as_str())
+                .is_some_and(|c| c.authorizes(&username, &snapshot.directory))
+                && snapshot
+                    .agents
+                    .get(checked.agent.as_str())
+                    .is_some_and(|a| a.permission.granted_to(&username, &snapshot.directory));
         if !allowed {
             tracing::warn!(reason = "user_not_authorized", user = %log_value(&username), "user may not use this client or agent");
             return refuse(Refusal::Redirect {
@@ -397,6 +432,30 @@ impl IdentityService {
                 "code, redirect_uri and code_verifier are required.",
             ));
         };
+        let record = self.take_code(code, redirect_uri, verifier).await?;
+        if record.client != *who.id || record.client == CONSOLE_CLIENT_ID {
+            tracing::warn!(
+                reason = "code_mismatch",
+                "authorization code redeemed by another client"
+            );
+            return Err(OAuthError::InvalidGrant);
+        }
+        self.user_token(who, &record.user, &record.agent, record.scope)
+    }
+}
+
+impl IdentityService {
+    /// Claims a code once (any replica) and checks its redirect URI, expiry and PKCE `verifier`; the caller checks
+    /// the client it was issued to.
+    ///
+    /// # Errors
+    /// [`OAuthError::InvalidGrant`] for anything wrong with the code; [`OAuthError::Unavailable`] without a store.
+    async fn take_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<CodeRecord, OAuthError> {
         let store = self.inner.store.clone();
         let key = sha256(format!("code\n{code}").as_bytes());
         let used = sha256(format!("code-used\n{code}").as_bytes());
@@ -429,19 +488,54 @@ impl IdentityService {
             .as_bytes()
             .ct_eq(record.challenge.as_bytes())
             .into();
-        if record.client != *who.id
-            || record.redirect_uri != redirect_uri
-            || record.exp < self.now()
-            || !pkce_ok
-        {
+        if record.redirect_uri != redirect_uri || record.exp < self.now() || !pkce_ok {
             tracing::warn!(
                 reason = "code_mismatch",
-                "authorization code redeemed with the wrong client, redirect_uri or verifier"
+                "authorization code redeemed with the wrong redirect_uri or verifier"
             );
             return Err(OAuthError::InvalidGrant);
         }
-        self.user_token(who, &record.user, &record.agent, record.scope)
+        Ok(record)
     }
+}
+
+impl ConsoleCodes for IdentityService {
+    fn redeem_console_code(
+        &self,
+        code: Secret,
+        redirect_uri: String,
+        verifier: Secret,
+    ) -> BoxFuture<Result<String, ConsoleCodeError>> {
+        let svc = self.clone();
+        Box::pin(async move {
+            let record = svc
+                .take_code(code.expose(), &redirect_uri, verifier.expose())
+                .await
+                .map_err(|e| match e {
+                    OAuthError::Unavailable => ConsoleCodeError::Unavailable,
+                    _ => ConsoleCodeError::Invalid,
+                })?;
+            if record.client != CONSOLE_CLIENT_ID {
+                tracing::warn!(
+                    reason = "code_mismatch",
+                    "a client application's code presented to the console"
+                );
+                return Err(ConsoleCodeError::Invalid);
+            }
+            Ok(record.user)
+        })
+    }
+}
+
+/// The PKCE S256 challenge of an authorization request: 43 to 128 URL-safe characters.
+fn checked_challenge(form: &Form) -> Option<&str> {
+    let challenge = form.get("code_challenge").unwrap_or_default();
+    let ok = form.get("code_challenge_method") == Some("S256")
+        && (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(challenge)
 }
 
 /// Concurrent password verifications allowed.

@@ -65,6 +65,10 @@ pub struct Caller {
     pub request_id: String,
 }
 
+/// A caller the console already authenticated (its session), for a request it hands the API in-process.
+#[derive(Clone)]
+pub(crate) struct InProcessCaller(pub(crate) Caller);
+
 tokio::task_local! {
     /// The caller of the request this task serves (set by [`authorize`]).
     static CALLER: Caller;
@@ -84,6 +88,8 @@ struct TokenEntry {
 pub(super) struct OperatorIndex {
     version: u64,
     tokens: HashMap<String, TokenEntry>,
+    /// Directory user → (operator id, role), for console sign-in.
+    users: HashMap<String, (String, Role)>,
 }
 
 // === impl Role ===
@@ -159,7 +165,15 @@ pub(super) async fn authorize(
     let request_id = request_id(&req);
     // Owned before any await: a request body is not `Sync`, so a borrow of the request may not be held across one.
     let presented = bearer(&req);
-    let answer = match authenticate(&api, presented, request_id.clone()).await {
+    let in_process = req.extensions_mut().remove::<InProcessCaller>();
+    let authenticated = match in_process {
+        Some(InProcessCaller(caller)) => Ok(Caller {
+            request_id: request_id.clone(),
+            ..caller
+        }),
+        None => authenticate(&api, presented, request_id.clone()).await,
+    };
+    let answer = match authenticated {
         Err(e) => e.into_response(),
         Ok(caller) => {
             let template = req
@@ -260,6 +274,25 @@ fn matches(hasher: &KeyedHasher, presented: &str, stored: &[u8; 32]) -> bool {
 // === impl AdminApi ===
 
 impl AdminApi {
+    /// The operator the directory user `user` is bound to, with its role, as of the newest store version this
+    /// replica has seen; `None` when no operator names the user.
+    ///
+    /// # Errors
+    /// The store failures of reading the operators.
+    pub(crate) async fn operator_of_user(&self, user: &str) -> Result<Option<(String, Role)>> {
+        Ok(self.operator_index().await?.users.get(user).cloned())
+    }
+
+    /// Whether `presented` is the break-glass admin token (constant time).
+    pub(crate) fn is_admin_token(&self, presented: &str) -> bool {
+        self.inner.token.verify(presented)
+    }
+
+    /// The clock operator tokens and console sessions are judged on.
+    pub(crate) fn clock(&self) -> &idguard_config::Clock {
+        &self.inner.clock
+    }
+
     /// The operator index, read again from the store when this replica's snapshot holds a newer store version
     /// than the one it was read at.
     ///
@@ -306,9 +339,13 @@ impl OperatorIndex {
     /// [`Internal::Corrupt`] for an operator record that does not decode.
     fn of(version: u64, objects: &[idguard_config::store::StoredObject]) -> Result<Self> {
         let mut tokens = HashMap::new();
+        let mut users = HashMap::new();
         for o in objects.iter().filter(|o| o.kind == Kind::Operator) {
             let op: OperatorRecord = serde_json::from_value(o.body.clone())
                 .map_err(|e| AdminError::corrupt(&format!("operator/{}", o.id), &e.to_string()))?;
+            if let Some(user) = &op.user {
+                users.insert(user.clone(), (op.id.clone(), op.role));
+            }
             for t in &op.tokens {
                 let hash = unhex(&t.hash)
                     .ok_or_else(|| Internal::Corrupt(format!("operator/{}: token hash", o.id)))?;
@@ -323,7 +360,11 @@ impl OperatorIndex {
                 );
             }
         }
-        Ok(Self { version, tokens })
+        Ok(Self {
+            version,
+            tokens,
+            users,
+        })
     }
 }
 

@@ -47,6 +47,9 @@ pub(super) struct OperatorRecord {
     pub(super) name: Option<String>,
     /// Role.
     pub(super) role: Role,
+    /// The directory user who signs in to the console as this operator (at most one operator per user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) user: Option<String>,
     /// Its tokens.
     #[serde(default)]
     pub(super) tokens: Vec<TokenRecord>,
@@ -76,6 +79,7 @@ struct CreateOperator {
     id: Option<String>,
     name: Option<String>,
     role: Role,
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -114,7 +118,7 @@ impl Resource for Operators {
             .iter()
             .map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at, "expires_at": t.expires_at}))
             .collect();
-        json!({"id": raw.id, "name": raw.name, "role": raw.role, "tokens": tokens})
+        json!({"id": raw.id, "name": raw.name, "role": raw.role, "user": raw.user, "tokens": tokens})
     }
 }
 
@@ -144,7 +148,8 @@ async fn get_one(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<
     get_of::<Operators>(&api, &id).await
 }
 
-/// `POST /admin/v1/operators`: `{id?, name?, role}`; the id is generated (`operator-…`) when absent.
+/// `POST /admin/v1/operators`: `{id?, name?, role, user?}`; the id is generated (`operator-…`) when absent. With
+/// `user` (a directory user's id, bound to no other operator) that user signs in to the console as this operator.
 async fn create_operator(
     State(api): State<AdminApi>,
     headers: HeaderMap,
@@ -161,13 +166,21 @@ async fn create_operator(
             Ok(fresh) => fresh,
             Err(replayed) => return Ok(replayed),
         };
+    let user = req.user;
     let record = OperatorRecord {
         id: id.clone(),
         name,
         role: req.role,
+        user: user.clone(),
         tokens: Vec::new(),
     };
-    create::<Operators>(&api, idempotency, id, move |_| Ok(record)).await
+    create::<Operators>(&api, idempotency, id, move |api| {
+        if let Some(user) = &user {
+            checked_user(api, user)?;
+        }
+        Ok(record)
+    })
+    .await
 }
 
 /// `PATCH /admin/v1/operators/{id}`: `{name?, role?}`, honouring `If-Match`.
@@ -310,6 +323,29 @@ fn checked_id(id: String) -> Result<String> {
         ));
     }
     Ok(id)
+}
+
+/// `operators.user`: a directory user of the topology in force, not bound to another operator already.
+fn checked_user(api: &AdminApi, user: &str) -> Result<()> {
+    if !api.snapshot().directory.users.contains_key(user) {
+        return Err(invalid(
+            "operators.user",
+            format!("no directory user {user:?}"),
+        ));
+    }
+    let taken = api
+        .stored()?
+        .into_iter()
+        .filter(|o| o.kind == Kind::Operator)
+        .filter_map(|o| serde_json::from_value::<OperatorRecord>(o.body).ok())
+        .find(|op| op.user.as_deref() == Some(user));
+    if let Some(op) = taken {
+        return Err(invalid(
+            "operators.user",
+            format!("{user:?} is already bound to operator {:?}", op.id),
+        ));
+    }
+    Ok(())
 }
 
 /// A name (of an operator, or of a token: `field` says which): 1 to [`MAX_LEN`] characters, not all blank.

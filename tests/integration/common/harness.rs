@@ -297,6 +297,7 @@ impl Setup {
                 redis_username: self.redis_username.clone(),
                 redis_password: self.redis_password.clone().map(idguard_config::Secret::new),
                 admin_token: Some(ADMIN_TOKEN.into()),
+                console_url: None,
                 clock: self.clock.clone(),
                 resolver: self.resolver.clone(),
             },
