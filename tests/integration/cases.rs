@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod cli_admin;
 mod connections;
+mod console;
 mod echo;
 mod exchange;
 mod file_reads;

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod admin_client;
+pub mod browser;
 pub mod client;
 pub mod harness;
 pub mod idp;

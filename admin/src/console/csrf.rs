@@ -22,7 +22,8 @@ pub(super) fn matches(presented: Option<&str>, expected: &str) -> bool {
     }
 }
 
-/// Checks the form's `csrf` field against `expected` and the `Origin` header against `base_url`.
+/// Checks the form's `csrf` field against `expected` and the `Origin` header (unless absent or `null`) against
+/// `base_url`.
 ///
 /// # Errors
 /// [`ConsoleError::Csrf`].
@@ -33,7 +34,10 @@ pub(super) fn check(
     expected: &str,
 ) -> Result<(), ConsoleError> {
     let origin_ok = match headers.get(header::ORIGIN) {
+        // `null`: what a browser sends from a page with `Referrer-Policy: no-referrer` (every console page); the
+        // token alone decides then.
         None => true,
+        Some(origin) if origin.as_bytes() == b"null" => true,
         Some(origin) => base_url.is_some_and(|b| {
             origin
                 .to_str()
@@ -86,6 +90,9 @@ mod tests {
         h.insert(header::ORIGIN, "http://127.0.0.1:9".parse().unwrap());
         assert!(check(&h, Some("http://127.0.0.1:9"), Some("t"), "t").is_ok());
         assert!(check(&h, Some("http://127.0.0.1:9"), None, "t").is_err());
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(check(&h, Some("http://127.0.0.1:9"), Some("t"), "t").is_ok());
+        assert!(check(&h, Some("http://127.0.0.1:9"), Some("u"), "t").is_err());
         h.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
         assert!(check(&h, Some("http://127.0.0.1:9"), Some("t"), "t").is_err());
         assert_eq!(origin_of("https://a.example:8/x"), "https://a.example:8");

@@ -186,11 +186,17 @@ impl FromRequest<Console> for PageForm {
 
 /// The admin API's refusal as a console error: its role refusal, its field message, or unavailable.
 pub fn api_error(status: StatusCode, body: &Value) -> ConsoleError {
-    let message = body["message"]
+    let error = &body["error"];
+    let mut message = error["message"]
         .as_str()
-        .or_else(|| body["error"].as_str())
         .unwrap_or("the request was refused")
         .to_owned();
+    // A validation refusal names each field and why.
+    for f in error["fields"].as_array().into_iter().flatten() {
+        if let (Some(path), Some(why)) = (f["path"].as_str(), f["message"].as_str()) {
+            message.push_str(&format!("; {path}: {why}"));
+        }
+    }
     match status.as_u16() {
         403 => ConsoleError::Forbidden(if message.contains("owner") {
             "owner"
@@ -297,10 +303,10 @@ fn row(v: &Value) -> AgentRow {
     }
 }
 
-/// `POST /console/agents`: registers an agent (`name`, optional `id`) through the admin API, as the operator.
+/// `POST /console/agents`: registers an agent (`name`; the admin API generates its id) as the operator.
 pub(super) async fn register_agent(form: PageForm) -> Result<Response, ConsoleError> {
     let mut body = json!({});
-    for field in ["id", "name"] {
+    for field in ["name"] {
         if let Some(v) = form.fields.get(field) {
             body[field] = json!(v);
         }

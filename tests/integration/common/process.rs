@@ -22,13 +22,19 @@ pub struct Served {
 impl Served {
     /// Starts `idguard serve --config <config>` on ephemeral ports with JSON logs and the given environment.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_on(config, env, "127.0.0.1:0")
+    }
+
+    /// [`Served::start`] with the public listener on `public` (a port chosen beforehand, when the routing file
+    /// must name it, e.g. as the identity issuer).
+    pub fn start_on(config: &Path, env: &[(&str, &str)], public: &str) -> Self {
         let mut cmd = Command::new(bin());
         cmd.args([
             "--log-format",
             "json",
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            public,
             "--admin-listen",
             "127.0.0.1:0",
             "--config",

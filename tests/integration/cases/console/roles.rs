@@ -1,0 +1,57 @@
+//! Roles in the console: a viewer sees no edit controls, and the server refuses their writes anyway.
+
+use super::*;
+
+#[tokio::test]
+async fn a_viewer_sees_no_edit_controls_and_a_forged_post_is_refused() {
+    let w = World::start().await;
+    let b = Browser::start("console_viewer").await;
+    sign_in_as(&b, &w, "bob", &w.password).await;
+    b.wait_for_path("/console/agents").await;
+    assert_eq!(b.find("#role").await.text().await.unwrap(), "viewer");
+    assert!(
+        b.find("#agents")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("agent-1")
+    );
+    assert!(
+        !b.has("#register-agent").await,
+        "a viewer sees no register control"
+    );
+    b.screenshot("").await;
+
+    // The form the page does not show, forged with the session's valid CSRF token: refused by the API's role table.
+    let session = session_cookie(&b).await;
+    let csrf = csrf_of(&b).await;
+    let (status, _, page) = w
+        .console_post(
+            "/console/agents",
+            &session,
+            &format!("name=forged&csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("editor role is needed"), "{page}");
+    let (_, _, list) = w.api_get("/admin/v1/agents?q=forged").await;
+    assert!(
+        list.contains(r#""items":[]"#),
+        "nothing was created: {list}"
+    );
+
+    // Demoting or unbinding takes effect on the next request: the role is read again each time.
+    let (status, _, body) = w
+        .served_patch("/admin/v1/operators/op-bob", r#"{"role":"editor"}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    b.goto(&w.admin("/console/agents")).await;
+    assert_eq!(b.find("#role").await.text().await.unwrap(), "editor");
+    let (status, _, _) = w.served_delete("/admin/v1/operators/op-bob").await;
+    assert_eq!(status, 204);
+    b.goto(&w.admin("/console/agents")).await;
+    b.wait_for_path("/console/signin").await;
+    b.finish().await;
+    sweep_logs(w, &[&session, &csrf]);
+}
