@@ -8,7 +8,7 @@
 //! and redeems the returned code in-process ([`ConsoleCodes`]). The break-glass admin token signs in through a
 //! POST form (never in a URL). `idguard demo` prints a one-time link instead.
 //!
-//! Every page acts as the signed-in operator through the admin API itself ([`crate::api::AdminApi::call_as`]):
+//! Every page acts as the signed-in operator through the admin API itself (`AdminApi::call_as`):
 //! the same role table refuses a viewer's write, and the same audit records name the operator, with `auth`
 //! `console_session` (or `console_admin_token`).
 //!

@@ -6,6 +6,9 @@
 //! (an unknown user costs the same as a wrong password), that the user may use the client and holds the agent's
 //! permission, and redirects with a one-time code. Codes live in the shared store under their hash, so any
 //! replica can redeem one, once.
+//!
+//! The web console is a built-in client ([`CONSOLE_CLIENT_ID`]): one exact redirect URI set by the binary, PKCE,
+//! no agent and no scope; its codes are redeemed only in-process ([`ConsoleCodes`]), never at `/oauth2/token`.
 
 use std::sync::OnceLock;
 

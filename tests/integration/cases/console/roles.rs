@@ -55,3 +55,57 @@ async fn a_viewer_sees_no_edit_controls_and_a_forged_post_is_refused() {
     b.finish().await;
     sweep_logs(w, &[&session, &csrf]);
 }
+
+#[tokio::test]
+async fn an_operator_is_bound_to_a_real_user_no_other_operator_holds() {
+    let w = World::start().await;
+    for (body, needle) in [
+        (
+            r#"{"id":"op-2","role":"viewer","user":"nobody"}"#,
+            "no directory user",
+        ),
+        (
+            r#"{"id":"op-2","role":"viewer","user":"alice"}"#,
+            r#"already bound to operator \"op-alice\""#,
+        ),
+    ] {
+        let (status, _, resp) = w.api_post("/admin/v1/operators", body).await;
+        assert_eq!(status, 422, "{body}: {resp}");
+        assert!(
+            resp.contains("operators.user") && resp.contains(needle),
+            "{body}: {resp}"
+        );
+    }
+    let (_, _, list) = w.api_get("/admin/v1/operators").await;
+    assert!(!list.contains("op-2"), "nothing was created: {list}");
+    assert!(list.contains(r#""user":"alice""#), "{list}");
+
+    // The identity service knows the console client by its one exact redirect URI.
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let authorize = |redirect: &str| {
+        format!(
+            "http://{}/oauth2/authorize?response_type=code&client_id=idguard-console&redirect_uri={}\
+             &state=s&code_challenge={challenge}&code_challenge_method=S256",
+            w.served.public,
+            crate::common::idp::enc(redirect)
+        )
+    };
+    let (status, _, page) = get(&authorize(&w.admin("/console/callback")), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("name=\"password\""));
+    for other in [
+        "http://evil.example/console/callback",
+        &w.admin("/console/callback/x"),
+    ] {
+        let (status, headers, page) = get(&authorize(other), &[]).await;
+        assert_eq!(status, 400, "{other}: {page}");
+        assert!(
+            headers.get("location").is_none(),
+            "never redirected to {other}"
+        );
+    }
+    let password = w.password.clone();
+    let World { served, .. } = w;
+    let logs = served.stop();
+    assert!(!logs.contains(&password));
+}
