@@ -301,7 +301,9 @@ impl Server {
         } = self;
         let public_addr = listeners.public.local_addr()?;
         let admin_addr = listeners.admin.local_addr()?;
-        console.set_base_url(&console_url.unwrap_or_else(|| console_base_url(admin_addr)));
+        console.set_base_url(
+            &console_url.unwrap_or_else(|| console_base_url(admin_addr, admin_tls.is_some())),
+        );
         if let Some(redirect_uri) = console.redirect_uri() {
             identity.set_console_redirect_uri(redirect_uri);
         }
@@ -627,15 +629,16 @@ pub fn default_data_dir(config: &Path) -> PathBuf {
         .join("idguard-data")
 }
 
-/// `http://<admin address>`, an unspecified address (`0.0.0.0`, `::`) read as the loopback one a browser on this
-/// host would use.
-fn console_base_url(admin: SocketAddr) -> String {
+/// `http://<admin address>` (`https://` when the admin listener serves TLS, so the console's cookies are `Secure`),
+/// an unspecified address (`0.0.0.0`, `::`) read as the loopback one a browser on this host would use.
+fn console_base_url(admin: SocketAddr, tls: bool) -> String {
     let ip = match admin.ip() {
         std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, admin.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, admin.port()))
 }
 
 /// What the identity service gives the data plane: its keys, revocations, exchange and public routes.

@@ -14,7 +14,8 @@ pub const ENV_LOG: &str = "IDGUARD_LOG";
 /// The admin API's break-glass token; without it one is generated into `<data dir>/admin.token` at first start.
 pub const ENV_ADMIN_TOKEN: &str = "IDGUARD_ADMIN_TOKEN";
 /// Where browsers reach the admin listener, for the console's sign-in redirect URI and `Secure` cookies
-/// (`https://…`); default `http://<admin listener address>` (an unspecified address read as 127.0.0.1).
+/// (`https://…`); default `http://<admin listener address>` (`https://` with the admin listener's TLS; an
+/// unspecified address read as 127.0.0.1).
 pub const ENV_CONSOLE_URL: &str = "IDGUARD_CONSOLE_URL";
 /// Overrides `[store] redis_url`: share the API-managed topology between replicas through this Redis.
 pub const ENV_REDIS_URL: &str = "IDGUARD_REDIS_URL";

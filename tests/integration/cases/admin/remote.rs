@@ -401,3 +401,27 @@ async fn forwarded_headers_change_nothing_on_the_admin_listener() {
         "{record}"
     );
 }
+
+#[tokio::test]
+async fn the_consoles_cookies_are_secure_under_tls() {
+    let ca = TestCa::new();
+    let cert = ca.server(&["localhost"]);
+    let mock = Mock::start().await;
+    let mut s = Setup::standard(&mock, &canary("file"));
+    let table = admin_tls(s.dir.path(), &cert, "");
+    s.raw(&table);
+    s.admin_tls_client = Some(ca.client_config(None));
+    let h = s.start().await;
+    let mut conn = connect(h.admin, &ca, None).await.unwrap();
+    conn.sender.ready().await.unwrap();
+    let req = hyper::Request::get("/console/signin")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = conn.sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    for flag in ["; Secure", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(cookie.contains(flag), "{flag}: {cookie}");
+    }
+}
