@@ -712,4 +712,7 @@ pub struct OperatorFields {
     /// viewer, editor or owner.
     #[arg(long, value_parser = ["viewer", "editor", "owner"])]
     pub role: Option<String>,
+    /// The directory user who signs in to the web console as this operator.
+    #[arg(long)]
+    pub user: Option<String>,
 }

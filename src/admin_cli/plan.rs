@@ -766,6 +766,7 @@ impl Fields for OperatorFields {
         set(body, "id", self.id.as_deref().map(Value::from));
         set(body, "name", self.name.as_deref().map(Value::from));
         set(body, "role", self.role.as_deref().map(Value::from));
+        set(body, "user", self.user.as_deref().map(Value::from));
         Ok(())
     }
 }

@@ -87,6 +87,7 @@ struct CreateOperator {
 struct ChangeOperator {
     name: Option<String>,
     role: Option<Role>,
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -176,14 +177,15 @@ async fn create_operator(
     };
     create::<Operators>(&api, idempotency, id, move |api| {
         if let Some(user) = &user {
-            checked_user(api, user)?;
+            checked_user(api, user, &record.id)?;
         }
         Ok(record)
     })
     .await
 }
 
-/// `PATCH /admin/v1/operators/{id}`: `{name?, role?}`, honouring `If-Match`.
+/// `PATCH /admin/v1/operators/{id}`: `{name?, role?, user?}`, honouring `If-Match`. A new `user` replaces the
+/// binding (the old user's console sessions end at their next request).
 async fn change_operator(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
@@ -193,7 +195,11 @@ async fn change_operator(
     let req: ChangeOperator = parse(&body)?;
     let name = checked_name("operators.name", req.name)?;
     let (raw, version, ()) =
-        change::<Operators, _>(&api, id, if_match(&headers), move |_, _, raw, _| {
+        change::<Operators, _>(&api, id, if_match(&headers), move |api, _, raw, _| {
+            if let Some(user) = req.user {
+                checked_user(api, &user, &raw.id)?;
+                raw.user = Some(user);
+            }
             if name.is_some() {
                 raw.name = name;
             }
@@ -325,8 +331,8 @@ fn checked_id(id: String) -> Result<String> {
     Ok(id)
 }
 
-/// `operators.user`: a directory user of the topology in force, not bound to another operator already.
-fn checked_user(api: &AdminApi, user: &str) -> Result<()> {
+/// `operators.user`: a directory user of the topology in force, not bound to an operator other than `operator`.
+fn checked_user(api: &AdminApi, user: &str, operator: &str) -> Result<()> {
     if !api.snapshot().directory.users.contains_key(user) {
         return Err(invalid(
             "operators.user",
@@ -338,7 +344,7 @@ fn checked_user(api: &AdminApi, user: &str) -> Result<()> {
         .into_iter()
         .filter(|o| o.kind == Kind::Operator)
         .filter_map(|o| serde_json::from_value::<OperatorRecord>(o.body).ok())
-        .find(|op| op.user.as_deref() == Some(user));
+        .find(|op| op.user.as_deref() == Some(user) && op.id != operator);
     if let Some(op) = taken {
         return Err(invalid(
             "operators.user",

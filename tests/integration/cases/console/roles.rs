@@ -79,6 +79,22 @@ async fn an_operator_is_bound_to_a_real_user_no_other_operator_holds() {
     let (_, _, list) = w.api_get("/admin/v1/operators").await;
     assert!(!list.contains("op-2"), "nothing was created: {list}");
     assert!(list.contains(r#""user":"alice""#), "{list}");
+    // Re-binding: to a user another operator holds, refused; to a free one (or the same), done.
+    let (status, _, resp) = w
+        .served_patch("/admin/v1/operators/op-bob", r#"{"user":"alice"}"#)
+        .await;
+    assert_eq!(status, 422, "{resp}");
+    assert!(resp.contains("operators.user"), "{resp}");
+    for user in ["bob", "carol"] {
+        let (status, _, resp) = w
+            .served_patch(
+                "/admin/v1/operators/op-bob",
+                &format!(r#"{{"user":"{user}"}}"#),
+            )
+            .await;
+        assert_eq!(status, 200, "{resp}");
+        assert!(resp.contains(&format!(r#""user":"{user}""#)), "{resp}");
+    }
 
     // The identity service knows the console client by its one exact redirect URI.
     let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
