@@ -205,11 +205,18 @@ impl AdminApi {
     }
 
     /// The routing file's objects, read and parsed once for this request.
+    ///
+    /// # Errors
+    /// [`AdminError::RoutingFileUnusable`] (503, retry) when the file cannot be read or parsed — mid-save, or
+    /// broken until its author fixes it; the cause is logged here, once, and not sent to the client.
     fn file(&self) -> Result<idguard_config::reload::RoutingFile, AdminError> {
-        self.inner
-            .loader
-            .read_file()
-            .map_err(|e| Internal::Config(e.to_string()).into())
+        self.inner.loader.read_file().map_err(|e| {
+            tracing::warn!(
+                reason = "routing_file_unusable",
+                "the routing file cannot be used: {e}"
+            );
+            AdminError::RoutingFileUnusable
+        })
     }
 
     /// Runs `read` (routing-file and store reads, which block on I/O) on the blocking pool: a slow or hung store

@@ -103,6 +103,12 @@ pub enum AdminError {
     /// No master key is configured, so a credential cannot be stored sealed.
     #[error("no master key is configured; credentials cannot be stored")]
     Sealed,
+    /// The routing file cannot be read or parsed just now (an editor saving it in place, or a broken edit): no
+    /// write can be judged against it, so nothing was changed. The cause is logged where it is read, not sent.
+    #[error(
+        "the routing file cannot be read or parsed right now; nothing was changed, retry once it is saved"
+    )]
+    RoutingFileUnusable,
 }
 
 /// What went wrong inside idguard. Messages carry kinds, ids and error classes, never a stored or submitted value.
@@ -192,6 +198,9 @@ impl IntoResponse for AdminError {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_identity_mismatch")
             }
             AdminError::RecoveryRefused(_) => (StatusCode::CONFLICT, "store_recovery_refused"),
+            AdminError::RoutingFileUnusable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "routing_file_unusable")
+            }
         };
         let fields: Vec<serde_json::Value> = match &self {
             AdminError::Invalid(errors) => errors
@@ -217,6 +226,11 @@ impl IntoResponse for AdminError {
         ) {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
+        if matches!(self, AdminError::RoutingFileUnusable) {
+            // An editor's save takes moments; a broken edit waits for its author either way.
+            resp.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         // The cause rides along for `log_internal_errors`; extensions never reach the client.
         if let AdminError::Internal(cause) = self {

@@ -139,7 +139,7 @@ async fn a_corrupt_stored_object_answers_500_on_reads_and_writes_and_nothing_is_
 }
 
 #[tokio::test]
-async fn an_unreadable_routing_file_answers_500_and_nothing_is_stored() {
+async fn an_unreadable_routing_file_answers_503_and_nothing_is_stored() {
     let f = Fixture::new("unreadable");
     let (status, _) = f
         .call(
@@ -157,7 +157,12 @@ async fn an_unreadable_routing_file_answers_500_and_nothing_is_stored() {
         ("GET", "/admin/v1/agents", None),
         ("DELETE", "/admin/v1/agents/file-agent", None),
     ] {
-        f.assert_internal(method, path, body).await;
+        let (status, body) = f.call(method, path, body).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("routing_file_unusable")),
+            "{method} {path}"
+        );
     }
     assert_eq!(f.store.version().unwrap(), 0, "nothing was committed");
 }

@@ -495,3 +495,36 @@ fn logged<'a>(logs: &'a str, reason: &str) -> Vec<&'a str> {
     let field = format!(r#""reason":"{reason}""#);
     logs.lines().filter(|l| l.contains(&field)).collect()
 }
+
+#[tokio::test]
+async fn a_write_while_the_routing_file_cannot_be_parsed_is_503_to_retry_and_changes_nothing() {
+    // An editor saving the routing file in place leaves it half-written for a moment; a write judged then is a
+    // retryable 503 naming the routing file (not a 500), and nothing is stored.
+    let (_mock, h, api) = standard().await;
+    let before = api.get("/admin/v1/agents?limit=1000").await.2;
+    let path = h.setup.config_path();
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    let (status, headers, body) = api
+        .call(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": "mid-save"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("routing_file_unusable")),
+        "{body}"
+    );
+    assert_eq!(headers.get("retry-after").unwrap(), "1");
+    assert!(error_message(&body).contains("routing file"), "{body}");
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(api.get("/admin/v1/agents?limit=1000").await.2, before);
+    assert_eq!(
+        api.post("/admin/v1/agents", json!({"name": "after-save"}))
+            .await
+            .0,
+        201
+    );
+}
