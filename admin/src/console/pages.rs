@@ -234,6 +234,26 @@ impl FromRequest<Console> for PageForm {
     }
 }
 
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_quota_disables_its_creates_with_the_reason() {
+        let bar = UsageBar::of(&json!({"m2m_licenses": {"used": 10, "total": 10},
+                                        "credentials": {"used": 3, "total": 100}}));
+        assert!(
+            bar.license_block()
+                .is_some_and(|why| why.contains("All 10 M2M licenses"))
+        );
+        assert!(bar.credential_block().is_none());
+        let bar = UsageBar::of(&json!({"m2m_licenses": {"used": 9, "total": 10},
+                                        "credentials": {"used": 100, "total": 100}}));
+        assert!(bar.license_block().is_none());
+        assert!(bar.credential_block().is_some());
+    }
+}
+
 /// The admin API's refusal as a console error: its role refusal, its field message, or unavailable.
 pub fn api_error(status: StatusCode, body: &Value) -> ConsoleError {
     let error = &body["error"];
