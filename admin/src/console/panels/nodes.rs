@@ -1,5 +1,7 @@
 //! The node panels: agent, client application, LLM, enterprise service, external service.
 
+use std::collections::HashMap;
+
 use axum::extract::RawQuery;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -75,82 +77,15 @@ pub(in crate::console) async fn node_action(
     form: PageForm,
 ) -> Result<Response, ConsoleError> {
     let (agent, kind, id, action) = path.0;
-    let base = base(&agent, &kind, &id);
-    let f = &form.fields;
-    let page = &form.page;
-    let item = f.get("item").cloned().unwrap_or_default();
+    let (page, f) = (&form.page, &form.fields);
+    let item = f.get("item").map(String::as_str).unwrap_or_default();
     let outcome = match (kind.as_str(), action.as_str()) {
-        ("agent", "save") => {
-            let mut body = body_of(f, &["name", "auth", "endpoint"]);
-            if let Some(e) = f.get("enabled") {
-                body["enabled"] = json!(e == "yes");
-            }
-            write(
-                page,
-                Method::PATCH,
-                &format!("/admin/v1/agents/{}", seg(&id)),
-                &body,
-            )
-            .await?
-        }
-        ("client", "save") => {
-            let mut body = body_of(f, &["name", "auth"]);
-            for list in ["redirect_uris", "users", "groups", "organizations"] {
-                body[list] = json!(split_list(f.get(list)));
-            }
-            if let Some(e) = f.get("enabled") {
-                body["enabled"] = json!(e == "yes");
-            }
-            write(
-                page,
-                Method::PATCH,
-                &format!("/admin/v1/clients/{}", seg(&id)),
-                &body,
-            )
-            .await?
-        }
-        ("agent" | "client", "secret") => {
-            let (status, body) = page
-                .api(
-                    Method::POST,
-                    &format!("{}/secrets", api_path(&kind, &id)),
-                    None,
-                )
-                .await;
-            match judge(status, &body)? {
-                Outcome::Done => Outcome::Once(Once {
-                    label: format!(
-                        "Client secret {} — copy it now: it is not shown again",
-                        text(&body, "id")
-                    ),
-                    value: text(&body, "secret"),
-                }),
-                other => other,
-            }
-        }
-        ("agent" | "client", "delete-secret") => {
-            let path = format!("{}/secrets/{}", api_path(&kind, &id), seg(&item));
-            write(page, Method::DELETE, &path, &Value::Null).await?
-        }
-        ("agent" | "client", "key") => {
-            let mut body = body_of(f, &["id"]);
-            if let Some(key) = f.get("key") {
-                match serde_json::from_str::<Value>(key) {
-                    Ok(jwk @ Value::Object(_)) => body["jwk"] = jwk,
-                    _ => body["pem"] = json!(key),
-                }
-            }
-            write(
-                page,
-                Method::POST,
-                &format!("{}/keys", api_path(&kind, &id)),
-                &body,
-            )
-            .await?
-        }
-        ("agent" | "client", "delete-key") => {
-            let path = format!("{}/keys/{}", api_path(&kind, &id), seg(&item));
-            write(page, Method::DELETE, &path, &Value::Null).await?
+        (_, "save") => match save_body(&kind, f) {
+            Some(body) => write(page, Method::PATCH, &api_path(&kind, &id), &body).await?,
+            None => return Err(ConsoleError::NotFound),
+        },
+        ("agent" | "client", "secret" | "delete-secret" | "key" | "delete-key") => {
+            principal_action(page, &api_path(&kind, &id), &action, item, f).await?
         }
         ("agent", "permission") => {
             let mut body = body_of(f, &["name", "scope", "mode"]);
@@ -163,81 +98,27 @@ pub(in crate::console) async fn node_action(
             let path = format!("/admin/v1/agents/{}/permission", seg(&id));
             write(page, Method::PUT, &path, &body).await?
         }
-        ("llm" | "external", "save") => {
-            let mut body = body_of(
-                f,
-                &["name", "upstream", "style", "header", "prefix", "query"],
-            );
-            if kind == "llm" {
-                // A preset fills what was left empty (the script fills it as soon as one is picked).
-                if let Some((_, _, url, style)) = PRESETS
-                    .iter()
-                    .find(|p| Some(p.0) == f.get("preset").map(String::as_str))
-                {
-                    if body.get("upstream").is_none() && !url.is_empty() {
-                        body["upstream"] = json!(url);
-                    }
-                    if body.get("style").is_none() && !style.is_empty() {
-                        body["style"] = json!(style);
-                    }
-                }
-            }
-            if kind == "external" && (f.contains_key("token_url") || f.contains_key("client_id")) {
-                body["oauth"] = json!({
-                    "token_url": f.get("token_url").cloned().unwrap_or_default(),
-                    "client_id": f.get("client_id").cloned().unwrap_or_default(),
-                    "scopes": split_list(f.get("scopes")),
-                });
-            }
-            write(page, Method::PATCH, &api_path(&kind, &id), &body).await?
-        }
-        ("llm" | "external", "rotate") => {
+        ("llm" | "external", "rotate" | "rollback") => {
             let node = get(page, &api_path(&kind, &id)).await?;
-            let credential = text(&node, "credential");
-            let mut body = body_of(f, &["value"]);
-            if let Some(grace) = f.get("grace_seconds") {
-                body["grace_seconds"] = match grace.parse::<i64>() {
-                    Ok(n) => json!(n),
-                    Err(_) => json!(grace),
-                };
-            }
-            let path = format!("/admin/v1/credentials/{}/value", seg(&credential));
-            write(page, Method::PUT, &path, &body).await?
-        }
-        ("llm" | "external", "rollback") => {
-            let node = get(page, &api_path(&kind, &id)).await?;
-            let path = format!(
-                "/admin/v1/credentials/{}/value/rollback",
+            let value = format!(
+                "/admin/v1/credentials/{}/value",
                 seg(&text(&node, "credential"))
             );
-            write(page, Method::POST, &path, &Value::Null).await?
+            if action == "rollback" {
+                write(
+                    page,
+                    Method::POST,
+                    &format!("{value}/rollback"),
+                    &Value::Null,
+                )
+                .await?
+            } else {
+                write(page, Method::PUT, &value, &rotation(f)).await?
+            }
         }
-        ("enterprise", "save") => {
-            let body = body_of(f, &["name", "upstream"]);
-            write(page, Method::PATCH, &api_path(&kind, &id), &body).await?
-        }
-        ("enterprise", "add-permission") => {
+        ("enterprise", "add-permission" | "remove-permission") => {
             let service = get(page, &api_path(&kind, &id)).await?;
-            let mut permissions = service["permissions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let mut p = body_of(f, &["name"]);
-            p["scope"] = json!(f.get("scope").cloned().unwrap_or_default());
-            permissions.push(p);
-            let body = json!({ "permissions": permissions });
-            write(page, Method::PATCH, &api_path(&kind, &id), &body).await?
-        }
-        ("enterprise", "remove-permission") => {
-            let service = get(page, &api_path(&kind, &id)).await?;
-            let permissions: Vec<Value> = service["permissions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|p| p["scope"] != item.as_str())
-                .cloned()
-                .collect();
-            let body = json!({ "permissions": permissions });
+            let body = json!({ "permissions": permissions(&service, &action, item, f) });
             write(page, Method::PATCH, &api_path(&kind, &id), &body).await?
         }
         (_, "delete") => return delete(&form, &agent, &kind, &id).await,
@@ -247,7 +128,146 @@ pub(in crate::console) async fn node_action(
         Outcome::Done => None,
         _ => Some(build(page, &agent, &kind, &id, None).await?),
     };
-    Ok(after(outcome, || panel, &base, &action, f))
+    Ok(after(
+        outcome,
+        || panel,
+        &base(&agent, &kind, &id),
+        &action,
+        f,
+    ))
+}
+
+/// The `PATCH` body of a node's *General* form; `None` for an unknown kind.
+fn save_body(kind: &str, f: &HashMap<String, String>) -> Option<Value> {
+    let enabled = |body: &mut Value| {
+        if let Some(e) = f.get("enabled") {
+            body["enabled"] = json!(e == "yes");
+        }
+    };
+    let body = match kind {
+        "agent" => {
+            let mut body = body_of(f, &["name", "auth", "endpoint"]);
+            enabled(&mut body);
+            body
+        }
+        "client" => {
+            let mut body = body_of(f, &["name", "auth"]);
+            for list in ["redirect_uris", "users", "groups", "organizations"] {
+                body[list] = json!(split_list(f.get(list)));
+            }
+            enabled(&mut body);
+            body
+        }
+        "llm" | "external" => {
+            let mut body = body_of(
+                f,
+                &["name", "upstream", "style", "header", "prefix", "query"],
+            );
+            // A preset fills what was left empty (the script fills it as soon as one is picked).
+            let preset = PRESETS
+                .iter()
+                .find(|p| kind == "llm" && Some(p.0) == f.get("preset").map(String::as_str));
+            if let Some((_, _, url, style)) = preset {
+                if body.get("upstream").is_none() && !url.is_empty() {
+                    body["upstream"] = json!(url);
+                }
+                if body.get("style").is_none() && !style.is_empty() {
+                    body["style"] = json!(style);
+                }
+            }
+            if kind == "external" && (f.contains_key("token_url") || f.contains_key("client_id")) {
+                body["oauth"] = json!({
+                    "token_url": f.get("token_url").cloned().unwrap_or_default(),
+                    "client_id": f.get("client_id").cloned().unwrap_or_default(),
+                    "scopes": split_list(f.get("scopes")),
+                });
+            }
+            body
+        }
+        "enterprise" => body_of(f, &["name", "upstream"]),
+        _ => return None,
+    };
+    Some(body)
+}
+
+/// The body of a key rotation: the value, and the overlap as a number when it is one (otherwise as typed, for
+/// the API to refuse naming `grace_seconds`).
+fn rotation(f: &HashMap<String, String>) -> Value {
+    let mut body = body_of(f, &["value"]);
+    if let Some(grace) = f.get("grace_seconds") {
+        body["grace_seconds"] = match grace.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(grace),
+        };
+    }
+    body
+}
+
+/// An enterprise service's permissions with one added (`add-permission`) or the scope `item` removed.
+fn permissions(
+    service: &Value,
+    action: &str,
+    item: &str,
+    f: &HashMap<String, String>,
+) -> Vec<Value> {
+    let mut list: Vec<Value> = service["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| action != "remove-permission" || p["scope"] != item)
+        .cloned()
+        .collect();
+    if action == "add-permission" {
+        let mut p = body_of(f, &["name"]);
+        p["scope"] = json!(f.get("scope").cloned().unwrap_or_default());
+        list.push(p);
+    }
+    list
+}
+
+/// A client secret or public key of an agent or client (`principal` is its API path) made or deleted.
+async fn principal_action(
+    page: &Page,
+    principal: &str,
+    action: &str,
+    item: &str,
+    f: &HashMap<String, String>,
+) -> Result<Outcome, ConsoleError> {
+    match action {
+        "secret" => {
+            let (status, body) = page
+                .api(Method::POST, &format!("{principal}/secrets"), None)
+                .await;
+            Ok(match judge(status, &body)? {
+                Outcome::Done => Outcome::Once(Once {
+                    label: format!(
+                        "Client secret {} — copy it now: it is not shown again",
+                        text(&body, "id")
+                    ),
+                    value: text(&body, "secret"),
+                }),
+                other => other,
+            })
+        }
+        "key" => {
+            let mut body = body_of(f, &["id"]);
+            if let Some(key) = f.get("key") {
+                match serde_json::from_str::<Value>(key) {
+                    Ok(jwk @ Value::Object(_)) => body["jwk"] = jwk,
+                    _ => body["pem"] = json!(key),
+                }
+            }
+            write(page, Method::POST, &format!("{principal}/keys"), &body).await
+        }
+        "delete-secret" => {
+            let path = format!("{principal}/secrets/{}", seg(item));
+            write(page, Method::DELETE, &path, &Value::Null).await
+        }
+        _ => {
+            let path = format!("{principal}/keys/{}", seg(item));
+            write(page, Method::DELETE, &path, &Value::Null).await
+        }
+    }
 }
 
 /// Where a node's panel is.
@@ -834,4 +854,87 @@ async fn enterprise_panel(
             ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_preset_fills_what_was_left_empty() {
+        let body = save_body("llm", &form(&[("preset", "anthropic"), ("name", "Claude")])).unwrap();
+        assert_eq!(body["upstream"], "https://api.anthropic.com");
+        assert_eq!(body["style"], "anthropic");
+        let typed = form(&[
+            ("preset", "openai"),
+            ("upstream", "https://proxy.example.com/v1"),
+        ]);
+        let body = save_body("llm", &typed).unwrap();
+        assert_eq!(
+            body["upstream"], "https://proxy.example.com/v1",
+            "what was typed wins"
+        );
+        assert_eq!(body["style"], "bearer");
+        assert!(
+            save_body("external", &form(&[("preset", "openai")]))
+                .unwrap()
+                .get("upstream")
+                .is_none()
+        );
+        assert!(save_body("nope", &form(&[])).is_none());
+    }
+
+    #[test]
+    fn a_client_form_sends_its_lists_and_an_external_one_its_oauth_client() {
+        let body = save_body(
+            "client",
+            &form(&[
+                ("redirect_uris", "https://a/cb\nhttps://b/cb"),
+                ("enabled", "no"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            body["redirect_uris"],
+            json!(["https://a/cb", "https://b/cb"])
+        );
+        assert_eq!(body["users"], json!([]));
+        assert_eq!(body["enabled"], false);
+        let body = save_body(
+            "external",
+            &form(&[
+                ("token_url", "https://idp/token"),
+                ("client_id", "c"),
+                ("scopes", "a b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            body["oauth"],
+            json!({"token_url": "https://idp/token", "client_id": "c", "scopes": ["a", "b"]})
+        );
+    }
+
+    #[test]
+    fn permissions_are_added_and_removed_by_scope() {
+        let service =
+            json!({"permissions": [{"scope": "crm.read"}, {"name": "W", "scope": "crm.write"}]});
+        let added = permissions(
+            &service,
+            "add-permission",
+            "",
+            &form(&[("scope", "crm.x"), ("name", "X")]),
+        );
+        assert_eq!(added.len(), 3);
+        assert_eq!(added[2], json!({"name": "X", "scope": "crm.x"}));
+        let removed = permissions(&service, "remove-permission", "crm.read", &form(&[]));
+        assert_eq!(removed, vec![json!({"name": "W", "scope": "crm.write"})]);
+    }
 }

@@ -139,6 +139,48 @@ async fn a_new_client_secret_is_shown_exactly_once_and_works() {
     assert!(!list.contains(&value) && list.contains("sec-"), "{list}");
     scroll_to(&b, "secrets").await;
     b.screenshot("agent-panel").await;
+
+    // The permission: manual, picking users found by the directory search; an unknown one is refused beside
+    // the field.
+    b.goto(&w.admin(&format!("{panel}?find=ali"))).await;
+    let found = b.find("#permission table").await.text().await.unwrap();
+    assert!(found.contains("alice") && !found.contains("bob"), "{found}");
+    b.find("#permission-mode option[value=manual]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("#permission-users")
+        .await
+        .send_keys("alice\nnobody")
+        .await
+        .unwrap();
+    b.find("#permission button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let error = b
+        .find("#field-permission-users .error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("nobody"), "{error}");
+    let users = b.find("#permission-users").await;
+    assert_eq!(users.prop("value").await.unwrap().unwrap(), "alice\nnobody");
+    users.clear().await.unwrap();
+    users.send_keys("alice").await.unwrap();
+    b.find("#permission button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_path(&panel).await;
+    let (_, _, one) = w.api_get(&format!("/admin/v1/agents/{id}")).await;
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["permission"]["mode"], "manual", "{one}");
+    assert_eq!(one["permission"]["users"], json!(["alice"]), "{one}");
     let session = session_cookie(&b).await;
     b.finish().await;
     sweep_logs(w, &[&value, &session]);
