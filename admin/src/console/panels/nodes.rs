@@ -458,18 +458,21 @@ fn secret_rows(node: &Value) -> Vec<Row> {
         .collect()
 }
 
-fn key_rows(node: &Value) -> Vec<Row> {
-    node["keys"]
+/// The public keys (as `GET …/keys` lists them: `{id, jwk | pem}`), each with the algorithm it fixes.
+fn key_rows(keys: &Value) -> Vec<Row> {
+    keys["items"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|k| {
-            let form = if k.get("jwk").is_some_and(|j| !j.is_null()) {
-                format!("JWK {}", text(&k["jwk"], "kty"))
-            } else {
-                "PEM".to_owned()
+            let (form, alg) = match k["jwk"]["kty"].as_str() {
+                Some("EC") => (format!("JWK EC {}", text(&k["jwk"], "crv")), "ES256"),
+                Some("RSA") => ("JWK RSA".to_owned(), "RS256"),
+                Some("OKP") => (format!("JWK OKP {}", text(&k["jwk"], "crv")), "EdDSA"),
+                Some(other) => (format!("JWK {other}"), ""),
+                None => ("PEM".to_owned(), "fixed by the key"),
             };
-            Row::cells(vec![text(k, "id"), form, text(k, "alg")]).button(
+            Row::cells(vec![text(k, "id"), form, alg.to_owned()]).button(
                 "delete-key",
                 &text(k, "id"),
                 "Delete",
@@ -480,8 +483,18 @@ fn key_rows(node: &Value) -> Vec<Row> {
 }
 
 /// The credentials sections an agent and a client share.
-fn credential_sections(panel: &mut PanelPage, node: &Value) {
+async fn credential_sections(
+    page: &Page,
+    panel: &mut PanelPage,
+    kind: &str,
+    node: &Value,
+) -> Result<(), ConsoleError> {
     let auth = text(node, "auth");
+    let listed = get(
+        page,
+        &format!("{}/keys?limit=1000", api_path(kind, &text(node, "id"))),
+    )
+    .await?;
     let secrets = Section::form("secrets", "Client secrets", "secret")
         .intro(if auth == "client_secret" {
             "A new secret is shown once, on the next page, with a copy button; afterwards only its id and times. Several may exist at once, so a secret rotates without downtime."
@@ -505,7 +518,7 @@ fn credential_sections(panel: &mut PanelPage, node: &Value) {
             .hint("A JWK (JSON object) or a PEM public key (-----BEGIN PUBLIC KEY-----). Never the private key."),
         ])
         .submit("Add public key")
-        .rows(vec!["Key id", "Form", "Algorithm"], key_rows(node));
+        .rows(vec!["Key id", "Form", "Algorithm"], key_rows(&listed));
     if auth == "private_key_jwt" {
         panel.sections.push(keys);
         panel.sections.push(secrets);
@@ -513,6 +526,7 @@ fn credential_sections(panel: &mut PanelPage, node: &Value) {
         panel.sections.push(secrets);
         panel.sections.push(keys);
     }
+    Ok(())
 }
 
 async fn agent_panel(
@@ -542,7 +556,7 @@ async fn agent_panel(
                 .hint("A disabled agent's tokens are refused from the next request on."),
         ]),
     );
-    credential_sections(panel, node);
+    credential_sections(page, panel, "agent", node).await?;
     let p = &node["permission"];
     let scope = match text(p, "scope") {
         s if s.is_empty() => "agent.access".to_owned(),
@@ -637,7 +651,7 @@ async fn client_panel(
             Field::select("enabled", "Enabled", enabled, &[("yes", "yes"), ("no", "no")]),
         ]),
     );
-    credential_sections(panel, node);
+    credential_sections(page, panel, "client", node).await?;
     let (status, grant) = page
         .api(
             Method::GET,

@@ -181,6 +181,64 @@ async fn a_new_client_secret_is_shown_exactly_once_and_works() {
     let one: Value = serde_json::from_str(&one).unwrap();
     assert_eq!(one["permission"]["mode"], "manual", "{one}");
     assert_eq!(one["permission"]["users"], json!(["alice"]), "{one}");
+
+    // Switching to public keys as the API allows: refused beside the field while a secret remains; after the
+    // secret is deleted (the browser asks first), switched, and a JWK added.
+    b.find("#general-auth option[value=private_key_jwt]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("#general button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let error = b
+        .find("#field-general-auth .error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("client secrets"), "{error}");
+    b.find("#secrets table button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.client.accept_alert().await.unwrap();
+    b.wait_for_path(&panel).await;
+    let (_, _, list) = w.api_get(&format!("/admin/v1/agents/{id}/secrets")).await;
+    assert!(list.contains(r#""items":[]"#), "{list}");
+    b.find("#general-auth option[value=private_key_jwt]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("#general button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_path(&panel).await;
+    let jwk = &keys().es256.jwk;
+    let public = json!({"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]});
+    b.find("#keys-id").await.send_keys("k1").await.unwrap();
+    b.find("#keys-key")
+        .await
+        .send_keys(&public.to_string())
+        .await
+        .unwrap();
+    b.find("#keys button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let listed = b.find("#keys table").await.text().await.unwrap();
+    assert!(
+        listed.contains("k1") && listed.contains("ES256"),
+        "{listed}"
+    );
     let session = session_cookie(&b).await;
     b.finish().await;
     sweep_logs(w, &[&value, &session]);
@@ -508,6 +566,92 @@ async fn an_api_refusal_is_shown_beside_its_field_with_the_input_kept() {
             .unwrap()
             .contains("agent.access")
     );
+
+    // An enterprise service: its audience read-only, permissions added, the edge's scopes checked against them.
+    let (status, body) = w
+        .api_json(
+            "POST",
+            "/admin/v1/enterprise",
+            json!({"id": "crm", "audience": "https://crm.internal", "permissions": [{"name": "Read", "scope": "crm.read"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = w
+        .api_json(
+            "PUT",
+            "/admin/v1/agents/agent-1/outbound/crm",
+            json!({"scopes": ["crm.read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    b.goto(&w.admin("/console/agents/agent-1/nodes/enterprise/crm"))
+        .await;
+    assert_eq!(
+        b.find("#general-audience")
+            .await
+            .attr("readonly")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    assert!(
+        b.find("#granted")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("crm.read")
+    );
+    b.find("#permissions-scope")
+        .await
+        .send_keys("crm.write")
+        .await
+        .unwrap();
+    b.find("#permissions form.panel-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_path("/console/agents/agent-1/nodes/enterprise/crm")
+        .await;
+    assert!(
+        b.find("#permissions table")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("crm.write")
+    );
+    b.goto(&w.admin("/console/agents/agent-1/edges/outbound/crm"))
+        .await;
+    let scopes = b.find("#scopes-scopes").await;
+    scopes.clear().await.unwrap();
+    scopes.send_keys("crm.read crm.nope").await.unwrap();
+    b.find("#scopes button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let error = b
+        .find("#field-scopes-scopes .error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("crm.nope"), "{error}");
+    assert_eq!(
+        b.find("#scopes-scopes")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "crm.read crm.nope"
+    );
+    b.screenshot("edge").await;
+    let (_, _, grant) = w.api_get("/admin/v1/agents/agent-1/outbound/crm").await;
+    assert!(!grant.contains("crm.nope"), "{grant}");
     b.finish().await;
 }
 
