@@ -375,6 +375,57 @@ async fn a_cascade_delete_names_what_it_removes_and_asks() {
             .await;
         assert_eq!(status, 404, "{agent}'s authorization went with it");
     }
+
+    // An agent always takes its own authorizations and secrets with it: the page names them before it goes.
+    let (_, agent) = w
+        .api_json("POST", "/admin/v1/agents", json!({"name": "Doomed"}))
+        .await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let (status, secret) = w
+        .api_json(
+            "POST",
+            &format!("/admin/v1/agents/{id}/secrets"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 201, "{secret}");
+    let (status, body) = w
+        .api_json(
+            "POST",
+            "/admin/v1/clients",
+            json!({"id": "portal", "redirect_uris": ["https://portal.example.com/cb"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = w
+        .api_json(
+            "PUT",
+            &format!("/admin/v1/agents/{id}/inbound/portal"),
+            json!({"scopes": ["agent.access"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    b.goto(&w.admin(&format!("/console/agents/{id}/nodes/agent/{id}")))
+        .await;
+    b.find("#delete button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let removes = b.find("#removes").await.text().await.unwrap();
+    assert!(
+        removes.contains(&format!("inbound authorization portal → {id}"))
+            && removes.contains(secret["id"].as_str().unwrap()),
+        "{removes}"
+    );
+    assert_eq!(w.api_get(&format!("/admin/v1/agents/{id}")).await.0, 200);
+    b.find("#confirm button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_path("/console/agents").await;
+    assert_eq!(w.api_get(&format!("/admin/v1/agents/{id}")).await.0, 404);
     b.finish().await;
 }
 
@@ -739,5 +790,86 @@ async fn an_owner_sees_the_directory_tree_operators_and_a_filtered_audit_log() {
     b.wait_for_path("/console/agents").await;
     b.goto(&w.admin("/console/operators")).await;
     assert!(source(&b).await.contains("owner role is needed"));
+    b.finish().await;
+}
+
+#[tokio::test]
+async fn an_external_service_panel_takes_an_api_key_or_an_oauth_client() {
+    let w = World::start().await;
+    let mock = Mock::start().await;
+    let (status, body) = w
+        .api_json(
+            "POST",
+            "/admin/v1/credentials",
+            json!({"id": "ext-key", "kind": "external", "value": canary("ext"), "hosts": ["127.0.0.1"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = w
+        .api_json(
+            "POST",
+            "/admin/v1/external",
+            json!({"id": "weather", "upstream": format!("http://{}/api", mock.addr), "style": "header",
+                   "header": "x-api-key", "credential": "ext-key"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = w
+        .api_json(
+            "PUT",
+            "/admin/v1/agents/agent-1/outbound/weather",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let b = Browser::start("console_panel_external").await;
+    sign_in_as(&b, &w, "alice", &w.password).await;
+    b.wait_for_path("/console/agents").await;
+    let panel = "/console/agents/agent-1/nodes/external/weather";
+    b.goto(&w.admin(panel)).await;
+    assert!(
+        b.find("#key h2")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("API key")
+    );
+    assert!(!b.has("#general-preset").await, "presets are for LLMs");
+    // An OAuth token URL that the SSRF rules refuse: beside the token URL, the input kept.
+    b.find("#general-token_url")
+        .await
+        .send_keys("https://10.0.0.1/token")
+        .await
+        .unwrap();
+    b.find("#general-client_id")
+        .await
+        .send_keys("weather-client")
+        .await
+        .unwrap();
+    b.find("#general button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let error = b
+        .find("#field-general-token_url .error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!error.is_empty());
+    assert_eq!(
+        b.find("#general-token_url")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "https://10.0.0.1/token"
+    );
+    let (_, _, node) = w.api_get("/admin/v1/external/weather").await;
+    assert!(!node.contains("oauth"), "{node}");
+    b.screenshot("").await;
     b.finish().await;
 }
