@@ -18,6 +18,8 @@
 //! - `csrf`: the token every form carries, checked in constant time on every POST.
 //! - `headers`: the security headers on every console response.
 //! - `pages`: the [`pages::Page`] extractor (who is signed in, and their CSRF token) and the pages themselves.
+//! - `panels`: the node and edge panels the diagram opens (`nodes`, `edges`), and the directory, operators and
+//!   audit pages (`directory`); their forms show the admin API's refusals beside the fields they name.
 //! - `error`: [`ConsoleError`] and its one mapping to a page.
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ mod csrf;
 mod error;
 mod headers;
 pub mod pages;
+mod panels;
 mod session;
 mod signin;
 
@@ -128,6 +131,22 @@ impl Console {
                 get(pages::agents).post(pages::register_agent),
             )
             .route("/console/agents/{id}", get(pages::agent))
+            .route(
+                "/console/agents/{id}/nodes/{kind}/{node}",
+                get(panels::node),
+            )
+            .route(
+                "/console/agents/{id}/nodes/{kind}/{node}/{action}",
+                post(panels::node_action),
+            )
+            .route("/console/agents/{id}/edges/{dir}/{node}", get(panels::edge))
+            .route(
+                "/console/agents/{id}/edges/{dir}/{node}/{action}",
+                post(panels::edge_action),
+            )
+            .route("/console/directory", get(panels::directory))
+            .route("/console/operators", get(panels::operators))
+            .route("/console/audit", get(panels::audit))
             // Not a fallback: the console shares the admin listener, whose other 404s stay the API's.
             .route("/console/{*rest}", axum::routing::any(pages::not_found))
             .layer(axum::middleware::from_fn(headers::security_headers))

@@ -59,6 +59,53 @@ pub struct Chrome {
     pub csrf: String,
     /// Whether to show controls that change the topology (editor and owner).
     pub can_edit: bool,
+    /// License and credential usage in the topology in force (what `GET /admin/v1/usage` answers).
+    pub usage: Option<UsageBar>,
+}
+
+/// The header's license and credential usage (`GET /admin/v1/usage`).
+pub struct UsageBar {
+    /// M2M licenses in use (agents, clients, enterprise services).
+    pub licenses_used: u64,
+    /// M2M licenses in all.
+    pub licenses_total: u64,
+    /// Stored credentials.
+    pub credentials_used: u64,
+    /// Credentials allowed.
+    pub credentials_total: u64,
+}
+
+impl UsageBar {
+    /// From the usage API's answer.
+    pub fn of(body: &Value) -> Self {
+        let n = |a: &str, b: &str| body[a][b].as_u64().unwrap_or(0);
+        Self {
+            licenses_used: n("m2m_licenses", "used"),
+            licenses_total: n("m2m_licenses", "total"),
+            credentials_used: n("credentials", "used"),
+            credentials_total: n("credentials", "total"),
+        }
+    }
+
+    /// Why a create that takes an M2M license (an agent, a client, an enterprise service) is disabled, if it is.
+    pub fn license_block(&self) -> Option<String> {
+        (self.licenses_used >= self.licenses_total).then(|| {
+            format!(
+                "All {} M2M licenses are in use: delete an agent, client or enterprise service, or raise [store] m2m_licenses.",
+                self.licenses_total
+            )
+        })
+    }
+
+    /// Why a create that stores a credential is disabled, if it is.
+    pub fn credential_block(&self) -> Option<String> {
+        (self.credentials_used >= self.credentials_total).then(|| {
+            format!(
+                "All {} credentials are in use: delete one, or raise [store] max_credentials.",
+                self.credentials_total
+            )
+        })
+    }
 }
 
 // === impl Page ===
@@ -153,6 +200,9 @@ impl Page {
             role: self.caller.role.as_str(),
             csrf: self.csrf.expose().to_owned(),
             can_edit: self.caller.role >= Role::Editor,
+            usage: Some(UsageBar::of(
+                &crate::usage::Usage::of(&self.console.inner.api.snapshot()).to_json(),
+            )),
         }
     }
 
@@ -181,6 +231,26 @@ impl FromRequest<Console> for PageForm {
             page.csrf.expose(),
         )?;
         Ok(PageForm { page, fields })
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_quota_disables_its_creates_with_the_reason() {
+        let bar = UsageBar::of(&json!({"m2m_licenses": {"used": 10, "total": 10},
+                                        "credentials": {"used": 3, "total": 100}}));
+        assert!(
+            bar.license_block()
+                .is_some_and(|why| why.contains("All 10 M2M licenses"))
+        );
+        assert!(bar.credential_block().is_none());
+        let bar = UsageBar::of(&json!({"m2m_licenses": {"used": 9, "total": 10},
+                                        "credentials": {"used": 100, "total": 100}}));
+        assert!(bar.license_block().is_none());
+        assert!(bar.credential_block().is_some());
     }
 }
 

@@ -10,6 +10,7 @@ use crate::common::client::{bearer, form, get, post};
 use crate::common::harness::Setup;
 use crate::common::process::Served;
 
+mod panels;
 mod roles;
 mod sign_in;
 

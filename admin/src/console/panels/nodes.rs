@@ -1,0 +1,954 @@
+//! The node panels: agent, client application, LLM, enterprise service, external service.
+
+use std::collections::HashMap;
+
+use axum::extract::RawQuery;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::super::ConsoleError;
+use super::super::pages::{Page, PageForm, Respond, api_error};
+use super::{
+    ActionPath, Field, Once, Outcome, PanelPage, PanelPath, Row, Section, after, body_of,
+    cascade_lines, delete_with_confirmation, judge, query, seg, split_list, strings, text,
+    topology, when,
+};
+
+/// The LLM provider presets: (value, label, base URL, injection style).
+pub(crate) const PRESETS: &[(&str, &str, &str, &str)] = &[
+    ("openai", "OpenAI", "https://api.openai.com/v1", "bearer"),
+    (
+        "anthropic",
+        "Anthropic",
+        "https://api.anthropic.com",
+        "anthropic",
+    ),
+    (
+        "azure",
+        "Azure OpenAI",
+        "https://YOUR-RESOURCE.openai.azure.com/openai",
+        "azure",
+    ),
+    (
+        "gemini",
+        "Gemini",
+        "https://generativelanguage.googleapis.com",
+        "gemini",
+    ),
+    (
+        "dashscope",
+        "DashScope / Qwen",
+        "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        "bearer",
+    ),
+    ("custom", "Custom", "", ""),
+];
+
+const STYLES: &[(&str, &str)] = &[
+    ("bearer", "Authorization: Bearer <key>"),
+    ("anthropic", "x-api-key (Anthropic)"),
+    ("azure", "api-key (Azure OpenAI)"),
+    ("gemini", "x-goog-api-key (Gemini)"),
+    ("header", "a header you name"),
+    ("query", "a query parameter you name"),
+];
+
+const AUTH: &[(&str, &str)] = &[
+    ("client_secret", "Client secret"),
+    ("private_key_jwt", "Public key (private_key_jwt)"),
+];
+
+/// `GET /console/agents/{id}/nodes/{kind}/{node}`: the node's panel.
+pub(in crate::console) async fn node(
+    page: Page,
+    path: PanelPath,
+    raw: RawQuery,
+) -> Result<Response, ConsoleError> {
+    let (agent, kind, id) = path.0;
+    let q = query(&raw)?;
+    let panel = build(&page, &agent, &kind, &id, q.get("find").map(String::as_str)).await?;
+    Ok(panel.respond(StatusCode::OK))
+}
+
+/// `POST /console/agents/{id}/nodes/{kind}/{node}/{action}`: one of the panel's forms.
+pub(in crate::console) async fn node_action(
+    path: ActionPath,
+    form: PageForm,
+) -> Result<Response, ConsoleError> {
+    let (agent, kind, id, action) = path.0;
+    let (page, f) = (&form.page, &form.fields);
+    let item = f.get("item").map(String::as_str).unwrap_or_default();
+    let outcome = match (kind.as_str(), action.as_str()) {
+        (_, "save") => match save_body(&kind, f) {
+            Some(body) => write(page, Method::PATCH, &api_path(&kind, &id), &body).await?,
+            None => return Err(ConsoleError::NotFound),
+        },
+        ("agent" | "client", "secret" | "delete-secret" | "key" | "delete-key") => {
+            principal_action(page, &api_path(&kind, &id), &action, item, f).await?
+        }
+        ("agent", "permission") => {
+            let mut body = body_of(f, &["name", "scope", "mode"]);
+            for list in ["users", "groups", "organizations"] {
+                let values = split_list(f.get(list));
+                if !values.is_empty() {
+                    body[list] = json!(values);
+                }
+            }
+            let path = format!("/admin/v1/agents/{}/permission", seg(&id));
+            write(page, Method::PUT, &path, &body).await?
+        }
+        ("llm" | "external", "rotate" | "rollback") => {
+            let node = get(page, &api_path(&kind, &id)).await?;
+            let value = format!(
+                "/admin/v1/credentials/{}/value",
+                seg(&text(&node, "credential"))
+            );
+            if action == "rollback" {
+                write(
+                    page,
+                    Method::POST,
+                    &format!("{value}/rollback"),
+                    &Value::Null,
+                )
+                .await?
+            } else {
+                write(page, Method::PUT, &value, &rotation(f)).await?
+            }
+        }
+        ("enterprise", "add-permission" | "remove-permission") => {
+            let service = get(page, &api_path(&kind, &id)).await?;
+            let body = json!({ "permissions": permissions(&service, &action, item, f) });
+            write(page, Method::PATCH, &api_path(&kind, &id), &body).await?
+        }
+        (_, "delete") => return delete(&form, &agent, &kind, &id).await,
+        _ => return Err(ConsoleError::NotFound),
+    };
+    let panel = match &outcome {
+        Outcome::Done => None,
+        _ => Some(build(page, &agent, &kind, &id, None).await?),
+    };
+    Ok(after(
+        outcome,
+        || panel,
+        &base(&agent, &kind, &id),
+        &action,
+        f,
+    ))
+}
+
+/// The `PATCH` body of a node's *General* form; `None` for an unknown kind.
+fn save_body(kind: &str, f: &HashMap<String, String>) -> Option<Value> {
+    let enabled = |body: &mut Value| {
+        if let Some(e) = f.get("enabled") {
+            body["enabled"] = json!(e == "yes");
+        }
+    };
+    let body = match kind {
+        "agent" => {
+            let mut body = body_of(f, &["name", "auth", "endpoint"]);
+            enabled(&mut body);
+            body
+        }
+        "client" => {
+            let mut body = body_of(f, &["name", "auth"]);
+            for list in ["redirect_uris", "users", "groups", "organizations"] {
+                body[list] = json!(split_list(f.get(list)));
+            }
+            enabled(&mut body);
+            body
+        }
+        "llm" | "external" => {
+            let mut body = body_of(
+                f,
+                &["name", "upstream", "style", "header", "prefix", "query"],
+            );
+            // A preset fills what was left empty (the script fills it as soon as one is picked).
+            let preset = PRESETS
+                .iter()
+                .find(|p| kind == "llm" && Some(p.0) == f.get("preset").map(String::as_str));
+            if let Some((_, _, url, style)) = preset {
+                if body.get("upstream").is_none() && !url.is_empty() {
+                    body["upstream"] = json!(url);
+                }
+                if body.get("style").is_none() && !style.is_empty() {
+                    body["style"] = json!(style);
+                }
+            }
+            if kind == "external" && (f.contains_key("token_url") || f.contains_key("client_id")) {
+                body["oauth"] = json!({
+                    "token_url": f.get("token_url").cloned().unwrap_or_default(),
+                    "client_id": f.get("client_id").cloned().unwrap_or_default(),
+                    "scopes": split_list(f.get("scopes")),
+                });
+            }
+            body
+        }
+        "enterprise" => body_of(f, &["name", "upstream"]),
+        _ => return None,
+    };
+    Some(body)
+}
+
+/// The body of a key rotation: the value, and the overlap as a number when it is one (otherwise as typed, for
+/// the API to refuse naming `grace_seconds`).
+fn rotation(f: &HashMap<String, String>) -> Value {
+    let mut body = body_of(f, &["value"]);
+    if let Some(grace) = f.get("grace_seconds") {
+        body["grace_seconds"] = match grace.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(grace),
+        };
+    }
+    body
+}
+
+/// An enterprise service's permissions with one added (`add-permission`) or the scope `item` removed.
+fn permissions(
+    service: &Value,
+    action: &str,
+    item: &str,
+    f: &HashMap<String, String>,
+) -> Vec<Value> {
+    let mut list: Vec<Value> = service["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| action != "remove-permission" || p["scope"] != item)
+        .cloned()
+        .collect();
+    if action == "add-permission" {
+        let mut p = body_of(f, &["name"]);
+        p["scope"] = json!(f.get("scope").cloned().unwrap_or_default());
+        list.push(p);
+    }
+    list
+}
+
+/// A client secret or public key of an agent or client (`principal` is its API path) made or deleted.
+async fn principal_action(
+    page: &Page,
+    principal: &str,
+    action: &str,
+    item: &str,
+    f: &HashMap<String, String>,
+) -> Result<Outcome, ConsoleError> {
+    match action {
+        "secret" => {
+            let (status, body) = page
+                .api(Method::POST, &format!("{principal}/secrets"), None)
+                .await;
+            Ok(match judge(status, &body)? {
+                Outcome::Done => Outcome::Once(Once {
+                    label: format!(
+                        "Client secret {} — copy it now: it is not shown again",
+                        text(&body, "id")
+                    ),
+                    value: text(&body, "secret"),
+                }),
+                other => other,
+            })
+        }
+        "key" => {
+            let mut body = body_of(f, &["id"]);
+            if let Some(key) = f.get("key") {
+                match serde_json::from_str::<Value>(key) {
+                    Ok(jwk @ Value::Object(_)) => body["jwk"] = jwk,
+                    _ => body["pem"] = json!(key),
+                }
+            }
+            write(page, Method::POST, &format!("{principal}/keys"), &body).await
+        }
+        "delete-secret" => {
+            let path = format!("{principal}/secrets/{}", seg(item));
+            write(page, Method::DELETE, &path, &Value::Null).await
+        }
+        _ => {
+            let path = format!("{principal}/keys/{}", seg(item));
+            write(page, Method::DELETE, &path, &Value::Null).await
+        }
+    }
+}
+
+/// Where a node's panel is.
+fn base(agent: &str, kind: &str, id: &str) -> String {
+    format!("/console/agents/{}/nodes/{kind}/{}", seg(agent), seg(id))
+}
+
+/// The node's admin API path.
+fn api_path(kind: &str, id: &str) -> String {
+    let collection = match kind {
+        "agent" => "agents",
+        "client" => "clients",
+        other => other,
+    };
+    format!("/admin/v1/{collection}/{}", seg(id))
+}
+
+async fn get(page: &Page, path: &str) -> Result<Value, ConsoleError> {
+    let (status, body) = page.api(Method::GET, path, None).await;
+    if status != StatusCode::OK {
+        return Err(api_error(status, &body));
+    }
+    Ok(body)
+}
+
+async fn write(
+    page: &Page,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Result<Outcome, ConsoleError> {
+    let body = (!body.is_null()).then_some(body);
+    let (status, answer) = page.api(method, path, body).await;
+    judge(status, &answer)
+}
+
+/// Deletes the node, asking first when the delete cascades.
+async fn delete(
+    form: &PageForm,
+    agent: &str,
+    kind: &str,
+    id: &str,
+) -> Result<Response, ConsoleError> {
+    let page = &form.page;
+    let back = base(agent, kind, id);
+    let action = format!("{back}/delete");
+    let diagram = format!("/console/agents/{}", seg(agent));
+    if kind == "agent" {
+        // The agent's own authorizations, secrets and keys always go with it: say which, and ask.
+        let topo = topology(page, id).await?;
+        let me = get(page, &api_path(kind, id)).await?;
+        let mut removes: Vec<String> = topo["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| match e["kind"].as_str() {
+                Some("outbound") => Some(format!(
+                    "the outbound authorization {id} → {}",
+                    text(e, "to")
+                )),
+                Some("inbound") => Some(format!(
+                    "the inbound authorization {} → {id}",
+                    text(e, "from")
+                )),
+                _ => None,
+            })
+            .collect();
+        for s in me["secrets"].as_array().into_iter().flatten() {
+            removes.push(format!("the client secret {}", text(s, "id")));
+        }
+        for k in me["keys"].as_array().into_iter().flatten() {
+            removes.push(format!("the public key {}", text(k, "id")));
+        }
+        return delete_with_confirmation(
+            form,
+            &api_path(kind, id),
+            format!("Delete agent {id}?"),
+            removes,
+            true,
+            action,
+            &back,
+            "/console/agents",
+        )
+        .await;
+    }
+    let topo = topology(page, agent).await?;
+    let edge = if kind == "client" {
+        "inbound"
+    } else {
+        "outbound"
+    };
+    let removes = cascade_lines(&topo, id, edge);
+    delete_with_confirmation(
+        form,
+        &api_path(kind, id),
+        format!("Delete {kind} {id}?"),
+        removes,
+        false,
+        action,
+        &back,
+        &diagram,
+    )
+    .await
+}
+
+/// The panel of node `id` of `kind`, opened from `agent`'s diagram; `find` searches the directory beside the
+/// agent's permission.
+async fn build(
+    page: &Page,
+    agent: &str,
+    kind: &str,
+    id: &str,
+    find: Option<&str>,
+) -> Result<PanelPage, ConsoleError> {
+    let (kind, what): (&'static str, &str) = match kind {
+        "agent" => ("agent", "Agent"),
+        "client" => ("client", "Client application"),
+        "llm" => ("llm", "LLM"),
+        "enterprise" => ("enterprise", "Enterprise service"),
+        "external" => ("external", "External service"),
+        _ => return Err(ConsoleError::NotFound),
+    };
+    let node = get(page, &api_path(kind, id)).await?;
+    let name = match text(&node, "name") {
+        n if n.is_empty() => id.to_owned(),
+        n => n,
+    };
+    let mut panel = PanelPage::new(
+        page.chrome(),
+        agent,
+        kind,
+        id,
+        format!("{what}: {name}"),
+        base(agent, kind, id),
+    );
+    let edit = panel.chrome.can_edit;
+    let file = node["managed_by"] == "file";
+    if file {
+        panel.notice = Some(
+            "This object is defined in the routing file: change it there (the admin API refuses edits to it)."
+                .to_owned(),
+        );
+    }
+    match kind {
+        "agent" => agent_panel(page, &mut panel, &node, find).await?,
+        "client" => client_panel(page, &mut panel, agent, &node).await?,
+        "llm" | "external" => node_panel(page, &mut panel, kind, &node).await?,
+        _ => enterprise_panel(page, &mut panel, agent, &node).await?,
+    }
+    panel.sections.push(
+        Section::form("delete", format!("Delete this {}", what.to_lowercase()), "delete")
+            .intro(if kind == "agent" {
+                "Its authorizations, client secrets and public keys go with it; the next page names them and asks."
+            } else {
+                "If agents are authorized to use it, the next page names each authorization the delete would withdraw and asks."
+            })
+            .submit("Delete…"),
+    );
+    if !edit {
+        for s in &mut panel.sections {
+            s.disabled = Some("Your role (viewer) does not allow changes.".to_owned());
+        }
+    }
+    Ok(panel)
+}
+
+fn secret_rows(node: &Value) -> Vec<Row> {
+    node["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            Row::cells(vec![
+                text(s, "id"),
+                when(s["created_at"].as_u64().unwrap_or(0)),
+                "not recorded".to_owned(),
+            ])
+            .button(
+                "delete-secret",
+                &text(s, "id"),
+                "Delete",
+                format!(
+                    "Delete the client secret {}? Whoever uses it can no longer get tokens.",
+                    text(s, "id")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The public keys (as `GET …/keys` lists them: `{id, jwk | pem}`), each with the algorithm it fixes.
+fn key_rows(keys: &Value) -> Vec<Row> {
+    keys["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let (form, alg) = match k["jwk"]["kty"].as_str() {
+                Some("EC") => (format!("JWK EC {}", text(&k["jwk"], "crv")), "ES256"),
+                Some("RSA") => ("JWK RSA".to_owned(), "RS256"),
+                Some("OKP") => (format!("JWK OKP {}", text(&k["jwk"], "crv")), "EdDSA"),
+                Some(other) => (format!("JWK {other}"), ""),
+                None => ("PEM".to_owned(), "fixed by the key"),
+            };
+            Row::cells(vec![text(k, "id"), form, alg.to_owned()]).button(
+                "delete-key",
+                &text(k, "id"),
+                "Delete",
+                format!("Delete the public key {}?", text(k, "id")),
+            )
+        })
+        .collect()
+}
+
+/// The credentials sections an agent and a client share.
+async fn credential_sections(
+    page: &Page,
+    panel: &mut PanelPage,
+    kind: &str,
+    node: &Value,
+) -> Result<(), ConsoleError> {
+    let auth = text(node, "auth");
+    let listed = get(
+        page,
+        &format!("{}/keys?limit=1000", api_path(kind, &text(node, "id"))),
+    )
+    .await?;
+    let secrets = Section::form("secrets", "Client secrets", "secret")
+        .intro(if auth == "client_secret" {
+            "A new secret is shown once, on the next page, with a copy button; afterwards only its id and times. Several may exist at once, so a secret rotates without downtime."
+        } else {
+            "This uses public keys: switch Authentication to client secret (after deleting its keys) to add secrets."
+        })
+        .submit("Generate client secret")
+        .rows(vec!["Secret id", "Created", "Last used"], secret_rows(node));
+    let keys = Section::form("keys", "Public keys", "key")
+        .intro(if auth == "private_key_jwt" {
+            "The agent signs its token requests with the private key; idguard verifies them with this public key. EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA."
+        } else {
+            "This uses client secrets: switch Authentication to public key (after deleting its secrets) to add keys."
+        })
+        .fields(vec![
+            Field::text("id", "Key id (kid)", "").hint("Optional: generated when empty. Assertions carry it as kid."),
+            Field {
+                kind: "textarea",
+                ..Field::text("key", "Public key", "")
+            }
+            .hint("A JWK (JSON object) or a PEM public key (-----BEGIN PUBLIC KEY-----). Never the private key."),
+        ])
+        .submit("Add public key")
+        .rows(vec!["Key id", "Form", "Algorithm"], key_rows(&listed));
+    if auth == "private_key_jwt" {
+        panel.sections.push(keys);
+        panel.sections.push(secrets);
+    } else {
+        panel.sections.push(secrets);
+        panel.sections.push(keys);
+    }
+    Ok(())
+}
+
+async fn agent_panel(
+    page: &Page,
+    panel: &mut PanelPage,
+    node: &Value,
+    find: Option<&str>,
+) -> Result<(), ConsoleError> {
+    let enabled = if node["enabled"] == false {
+        "no"
+    } else {
+        "yes"
+    };
+    panel.sections.push(
+        Section::form("general", "General", "save").fields(vec![
+            Field::readonly("id", "Agent ID", text(node, "id"))
+                .hint("Generated at registration. Cannot be changed."),
+            Field::text("name", "Agent name", text(node, "name")).hint("A display name of your choice."),
+            Field::readonly("audience", "Audience identifier", text(node, "audience"))
+                .hint("Fixed when the agent was saved: it cannot be changed."),
+            Field::select("auth", "Authentication", text(node, "auth"), AUTH).hint(
+                "Switching is refused while the agent still holds credentials of the other kind: delete its secrets (or keys) first.",
+            ),
+            Field::text("endpoint", "Endpoint", text(node, "endpoint"))
+                .hint("Optional: where the inbound gateway forwards client calls (https; the admin API's upstream rules)."),
+            Field::select("enabled", "Enabled", enabled, &[("yes", "yes"), ("no", "no")])
+                .hint("A disabled agent's tokens are refused from the next request on."),
+        ]),
+    );
+    credential_sections(page, panel, "agent", node).await?;
+    let p = &node["permission"];
+    let scope = match text(p, "scope") {
+        s if s.is_empty() => "agent.access".to_owned(),
+        s => s,
+    };
+    let mode = match text(p, "mode") {
+        m if m.is_empty() => "auto".to_owned(),
+        m => m,
+    };
+    let mut permission = Section::form("permission", "Permission", "permission")
+        .intro("The scope users of client applications receive for this agent.")
+        .fields(vec![
+            Field::text("name", "Permission name", text(p, "name"))
+                .hint("A display name; you may change it."),
+            Field::text("scope", "Scope value", scope)
+                .hint("Defaults to agent.access; keeping the default is recommended."),
+            Field::select(
+                "mode",
+                "Authorization mode",
+                mode,
+                &[
+                    ("auto", "Auto-authorize: every client application user"),
+                    (
+                        "manual",
+                        "Manual: the users, groups and organizations below",
+                    ),
+                ],
+            )
+            .hint("Manual needs at least one user, group or organization below."),
+            Field::lines("users", "Users", &strings(&p["users"]))
+                .hint("User ids, one a line (manual mode)."),
+            Field::lines("groups", "Groups", &strings(&p["groups"]))
+                .hint("Every member of a group receives the permission."),
+            Field::lines(
+                "organizations",
+                "Organizations",
+                &strings(&p["organizations"]),
+            )
+            .hint("Every member of an organization receives the permission."),
+        ]);
+    // The directory search beside the permission (GET ?find=), through the admin API's own lists.
+    if let Some(term) = find.filter(|t| !t.is_empty()) {
+        let mut rows = Vec::new();
+        for (collection, what) in [
+            ("users", "user"),
+            ("groups", "group"),
+            ("organizations", "organization"),
+        ] {
+            let path = format!("/admin/v1/{collection}?limit=20&q={}", seg(term));
+            let (status, body) = page.api(Method::GET, &path, None).await;
+            if status != StatusCode::OK {
+                return Err(api_error(status, &body));
+            }
+            for item in body["items"].as_array().into_iter().flatten() {
+                rows.push(Row::cells(vec![
+                    what.to_owned(),
+                    text(item, "id"),
+                    text(item, "name"),
+                ]));
+            }
+        }
+        permission = permission.rows(vec!["Found", "Id", "Name"], rows);
+    }
+    panel.sections.push(permission);
+    Ok(())
+}
+
+async fn client_panel(
+    page: &Page,
+    panel: &mut PanelPage,
+    agent: &str,
+    node: &Value,
+) -> Result<(), ConsoleError> {
+    let enabled = if node["enabled"] == false {
+        "no"
+    } else {
+        "yes"
+    };
+    panel.sections.push(
+        Section::form("general", "General", "save").fields(vec![
+            Field::readonly("id", "Client ID", text(node, "id")).hint("Cannot be changed."),
+            Field::text("name", "Application name", text(node, "name")),
+            Field::lines("redirect_uris", "Redirect URIs", &strings(&node["redirect_uris"])).hint(
+                "One a line, http or https, e.g. https://example.com/login. A browser never sends # or what follows it to the server: to include #, write %23.",
+            ),
+            Field::select("auth", "Authentication", text(node, "auth"), AUTH)
+                .hint("Switching is refused while it still holds credentials of the other kind."),
+            Field::lines("users", "Authorized users", &strings(&node["users"]))
+                .hint("Who may use this application: user ids, one a line."),
+            Field::lines("groups", "Authorized groups", &strings(&node["groups"])),
+            Field::lines("organizations", "Authorized organizations", &strings(&node["organizations"])),
+            Field::select("enabled", "Enabled", enabled, &[("yes", "yes"), ("no", "no")]),
+        ]),
+    );
+    credential_sections(page, panel, "client", node).await?;
+    let (status, grant) = page
+        .api(
+            Method::GET,
+            &format!(
+                "/admin/v1/agents/{}/inbound/{}",
+                seg(agent),
+                seg(&text(node, "id"))
+            ),
+            None,
+        )
+        .await;
+    let scopes = if status == StatusCode::OK {
+        strings(&grant["scopes"]).join(" ")
+    } else {
+        "none (no inbound authorization)".to_owned()
+    };
+    panel.sections.push(
+        Section::form("granted", "Inbound scopes granted", "")
+            .intro(format!(
+                "To agent {agent}: {scopes}. Change them on the edge's panel."
+            ))
+            .rows(
+                vec![],
+                vec![Row::link(
+                    "Open the inbound authorization",
+                    format!(
+                        "/console/agents/{}/edges/inbound/{}",
+                        seg(agent),
+                        seg(&text(node, "id"))
+                    ),
+                )],
+            ),
+    );
+    Ok(())
+}
+
+async fn node_panel(
+    page: &Page,
+    panel: &mut PanelPage,
+    kind: &str,
+    node: &Value,
+) -> Result<(), ConsoleError> {
+    let mut general = vec![
+        Field::readonly("id", "Node id", text(node, "id")).hint(if kind == "llm" {
+            "Served at /llm/<id>/. Cannot be changed."
+        } else {
+            "Served at /ext/<id>/. Cannot be changed."
+        }),
+        Field::text("name", "Name", text(node, "name")),
+    ];
+    if kind == "llm" {
+        let upstream = text(node, "upstream");
+        let preset = PRESETS
+            .iter()
+            .find(|p| !p.2.is_empty() && upstream.starts_with(p.2))
+            .map_or("custom", |p| p.0);
+        let options: Vec<(&str, &str)> = PRESETS.iter().map(|p| (p.0, p.1)).collect();
+        general.push(
+            Field::select("preset", "Provider", preset, &options)
+                .hint("Picking a provider fills the base URL and the injection style (an empty base URL is filled on save)."),
+        );
+    }
+    general.extend([
+        Field::text("upstream", "Base URL", text(node, "upstream"))
+            .hint("https only; never a private, loopback or metadata address (unless listed in [admin] upstream_allow_hosts). Requests never leave its path."),
+        Field::select("style", "Injection style", text(node, "style"), STYLES)
+            .hint("How the proxy puts the key on each request."),
+        Field::text("header", "Header", text(node, "header")).hint("For the header style: the header to set."),
+        Field::text("prefix", "Prefix", text(node, "prefix")).hint("For the header style (optional): text before the key, e.g. \"Token \"."),
+        Field::text("query", "Query parameter", text(node, "query")).hint("For the query style: the parameter to set."),
+    ]);
+    let oauth = &node["oauth"];
+    if kind == "external" {
+        general.extend([
+            Field::text("token_url", "OAuth token URL", text(oauth, "token_url"))
+                .hint("Leave empty for an API key. With it, the credential is an OAuth client secret: idguard gets a token (client credentials) and injects that."),
+            Field::text("client_id", "OAuth client id", text(oauth, "client_id")),
+            Field::text("scopes", "OAuth scopes", strings(&oauth["scopes"]).join(" ")).hint("Space-separated scopes to request."),
+        ]);
+    }
+    panel
+        .sections
+        .push(Section::form("general", "General", "save").fields(general));
+
+    let credential = text(node, "credential");
+    let (status, cred) = page
+        .api(
+            Method::GET,
+            &format!("/admin/v1/credentials/{}", seg(&credential)),
+            None,
+        )
+        .await;
+    if status != StatusCode::OK {
+        return Err(api_error(status, &cred));
+    }
+    let is_oauth = oauth.is_object();
+    let what = if is_oauth { "client secret" } else { "API key" };
+    let mut facts = vec![
+        Row::fact("Credential", &credential),
+        Row::fact("Fingerprint", &text(&cred, "fingerprint")),
+        Row::fact(
+            "Hosts it may be sent to",
+            &strings(&cred["hosts"]).join(", "),
+        ),
+    ];
+    let previous = &cred["previous"];
+    if previous.is_object() {
+        facts.push(Row::fact(
+            "Previous value",
+            &format!(
+                "{} until {} (rollback possible)",
+                text(previous, "fingerprint"),
+                when(previous["until"].as_u64().unwrap_or(0))
+            ),
+        ));
+    }
+    panel.sections.push(
+        Section::form("key", format!("The {what}"), "rotate")
+            .intro(format!(
+                "The {what} is sealed at once and never shown again, here or anywhere. Rotating injects the new value from the next request on, with no failed request; the old one stays sealed for the overlap below so that you can switch back."
+            ))
+            .fields(vec![
+                Field::password("value", "New value").hint(format!("The new {what}. It is never shown again.")),
+                Field::number("grace_seconds", "Overlap (seconds)", "3600")
+                    .hint("How long the old value stays stored for a rollback: 0 to 604800 (7 days); 0 drops it at once."),
+            ])
+            .submit("Rotate")
+            .rows(vec!["", ""], facts),
+    );
+    if previous.is_object() {
+        panel.sections.push(
+            Section::form("rollback", "Switch back", "rollback")
+                .intro("Puts the previous value back in force; the current one is dropped.")
+                .submit("Roll back")
+                .confirm("Put the previous value back in force?"),
+        );
+    }
+    Ok(())
+}
+
+async fn enterprise_panel(
+    page: &Page,
+    panel: &mut PanelPage,
+    agent: &str,
+    node: &Value,
+) -> Result<(), ConsoleError> {
+    panel
+        .sections
+        .push(Section::form("general", "General", "save").fields(vec![
+        Field::readonly("id", "Service id", text(node, "id")).hint("Cannot be changed."),
+        Field::text("name", "Application name", text(node, "name")),
+        Field::readonly("audience", "Audience identifier", text(node, "audience"))
+            .hint("Fixed when the service was saved: it cannot be changed."),
+        Field::text("upstream", "Upstream", text(node, "upstream"))
+            .hint("Optional: https only, the admin API's upstream rules."),
+    ]));
+    let rows = node["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            Row::cells(vec![text(p, "name"), text(p, "scope")]).button(
+                "remove-permission",
+                &text(p, "scope"),
+                "Remove",
+                format!(
+                    "Remove the permission {}? Grants of it to agents stay until you change them.",
+                    text(p, "scope")
+                ),
+            )
+        })
+        .collect();
+    panel.sections.push(
+        Section::form("permissions", "Permissions", "add-permission")
+            .intro("The scopes agents may be granted on this service.")
+            .fields(vec![
+                Field::text("name", "Permission name", "").hint("A display name."),
+                Field::text("scope", "Scope value", "").hint("A unique identifier, e.g. crm.read."),
+            ])
+            .submit("Add permission")
+            .rows(vec!["Name", "Scope"], rows),
+    );
+    let (status, grant) = page
+        .api(
+            Method::GET,
+            &format!(
+                "/admin/v1/agents/{}/outbound/{}",
+                seg(agent),
+                seg(&text(node, "id"))
+            ),
+            None,
+        )
+        .await;
+    let scopes = if status == StatusCode::OK {
+        strings(&grant["scopes"]).join(" ")
+    } else {
+        "none (no outbound authorization)".to_owned()
+    };
+    panel.sections.push(
+        Section::form("granted", "Scopes granted on the edge", "")
+            .intro(format!(
+                "To agent {agent}: {scopes}. Change them on the edge's panel."
+            ))
+            .rows(
+                vec![],
+                vec![Row::link(
+                    "Open the outbound authorization",
+                    format!(
+                        "/console/agents/{}/edges/outbound/{}",
+                        seg(agent),
+                        seg(&text(node, "id"))
+                    ),
+                )],
+            ),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_preset_fills_what_was_left_empty() {
+        let body = save_body("llm", &form(&[("preset", "anthropic"), ("name", "Claude")])).unwrap();
+        assert_eq!(body["upstream"], "https://api.anthropic.com");
+        assert_eq!(body["style"], "anthropic");
+        let typed = form(&[
+            ("preset", "openai"),
+            ("upstream", "https://proxy.example.com/v1"),
+        ]);
+        let body = save_body("llm", &typed).unwrap();
+        assert_eq!(
+            body["upstream"], "https://proxy.example.com/v1",
+            "what was typed wins"
+        );
+        assert_eq!(body["style"], "bearer");
+        assert!(
+            save_body("external", &form(&[("preset", "openai")]))
+                .unwrap()
+                .get("upstream")
+                .is_none()
+        );
+        assert!(save_body("nope", &form(&[])).is_none());
+    }
+
+    #[test]
+    fn a_client_form_sends_its_lists_and_an_external_one_its_oauth_client() {
+        let body = save_body(
+            "client",
+            &form(&[
+                ("redirect_uris", "https://a/cb\nhttps://b/cb"),
+                ("enabled", "no"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            body["redirect_uris"],
+            json!(["https://a/cb", "https://b/cb"])
+        );
+        assert_eq!(body["users"], json!([]));
+        assert_eq!(body["enabled"], false);
+        let body = save_body(
+            "external",
+            &form(&[
+                ("token_url", "https://idp/token"),
+                ("client_id", "c"),
+                ("scopes", "a b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            body["oauth"],
+            json!({"token_url": "https://idp/token", "client_id": "c", "scopes": ["a", "b"]})
+        );
+    }
+
+    #[test]
+    fn permissions_are_added_and_removed_by_scope() {
+        let service =
+            json!({"permissions": [{"scope": "crm.read"}, {"name": "W", "scope": "crm.write"}]});
+        let added = permissions(
+            &service,
+            "add-permission",
+            "",
+            &form(&[("scope", "crm.x"), ("name", "X")]),
+        );
+        assert_eq!(added.len(), 3);
+        assert_eq!(added[2], json!({"name": "X", "scope": "crm.x"}));
+        let removed = permissions(&service, "remove-permission", "crm.read", &form(&[]));
+        assert_eq!(removed, vec![json!({"name": "W", "scope": "crm.write"})]);
+    }
+}
