@@ -208,15 +208,12 @@ impl AdminApi {
     ///
     /// # Errors
     /// [`AdminError::RoutingFileUnusable`] (503, retry) when the file cannot be read or parsed — mid-save, or
-    /// broken until its author fixes it; the cause is logged here, once, and not sent to the client.
+    /// broken until its author fixes it; the cause is logged once with the request, and not sent to the client.
     fn file(&self) -> Result<idguard_config::reload::RoutingFile, AdminError> {
-        self.inner.loader.read_file().map_err(|e| {
-            tracing::warn!(
-                reason = "routing_file_unusable",
-                "the routing file cannot be used: {e}"
-            );
-            AdminError::RoutingFileUnusable
-        })
+        self.inner
+            .loader
+            .read_file()
+            .map_err(|e| AdminError::RoutingFileUnusable(e.to_string()))
     }
 
     /// Runs `read` (routing-file and store reads, which block on I/O) on the blocking pool: a slow or hung store

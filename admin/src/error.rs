@@ -104,11 +104,12 @@ pub enum AdminError {
     #[error("no master key is configured; credentials cannot be stored")]
     Sealed,
     /// The routing file cannot be read or parsed just now (an editor saving it in place, or a broken edit): no
-    /// write can be judged against it, so nothing was changed. The cause is logged where it is read, not sent.
+    /// write can be judged against it, so nothing was changed. The cause is logged once (as `config_unreadable`,
+    /// by [`log_internal_errors`]), never sent.
     #[error(
         "the routing file cannot be read or parsed right now; nothing was changed, retry once it is saved"
     )]
-    RoutingFileUnusable,
+    RoutingFileUnusable(String),
 }
 
 /// What went wrong inside idguard. Messages carry kinds, ids and error classes, never a stored or submitted value.
@@ -198,7 +199,7 @@ impl IntoResponse for AdminError {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_identity_mismatch")
             }
             AdminError::RecoveryRefused(_) => (StatusCode::CONFLICT, "store_recovery_refused"),
-            AdminError::RoutingFileUnusable => {
+            AdminError::RoutingFileUnusable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "routing_file_unusable")
             }
         };
@@ -227,12 +228,16 @@ impl IntoResponse for AdminError {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("5"));
         }
-        if matches!(self, AdminError::RoutingFileUnusable) {
+        if matches!(self, AdminError::RoutingFileUnusable(_)) {
             // An editor's save takes moments; a broken edit waits for its author either way.
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         // The cause rides along for `log_internal_errors`; extensions never reach the client.
+        if let AdminError::RoutingFileUnusable(cause) = &self {
+            resp.extensions_mut()
+                .insert(Internal::Config(cause.clone()));
+        }
         if let AdminError::Internal(cause) = self {
             resp.extensions_mut().insert(cause);
         }

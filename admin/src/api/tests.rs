@@ -160,7 +160,10 @@ async fn an_unreadable_routing_file_answers_503_and_nothing_is_stored() {
         let (status, body) = f.call(method, path, body).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, Some("routing_file_unusable")),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("routing_file_unusable")
+            ),
             "{method} {path}"
         );
     }

@@ -245,7 +245,7 @@ async fn export_writes_a_file_that_check_accepts_and_serve_reproduces() {
 }
 
 #[tokio::test]
-async fn an_unreadable_routing_file_is_an_internal_error_logged_once_and_nothing_is_stored() {
+async fn an_unreadable_routing_file_is_a_retryable_503_logged_once_and_nothing_is_stored() {
     use crate::common::process::Served;
     let mock = Mock::start().await;
     let s = Setup::standard(&mock, &canary("file"));
@@ -265,11 +265,14 @@ async fn an_unreadable_routing_file_is_an_internal_error_logged_once_and_nothing
         let (status, headers, body) = api.call(method, "/admin/v1/agents", body).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
-            (500, Some("internal_error")),
+            (503, Some("routing_file_unusable")),
             "{method}: {body}"
         );
-        assert_eq!(error_message(&body), "internal error", "a generic body");
-        assert!(headers.get("retry-after").is_none(), "not a retryable 503");
+        assert!(
+            !error_message(&body).contains("directory"),
+            "a generic body: {body}"
+        );
+        assert_eq!(headers.get("retry-after").unwrap(), "1");
     }
     std::fs::remove_dir(&config).unwrap();
     std::fs::rename(&saved, &config).unwrap();
