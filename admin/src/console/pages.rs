@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -248,6 +248,7 @@ struct AgentsPage {
     agents: Vec<AgentRow>,
     q: String,
     next: Option<String>,
+    quota: super::diagram::Quota,
 }
 
 /// `GET /console/agents?q=&cursor=`: the agents, searched and paged by the admin API's own list.
@@ -285,11 +286,13 @@ pub(super) async fn agents(
         link.append_pair("cursor", cursor);
         link.finish()
     });
+    let quota = super::diagram::quota(&page).await?;
     Ok(AgentsPage {
         chrome: page.chrome(),
         agents,
         q: search,
         next,
+        quota,
     }
     .respond(StatusCode::OK))
 }
@@ -303,10 +306,11 @@ fn row(v: &Value) -> AgentRow {
     }
 }
 
-/// `POST /console/agents`: registers an agent (`name`; the admin API generates its id) as the operator.
+/// `POST /console/agents`: registers an agent (`name`, and `audience` when not the default; the admin API
+/// generates its id) as the operator, and lands on its diagram.
 pub(super) async fn register_agent(form: PageForm) -> Result<Response, ConsoleError> {
     let mut body = json!({});
-    for field in ["name"] {
+    for field in ["name", "audience"] {
         if let Some(v) = form.fields.get(field) {
             body[field] = json!(v);
         }
@@ -328,34 +332,6 @@ pub(super) async fn register_agent(form: PageForm) -> Result<Response, ConsoleEr
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
-}
-
-#[derive(Template)]
-#[template(path = "console/agent.html")]
-struct AgentPage {
-    chrome: Chrome,
-    agent: AgentRow,
-    enabled: bool,
-    json: String,
-}
-
-/// `GET /console/agents/{id}`: one agent (a first version: its main fields and its admin API view).
-pub(super) async fn agent(page: Page, Path(id): Path<String>) -> Result<Response, ConsoleError> {
-    let path = format!(
-        "/admin/v1/agents/{}",
-        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    );
-    let (status, body) = page.api(Method::GET, &path, None).await;
-    if status != StatusCode::OK {
-        return Err(api_error(status, &body));
-    }
-    Ok(AgentPage {
-        chrome: page.chrome(),
-        agent: row(&body),
-        enabled: body["enabled"].as_bool().unwrap_or(false),
-        json: serde_json::to_string_pretty(&body).unwrap_or_default(),
-    }
-    .respond(StatusCode::OK))
 }
 
 // === pages without a session ===
