@@ -5,7 +5,10 @@
 //! Run: `cargo bench --bench console`. Besides criterion's figures it prints p50 / p99 / max over
 //! [`SAMPLES`] sequential requests per page, each timed from the request's first byte to the response's last
 //! over loopback (so a little more than the server's own time). The figures are in docs/console.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
+
+#[path = "../tests/integration/common/keys.rs"]
+mod keys;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -83,7 +86,11 @@ impl Running {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKeys::parse(MasterKeys::generate_encoded().as_ref()).unwrap();
-        std::fs::write(dir.path().join("jwks.json"), r#"{"keys":[]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("jwks.json"),
+            keys::jwks(&[&keys::SigningKey::es256("bench")]),
+        )
+        .unwrap();
         let config = dir.path().join("idguard.toml");
         std::fs::write(&config, routing_file(&master)).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,7 +5,8 @@
 //! to their panels (`/console/agents/{agent}/nodes/{kind}/{id}`, `/console/agents/{agent}/edges/{inbound|outbound}/{id}`)
 //! — followed by the same edges as a table, the diagram's text alternative. The page needs no script.
 //!
-//! What it draws comes from the admin API's own `GET /admin/v1/agents/{id}/topology`, run as the operator.
+//! What it draws is what the admin API's `GET /admin/v1/agents/{id}/topology` answers, taken from the snapshot in
+//! force ([`crate::api::AdminApi::topology_in_force`]) so a page costs no file parse or validation.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -105,11 +106,12 @@ pub(super) async fn page(
     State(console): State<Console>,
     Path(id): Path<String>,
 ) -> Result<Response, ConsoleError> {
-    let path = format!("/admin/v1/agents/{}/topology", seg(&id));
-    let (status, topology) = page.api(Method::GET, &path, None).await;
-    if status != StatusCode::OK {
-        return Err(api_error(status, &topology));
-    }
+    // The snapshot in force, not the route (which reads, parses and validates the whole routing file and store).
+    let topology = console
+        .inner
+        .api
+        .topology_in_force(&id)
+        .ok_or(ConsoleError::NotFound)?;
     let quota = quota(&page).await?;
     let traffic = console.inner.traffic.window();
     let view = build(page.chrome(), &id, &topology, &traffic, quota)?;

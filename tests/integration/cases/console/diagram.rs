@@ -348,3 +348,45 @@ async fn a_full_license_quota_disables_register_and_add_with_the_reason() {
     );
     b.finish().await;
 }
+
+#[tokio::test]
+async fn the_agents_list_searches_and_pages_by_id() {
+    // agent-1, agent-2 and 25 more: two pages of 20 and 7.
+    let w = World::start_with(|s| {
+        for i in 0..25 {
+            s.raw(&format!(
+                "[[agents]]\nid = \"bulk-{i:02}\"\nname = \"Bulk {i}\"\n"
+            ));
+        }
+        s.raw("[store]\nm2m_licenses = 100\n");
+    })
+    .await;
+    let b = editor(&w, "console_agents_paging").await;
+    let rows = |text: String| text.lines().skip(1).count();
+    assert_eq!(rows(b.find("#agents").await.text().await.unwrap()), 20);
+    b.find("#next-page").await.click().await.unwrap();
+    let second = b.find("#agents").await.text().await.unwrap();
+    assert_eq!(rows(second.clone()), 7, "{second}");
+    assert!(
+        second.contains("bulk-24") && !second.contains("bulk-00"),
+        "{second}"
+    );
+    assert!(!b.has("#next-page").await);
+    // Search: a case-insensitive substring of the id or the name.
+    b.goto(&w.admin("/console/agents?q=BULK%201")).await;
+    let found = b.find("#agents").await.text().await.unwrap();
+    assert!(
+        found.contains("bulk-01") && found.contains("bulk-19") && !found.contains("bulk-02"),
+        "{found}"
+    );
+    b.goto(&w.admin("/console/agents?q=nothing-like-it")).await;
+    assert!(
+        b.find(".empty")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("No agents")
+    );
+    b.finish().await;
+}
