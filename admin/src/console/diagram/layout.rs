@@ -150,12 +150,23 @@ pub fn layout(left: usize, right: usize) -> Layout {
     }
 }
 
-/// An edge's SVG path (`d`) from `from` to `to`: a horizontal S-curve.
-pub fn edge_path(from: (u32, u32), to: (u32, u32)) -> String {
-    let mid = (from.0 + to.0) / 2;
+/// How far an edge runs straight beside its node before it bends towards the agent: its label sits above and below
+/// that run, so with many rows the bends (which crowd near the agent) cross no label text.
+pub const RUN: u32 = 140;
+
+/// An edge's SVG path (`d`) between a node's side `node` and the agent's side `agent`: straight for [`RUN`]
+/// beside the node, then a curve to the agent. Drawn from the node, whichever side it is on.
+pub fn edge_path(node: (u32, u32), agent: (u32, u32)) -> String {
+    let (run_end, mid) = if node.0 < agent.0 {
+        let end = (node.0 + RUN).min(agent.0);
+        (end, end + (agent.0 - end) / 2)
+    } else {
+        let end = node.0.saturating_sub(RUN).max(agent.0);
+        (end, agent.0 + (end - agent.0) / 2)
+    };
     format!(
-        "M{} {} C{mid} {} {mid} {} {} {}",
-        from.0, from.1, from.1, to.1, to.0, to.1
+        "M{} {} H{run_end} C{mid} {} {mid} {} {} {}",
+        node.0, node.1, node.1, agent.1, agent.0, agent.1
     )
 }
 
@@ -220,6 +231,30 @@ mod tests {
         for w in l.left.windows(2) {
             assert_eq!(w[1].y - w[0].y, PITCH);
         }
+    }
+
+    /// An edge runs straight beside its node (under its label), then bends to the agent, on either side.
+    #[test]
+    fn edges_run_straight_beside_their_node() {
+        let l = layout(1, 1);
+        let left = edge_path(l.left[0].right_mid(), l.agent.left_mid());
+        assert!(
+            left.starts_with(&format!("M200 {} H340 C", l.left[0].y + NODE_H / 2)),
+            "{left}"
+        );
+        assert!(
+            left.ends_with(&format!("{AGENT_X} {}", l.agent.y + AGENT_H / 2)),
+            "{left}"
+        );
+        let right = edge_path(l.right[0].left_mid(), l.agent.right_mid());
+        assert!(
+            right.starts_with(&format!(
+                "M{RIGHT_X} {} H{} C",
+                l.right[0].y + NODE_H / 2,
+                RIGHT_X - RUN
+            )),
+            "{right}"
+        );
     }
 
     #[test]

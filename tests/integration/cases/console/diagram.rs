@@ -390,3 +390,52 @@ async fn the_agents_list_searches_and_pages_by_id() {
     );
     b.finish().await;
 }
+
+#[tokio::test]
+async fn fifty_nodes_a_side_stay_readable() {
+    let w = World::start_with(|s| {
+        s.credential("cred-bulk", "llm", &canary("bulkkey"));
+        for i in 0..50 {
+            s.node(
+                "llm",
+                &format!("llm-{i:02}"),
+                "http://127.0.0.1:9/v1",
+                "style = \"bearer\"",
+                "cred-bulk",
+            );
+            s.edge("agent-1", &format!("llm-{i:02}"), &["llm.use"]);
+            s.raw(&format!(
+                "[[clients]]\nid = \"client-{i:02}\"\n\n[[inbound]]\nclient = \"client-{i:02}\"\nagent = \"agent-1\"\nscopes = [\"agent.access\"]\n"
+            ));
+        }
+        s.raw("[store]\nm2m_licenses = 100\n");
+    })
+    .await;
+    let b = editor(&w, "console_fifty_a_side").await;
+    b.goto(&w.admin("/console/agents/agent-1")).await;
+    b.find("#diagram").await;
+    let nodes = b
+        .client
+        .find_all(fantoccini::Locator::Css("#diagram .node"))
+        .await
+        .unwrap();
+    assert_eq!(nodes.len(), 101);
+    // The boxes as the browser laid them out: none overlaps another.
+    let mut rects = Vec::new();
+    for n in &nodes {
+        rects.push(n.rectangle().await.unwrap());
+    }
+    for (i, a) in rects.iter().enumerate() {
+        for c in &rects[i + 1..] {
+            let apart =
+                a.0 + a.2 <= c.0 || c.0 + c.2 <= a.0 || a.1 + a.3 <= c.1 || c.1 + c.3 <= a.1;
+            assert!(apart, "{a:?} overlaps {c:?}");
+        }
+        // Readable: no box is shrunk below its drawn size by much.
+        assert!(a.3 >= 36.0, "a box is {} px tall", a.3);
+    }
+    let table = b.find("#edges").await.text().await.unwrap();
+    assert_eq!(table.lines().skip(1).count(), 100, "{table}");
+    b.screenshot("").await;
+    b.finish().await;
+}
