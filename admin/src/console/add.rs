@@ -135,10 +135,12 @@ pub(super) async fn page(
         None => None,
         Some(k) => match static_kind(k) {
             Some(k) if k != "agent" && kinds_of(side).contains(&k) => Some(k),
+            // The caller's own text is never echoed: the message says what the field may hold.
             _ => {
-                return Err(ConsoleError::Invalid(format!(
-                    "kind: {side} side cannot add {k:?}"
-                )));
+                return Err(ConsoleError::Invalid(
+                    "kind: the left side adds a client; the right side an llm, enterprise or external node"
+                        .into(),
+                ));
             }
         },
     };
@@ -295,9 +297,10 @@ fn precheck(
             let scope = agent["permission"]["scope"]
                 .as_str()
                 .unwrap_or(defaults::AGENT_PERMISSION_SCOPE);
-            if let Some(bad) = scopes.iter().find(|s| *s != scope) {
+            // The caller's own text is never echoed: the message names the field and what it may hold.
+            if scopes.iter().any(|s| s != scope) {
                 return Err(ConsoleError::Invalid(format!(
-                    "scopes: {bad:?} is not the agent's permission ({scope:?})"
+                    "scopes: a client may be granted only the agent's permission, {scope}"
                 )));
             }
         }
@@ -309,10 +312,10 @@ fn precheck(
                     "permissions: at least one scope the service offers".into(),
                 ));
             }
-            if let Some(bad) = scopes.iter().find(|s| !offered.contains(s)) {
-                return Err(ConsoleError::Invalid(format!(
-                    "scopes: {bad:?} is not one of the service's permissions"
-                )));
+            if scopes.iter().any(|s| !offered.contains(s)) {
+                return Err(ConsoleError::Invalid(
+                    "scopes: each must be one of the permissions the new service offers".into(),
+                ));
             }
         }
         _ => {
