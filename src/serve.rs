@@ -319,6 +319,12 @@ impl Server {
                 stopped(stop_rx.clone()),
             )
         });
+        // The diagram's per-edge traffic, sampled from the proxy's counter off the data plane.
+        let traffic = {
+            let (console, registry, stop) =
+                (console.clone(), registry.clone(), stopped(stop_rx.clone()));
+            async move { console.watch_traffic(registry, stop).await }
+        };
         let control = ControlPlane {
             // Taken off the data plane's reactor; the control-plane runtime registers it with its own.
             admin: listeners
@@ -347,7 +353,7 @@ impl Server {
                     }
                 };
                 async move {
-                    tokio::join!(reloads, gauges, certificates);
+                    tokio::join!(reloads, gauges, certificates, traffic);
                 }
             },
             watcher,
@@ -384,7 +390,8 @@ struct ControlPlane<R, W, K> {
     state: idguard_admin::AdminState,
     /// The admin listener's TLS; plain HTTP without it.
     admin_tls: Option<idguard_admin::tls::AdminTlsConfig>,
-    /// `Reloader::run`, joined with `usage::watch` (the quota gauges) and `tls::follow` (the admin certificate).
+    /// `Reloader::run`, joined with `usage::watch` (the quota gauges), `tls::follow` (the admin certificate) and
+    /// `Console::watch_traffic` (the diagram's edge traffic).
     reloader: R,
     /// `redis_store::watch`, with a Redis store.
     watcher: Option<W>,

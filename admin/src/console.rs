@@ -20,8 +20,12 @@
 //! - `pages`: the [`pages::Page`] extractor (who is signed in, and their CSRF token) and the pages themselves.
 //! - `panels`: the node and edge panels the diagram opens (`nodes`, `edges`), and the directory, operators and
 //!   audit pages (`directory`); their forms show the admin API's refusals beside the fields they name.
+//! - `diagram`: an agent's diagram (server-drawn SVG and its text alternative); `diagram::layout` places it.
+//! - `add`: the diagram's "+" and *Add node*: a node of a kind, existing or new, and its edge with scopes.
+//! - `traffic`: per-edge requests and denials over five minutes, sampled from the proxy's counter.
 //! - `error`: [`ConsoleError`] and its one mapping to a page.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -30,13 +34,16 @@ use idguard_config::identity::ConsoleCodes;
 
 use crate::api::AdminApi;
 
+mod add;
 mod csrf;
+pub mod diagram;
 mod error;
 mod headers;
 pub mod pages;
 mod panels;
 mod session;
 mod signin;
+pub mod traffic;
 
 pub use error::ConsoleError;
 
@@ -57,6 +64,7 @@ struct Inner {
     /// Where browsers reach the admin listener (`http://127.0.0.1:9090`, no trailing slash); set once at start.
     base_url: std::sync::OnceLock<String>,
     sessions: session::Sessions,
+    traffic: traffic::Traffic,
 }
 
 // === impl Console ===
@@ -70,6 +78,7 @@ impl Console {
                 codes,
                 base_url: std::sync::OnceLock::new(),
                 sessions: session::Sessions::default(),
+                traffic: traffic::Traffic::default(),
             }),
         }
     }
@@ -113,6 +122,16 @@ impl Console {
         Ok(format!("/console/signin/once?t={}", token.expose()))
     }
 
+    /// Samples the proxy's request counter in `registry` for the diagram's edges until `stop` completes
+    /// ([`traffic::Traffic::run`]); the binary runs it on the control plane's runtime.
+    pub async fn watch_traffic(
+        &self,
+        registry: prometheus::Registry,
+        stop: impl Future<Output = ()>,
+    ) {
+        self.inner.traffic.run(registry, stop).await;
+    }
+
     /// The `/console` routes.
     pub fn router(&self) -> Router {
         Router::new()
@@ -130,7 +149,8 @@ impl Console {
                 "/console/agents",
                 get(pages::agents).post(pages::register_agent),
             )
-            .route("/console/agents/{id}", get(pages::agent))
+            .route("/console/agents/{id}", get(diagram::page))
+            .route("/console/agents/{id}/add", get(add::page).post(add::submit))
             .route(
                 "/console/agents/{id}/nodes/{kind}/{node}",
                 get(panels::node),

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use idguard_config::Snapshot;
 use idguard_config::store::Kind;
 use serde_json::json;
 
@@ -34,10 +35,25 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
         }
         other => other,
     })?;
-    let agent = snapshot
-        .agents
-        .get(id.as_str())
-        .ok_or_else(|| not_found(Kind::Agent, &id))?;
+    let view = of(&snapshot, &id).ok_or_else(|| not_found(Kind::Agent, &id))?;
+    Ok(Json(view).into_response())
+}
+
+// === impl AdminApi ===
+
+impl AdminApi {
+    /// The agent's topology (as `GET /admin/v1/agents/{id}/topology` answers it) in the snapshot in force, without
+    /// reading the routing file or the store: what the console's diagram draws. `None` for an unknown agent. A
+    /// write through this replica is in force when it answers ([`AdminApi::wait_for_data_plane`]); one through
+    /// another replica shows once this one has reloaded.
+    pub fn topology_in_force(&self, id: &str) -> Option<serde_json::Value> {
+        of(&self.snapshot(), id)
+    }
+}
+
+/// `id`'s topology in `snapshot`: the agent, its nodes, clients and credentials, and the edges between them.
+fn of(snapshot: &Snapshot, id: &str) -> Option<serde_json::Value> {
+    let agent = snapshot.agents.get(id)?;
     let mut nodes = vec![
         json!({"kind": "agent", "id": &*agent.id, "name": agent.name, "audience": agent.audience, "enabled": agent.enabled}),
     ];
@@ -48,7 +64,7 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
         .iter()
         .filter_map(|(node, by_agent)| {
             by_agent
-                .get(id.as_str())
+                .get(id)
                 .map(|e| (node.clone(), e.required_scopes.clone()))
         })
         .collect();
@@ -57,7 +73,7 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
         let Some(node) = snapshot.nodes.get(&node_id) else {
             continue;
         };
-        let used_by = agents_calling_in(&snapshot, &node.id).to_json();
+        let used_by = agents_calling_in(snapshot, &node.id).to_json();
         nodes.push(json!({"kind": node.kind.as_str(), "id": &*node.id, "name": node.name, "credential": &*node.credential, "used_by": used_by}));
         let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
         edges.push(
@@ -69,18 +85,14 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
     let mut granted: Vec<_> = snapshot
         .service_grants
         .iter()
-        .filter_map(|(svc, by_agent)| {
-            by_agent
-                .get(id.as_str())
-                .map(|scopes| (svc.clone(), scopes.clone()))
-        })
+        .filter_map(|(svc, by_agent)| by_agent.get(id).map(|scopes| (svc.clone(), scopes.clone())))
         .collect();
     granted.sort();
     for (svc_id, scopes) in granted {
         let Some(svc) = snapshot.services.get(&svc_id) else {
             continue;
         };
-        let used_by = agents_calling_in(&snapshot, &svc.id).to_json();
+        let used_by = agents_calling_in(snapshot, &svc.id).to_json();
         nodes.push(json!({"kind": "enterprise", "id": &*svc.id, "name": svc.name, "audience": svc.audience, "used_by": used_by}));
         let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
         edges.push(
@@ -89,14 +101,14 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
     }
     for c in credentials {
         if let Some(cred) = snapshot.credentials.get(&c) {
-            let used_by = nodes_using_in(&snapshot, &cred.id).to_json();
+            let used_by = nodes_using_in(snapshot, &cred.id).to_json();
             nodes.push(json!({"kind": "credential", "id": &*cred.id, "name": cred.name, "business_type": cred.kind.as_str(), "used_by": used_by}));
         }
     }
     // Who may call the agent: its inbound authorizations, by client id.
     let mut admitted: Vec<_> = snapshot
         .inbound
-        .get(id.as_str())
+        .get(id)
         .map(|by_client| by_client.iter().collect())
         .unwrap_or_default();
     admitted.sort();
@@ -104,12 +116,12 @@ async fn agent(State(api): State<AdminApi>, Path(id): Path<String>) -> Result<Re
         let Some(client) = snapshot.clients.get(client_id) else {
             continue;
         };
-        let used_by = agents_admitting_in(&snapshot, &client.id).to_json();
+        let used_by = agents_admitting_in(snapshot, &client.id).to_json();
         nodes.push(json!({"kind": "client", "id": &*client.id, "name": client.name, "enabled": client.enabled, "used_by": used_by}));
         let scopes: Vec<&str> = scopes.iter().map(|s| &**s).collect();
         edges.push(
             json!({"kind": "inbound", "from": &*client.id, "to": &*agent.id, "scopes": scopes}),
         );
     }
-    Ok(Json(json!({"agent": id, "nodes": nodes, "edges": edges})).into_response())
+    Some(json!({"agent": id, "nodes": nodes, "edges": edges}))
 }

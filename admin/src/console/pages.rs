@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -318,65 +318,75 @@ struct AgentsPage {
     agents: Vec<AgentRow>,
     q: String,
     next: Option<String>,
+    quota: super::diagram::Quota,
 }
 
-/// `GET /console/agents?q=&cursor=`: the agents, searched and paged by the admin API's own list.
+/// `GET /console/agents?q=&cursor=`: the agents of the snapshot in force, by id, searched (a case-insensitive
+/// substring of the id or the name) and paged like the admin API's own list (`GET /admin/v1/agents`) — read from
+/// memory rather than through that route, which reads and parses the routing file on every call. The cursor is
+/// the last id shown; any operator may read every agent, so a cursor edited by hand only moves the page.
 pub(super) async fn agents(
     page: Page,
+    axum::extract::State(console): axum::extract::State<Console>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
     let q = fields(query.as_deref().unwrap_or_default().as_bytes())?;
     let search = q.get("q").cloned().unwrap_or_default();
-    let path = {
-        // A serializer is not `Send`: finished before the await.
-        let mut api_query = form_urlencoded::Serializer::new(String::new());
-        api_query.append_pair("limit", &PAGE_SIZE.to_string());
-        if !search.is_empty() {
-            api_query.append_pair("q", &search);
+    let needle = search.to_lowercase();
+    let cursor = q.get("cursor").map(String::as_str).unwrap_or_default();
+    let snapshot = console.inner.api.snapshot();
+    let mut matching: Vec<&idguard_config::snapshot::Agent> = snapshot
+        .agents
+        .values()
+        .filter(|a| &*a.id > cursor)
+        .filter(|a| {
+            needle.is_empty()
+                || a.id.to_lowercase().contains(&needle)
+                || a.name.to_lowercase().contains(&needle)
+        })
+        .collect();
+    matching.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let more = matching.len() > PAGE_SIZE;
+    matching.truncate(PAGE_SIZE);
+    let agents: Vec<AgentRow> = matching
+        .iter()
+        .map(|a| AgentRow {
+            id: a.id.to_string(),
+            name: if a.name.is_empty() {
+                a.id.to_string()
+            } else {
+                a.name.clone()
+            },
+            audience: a.audience.clone(),
+        })
+        .collect();
+    let next = match agents.last() {
+        Some(last) if more => {
+            let mut link = form_urlencoded::Serializer::new(String::new());
+            if !search.is_empty() {
+                link.append_pair("q", &search);
+            }
+            link.append_pair("cursor", &last.id);
+            Some(link.finish())
         }
-        if let Some(cursor) = q.get("cursor") {
-            api_query.append_pair("cursor", cursor);
-        }
-        format!("/admin/v1/agents?{}", api_query.finish())
+        _ => None,
     };
-    let (status, body) = page.api(Method::GET, &path, None).await;
-    if status != StatusCode::OK {
-        return Err(api_error(status, &body));
-    }
-    let agents = body["items"]
-        .as_array()
-        .map(|items| items.iter().map(row).collect())
-        .unwrap_or_default();
-    let next = body["next_cursor"].as_str().map(|cursor| {
-        let mut link = form_urlencoded::Serializer::new(String::new());
-        if !search.is_empty() {
-            link.append_pair("q", &search);
-        }
-        link.append_pair("cursor", cursor);
-        link.finish()
-    });
+    let quota = super::diagram::quota(&page).await?;
     Ok(AgentsPage {
         chrome: page.chrome(),
         agents,
         q: search,
         next,
+        quota,
     }
     .respond(StatusCode::OK))
 }
 
-fn row(v: &Value) -> AgentRow {
-    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    AgentRow {
-        id: text("id"),
-        name: text("name"),
-        audience: text("audience"),
-    }
-}
-
-/// `POST /console/agents`: registers an agent (`name`; the admin API generates its id) as the operator.
+/// `POST /console/agents`: registers an agent (`name`, and `audience` when not the default; the admin API
+/// generates its id) as the operator, and lands on its diagram.
 pub(super) async fn register_agent(form: PageForm) -> Result<Response, ConsoleError> {
     let mut body = json!({});
-    for field in ["name"] {
+    for field in ["name", "audience"] {
         if let Some(v) = form.fields.get(field) {
             body[field] = json!(v);
         }
@@ -398,34 +408,6 @@ pub(super) async fn register_agent(form: PageForm) -> Result<Response, ConsoleEr
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
-}
-
-#[derive(Template)]
-#[template(path = "console/agent.html")]
-struct AgentPage {
-    chrome: Chrome,
-    agent: AgentRow,
-    enabled: bool,
-    json: String,
-}
-
-/// `GET /console/agents/{id}`: one agent (a first version: its main fields and its admin API view).
-pub(super) async fn agent(page: Page, Path(id): Path<String>) -> Result<Response, ConsoleError> {
-    let path = format!(
-        "/admin/v1/agents/{}",
-        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    );
-    let (status, body) = page.api(Method::GET, &path, None).await;
-    if status != StatusCode::OK {
-        return Err(api_error(status, &body));
-    }
-    Ok(AgentPage {
-        chrome: page.chrome(),
-        agent: row(&body),
-        enabled: body["enabled"].as_bool().unwrap_or(false),
-        json: serde_json::to_string_pretty(&body).unwrap_or_default(),
-    }
-    .respond(StatusCode::OK))
 }
 
 // === pages without a session ===

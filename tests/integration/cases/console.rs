@@ -10,6 +10,7 @@ use crate::common::client::{bearer, form, get, post};
 use crate::common::harness::Setup;
 use crate::common::process::Served;
 
+mod diagram;
 mod panels;
 mod roles;
 mod sign_in;
@@ -25,6 +26,11 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`World::start`] with more of the routing file (`configure` adds to the setup before it is written).
+    pub(crate) async fn start_with(configure: impl FnOnce(&mut Setup)) -> Self {
         let admin_token = canary("admintoken");
         let password = canary("password");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -41,6 +47,7 @@ impl World {
                 "[[users]]\nid = \"{user}\"\npassword_hash = \"{hash}\"\n"
             ));
         }
+        configure(&mut s);
         std::fs::write(s.config_path(), s.toml()).unwrap();
         let key_file = s.dir.path().join("master.key");
         std::fs::write(&key_file, &s.master).unwrap();
