@@ -194,7 +194,7 @@ fn failed(field: &'static str, message: String) -> TlsError {
 }
 
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then stops accepting and gives open
-/// connections [`DRAIN_DEADLINE`] to finish their requests. A connection whose handshake fails (no client
+/// connections `DRAIN_DEADLINE` (30 s) to finish their requests. A connection whose handshake fails (no client
 /// certificate when one is required, one the client CA did not sign, or a timeout) is closed before any HTTP.
 pub async fn serve(
     listener: TcpListener,

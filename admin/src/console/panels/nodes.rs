@@ -652,39 +652,15 @@ async fn client_panel(
         ]),
     );
     credential_sections(page, panel, "client", node).await?;
-    let (status, grant) = page
-        .api(
-            Method::GET,
-            &format!(
-                "/admin/v1/agents/{}/inbound/{}",
-                seg(agent),
-                seg(&text(node, "id"))
-            ),
-            None,
-        )
-        .await;
-    let scopes = if status == StatusCode::OK {
-        strings(&grant["scopes"]).join(" ")
-    } else {
-        "none (no inbound authorization)".to_owned()
-    };
-    panel.sections.push(
-        Section::form("granted", "Inbound scopes granted", "")
-            .intro(format!(
-                "To agent {agent}: {scopes}. Change them on the edge's panel."
-            ))
-            .rows(
-                vec![],
-                vec![Row::link(
-                    "Open the inbound authorization",
-                    format!(
-                        "/console/agents/{}/edges/inbound/{}",
-                        seg(agent),
-                        seg(&text(node, "id"))
-                    ),
-                )],
-            ),
-    );
+    granted_section(
+        page,
+        panel,
+        agent,
+        node,
+        "inbound",
+        "Inbound scopes granted",
+    )
+    .await;
     Ok(())
 }
 
@@ -834,40 +810,58 @@ async fn enterprise_panel(
             .submit("Add permission")
             .rows(vec!["Name", "Scope"], rows),
     );
+    granted_section(
+        page,
+        panel,
+        agent,
+        node,
+        "outbound",
+        "Scopes granted on the edge",
+    )
+    .await;
+    Ok(())
+}
+
+/// The section naming the scopes the agent's `direction` (`inbound` or `outbound`) authorization with `node` grants,
+/// with a link to that edge's panel, where they are changed.
+async fn granted_section(
+    page: &Page,
+    panel: &mut PanelPage,
+    agent: &str,
+    node: &Value,
+    direction: &str,
+    title: &str,
+) {
+    let id = text(node, "id");
     let (status, grant) = page
         .api(
             Method::GET,
-            &format!(
-                "/admin/v1/agents/{}/outbound/{}",
-                seg(agent),
-                seg(&text(node, "id"))
-            ),
+            &format!("/admin/v1/agents/{}/{direction}/{}", seg(agent), seg(&id)),
             None,
         )
         .await;
     let scopes = if status == StatusCode::OK {
         strings(&grant["scopes"]).join(" ")
     } else {
-        "none (no outbound authorization)".to_owned()
+        format!("none (no {direction} authorization)")
     };
     panel.sections.push(
-        Section::form("granted", "Scopes granted on the edge", "")
+        Section::form("granted", title, "")
             .intro(format!(
                 "To agent {agent}: {scopes}. Change them on the edge's panel."
             ))
             .rows(
                 vec![],
                 vec![Row::link(
-                    "Open the outbound authorization",
+                    &format!("Open the {direction} authorization"),
                     format!(
-                        "/console/agents/{}/edges/outbound/{}",
+                        "/console/agents/{}/edges/{direction}/{}",
                         seg(agent),
-                        seg(&text(node, "id"))
+                        seg(&id)
                     ),
                 )],
             ),
     );
-    Ok(())
 }
 
 #[cfg(test)]
