@@ -109,6 +109,15 @@ pub(crate) enum Command {
     },
     /// Print the man page (roff), e.g. `idguard man | man -l -`.
     Man,
+    /// Probe a health endpoint over plain HTTP, e.g. `idguard health http://127.0.0.1:9090/readyz`: prints the
+    /// status and reason; exit 0 for a 2xx answer, 1 otherwise. For container health checks without a shell.
+    Health {
+        /// `http://HOST[:PORT][/PATH]` (the admin listener's `/healthz` or `/readyz`).
+        url: String,
+        /// How long resolving, connecting and the exchange may take together, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// Print the version.
     Version,
 }

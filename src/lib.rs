@@ -9,6 +9,8 @@
 //!   from standard input, never the command line).
 //! - [`commands`]: the one-shot subcommands `check`, `export` and `seal`.
 //! - [`demo`]: `idguard demo`, the whole flow on one machine.
+//! - [`health`]: `idguard health URL`, a plain-HTTP probe of `/healthz` or `/readyz` for container health
+//!   checks in images without a shell.
 //!
 //! The crates it wires: `idguard-config` (model, validation, snapshot; depends on none of ours), and over it
 //! `idguard-proxy` (data plane), `idguard-identity` (OAuth authorization server) and `idguard-admin` (control
@@ -17,6 +19,7 @@
 pub mod admin_cli;
 pub mod commands;
 pub mod demo;
+pub mod health;
 pub mod serve;
 
 pub use serve::{Environment, Listeners, Options, Server};

@@ -38,6 +38,10 @@ fn parse() -> Cli {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Health { url, timeout_ms } => Ok(idguard::health::run(
+            &url,
+            std::time::Duration::from_millis(timeout_ms),
+        )),
         Command::Version => {
             println!("idguard {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

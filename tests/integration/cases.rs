@@ -9,6 +9,7 @@ mod echo;
 mod exchange;
 mod file_reads;
 mod framing;
+mod health;
 mod identity;
 mod identity_abuse;
 mod injection;
