@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod cli_admin;
+mod cli_messages;
 mod connections;
 mod console;
 mod echo;
@@ -13,6 +14,7 @@ mod identity;
 mod identity_abuse;
 mod injection;
 mod leaks;
+mod messages;
 mod observability;
 mod paths;
 mod reload;
