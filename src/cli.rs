@@ -4,13 +4,57 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use idguard_config::env::{ENV_CONFIG, ENV_DATA_DIR, ENV_LOG_FORMAT, ENV_WORKERS};
+
+/// The environment variables each command reads, listed under its `--help` (a variable a flag also takes shows
+/// beside the flag as `[env: …]`). The names are those of `idguard_config::env`.
+mod env_help {
+    macro_rules! keys {
+        () => {
+            "  IDGUARD_MASTER_KEY       the master key, TERM:BASE64\n  \
+             IDGUARD_MASTER_KEY_FILE  a file of master keys, one TERM:BASE64 a line\n"
+        };
+    }
+    macro_rules! redis {
+        () => {
+            "  IDGUARD_REDIS_URL        the Redis store, overriding [store] redis_url\n  \
+             IDGUARD_REDIS_USERNAME, IDGUARD_REDIS_PASSWORD, IDGUARD_REDIS_PASSWORD_FILE  its ACL user\n"
+        };
+    }
+    macro_rules! logs {
+        () => {
+            "  IDGUARD_LOG              the log filter (RUST_LOG syntax; RUST_LOG is read when it is unset)\n  \
+             NO_COLOR                 set: no colour in text logs (there is colour only on a terminal anyway)"
+        };
+    }
+    macro_rules! file_env {
+        () => {
+            "  and every variable a credential's `env = \"NAME\"` in the routing file names\n"
+        };
+    }
+
+    pub(crate) const SERVE: &str = concat!(
+        "Environment:\n",
+        keys!(),
+        redis!(),
+        "  IDGUARD_ADMIN_TOKEN      the admin API's token (default: read from, or generated into, the data directory)\n  \
+         IDGUARD_CONSOLE_URL      where browsers reach the admin listener (the console's sign-in redirect)\n",
+        file_env!(),
+        logs!()
+    );
+    pub(crate) const CHECK: &str =
+        concat!("Environment:\n", keys!(), redis!(), file_env!(), logs!());
+    pub(crate) const STORE: &str = concat!("Environment:\n", keys!(), redis!(), logs!());
+    pub(crate) const SEAL: &str = concat!("Environment:\n", keys!(), logs!());
+    pub(crate) const LOGS: &str = concat!("Environment:\n", logs!());
+}
 
 /// idguard: a credential-brokering reverse proxy for AI agents.
 #[derive(Debug, Parser)]
 #[command(name = "idguard", version, about)]
 pub(crate) struct Cli {
     /// Log line format.
-    #[arg(long, global = true, env = "IDGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -30,9 +74,10 @@ pub(crate) enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the proxy and the admin listener.
+    #[command(after_help = env_help::SERVE)]
     Serve {
         /// The routing file (TOML).
-        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        #[arg(long, short, env = ENV_CONFIG)]
         config: PathBuf,
         /// Public listener address, overriding `listeners.public` (use port 0 for any free port).
         #[arg(long)]
@@ -41,27 +86,34 @@ pub(crate) enum Command {
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
         /// Runtime worker threads (default: one per core).
-        #[arg(long, env = "IDGUARD_WORKERS")]
+        #[arg(long, env = ENV_WORKERS)]
         workers: Option<usize>,
         /// Where the admin API's store, audit log and admin token live (default: `idguard-data` beside the config).
-        #[arg(long, env = "IDGUARD_DATA_DIR")]
+        #[arg(long, env = ENV_DATA_DIR)]
         data_dir: Option<std::path::PathBuf>,
     },
     /// Validate a routing file: print every error with its location; exit 1 if there is any.
+    #[command(after_help = env_help::CHECK)]
     Check {
         /// The routing file (TOML).
-        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        #[arg(long, short, env = ENV_CONFIG)]
         config: PathBuf,
+        /// Also judge what the admin API stored (the store `serve` would use: Redis when configured, else the
+        /// embedded store in this directory), merged with the file as a reload merges them. The embedded store
+        /// cannot be read while a server uses it: check a copy.
+        #[arg(long, env = ENV_DATA_DIR)]
+        data_dir: Option<PathBuf>,
     },
     /// Write the whole topology (the routing file plus everything created through the admin API) as one
     /// routing file. With a Redis store (`[store] redis_url` or IDGUARD_REDIS_URL) it reads the live store while
     /// the replicas run; the embedded store in the data directory is read directly: stop the server, or use a copy.
+    #[command(after_help = env_help::STORE)]
     Export {
         /// The routing file (TOML).
-        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        #[arg(long, short, env = ENV_CONFIG)]
         config: PathBuf,
         /// The data directory (default: `idguard-data` beside the config).
-        #[arg(long, env = "IDGUARD_DATA_DIR")]
+        #[arg(long, env = ENV_DATA_DIR)]
         data_dir: Option<PathBuf>,
         /// Where to write it (default: standard output).
         #[arg(long, short)]
@@ -69,16 +121,19 @@ pub(crate) enum Command {
     },
     /// Re-wrap every credential stored through the admin API under the newest master-key term (run it after
     /// adding a term, before removing the old one). Credentials in the routing file are listed, not changed.
+    #[command(after_help = env_help::STORE)]
     Reseal {
         /// The routing file (TOML): where the store is ([store] redis_url), and its own credentials to report.
-        #[arg(long, short, env = "IDGUARD_CONFIG")]
+        #[arg(long, short, env = ENV_CONFIG)]
         config: PathBuf,
         /// The data directory (default: `idguard-data` beside the config). The embedded store in it can only be
         /// opened with the server stopped; a Redis store can be resealed while replicas serve.
-        #[arg(long, env = "IDGUARD_DATA_DIR")]
+        #[arg(long, env = ENV_DATA_DIR)]
         data_dir: Option<PathBuf>,
     },
     /// Seal a credential value read from standard input (never from the command line) for the routing file.
+    /// On a terminal it prompts (on standard error) and reads one line.
+    #[command(after_help = env_help::SEAL)]
     Seal {
         /// The credential id the value is for; it is bound into the sealed value.
         #[arg(long, required_unless_present = "new_key")]
@@ -87,7 +142,9 @@ pub(crate) enum Command {
         #[arg(long)]
         new_key: bool,
     },
-    /// Run a self-contained demo: a mock LLM, a demo agent with a client secret, and idguard between them.
+    /// Run a self-contained demo: a mock LLM, a demo agent with a client secret, and idguard between them. Its
+    /// temporary directory (keys and secrets) is removed when it stops, Ctrl-C included.
+    #[command(after_help = env_help::LOGS)]
     Demo {
         /// Public listener address for the demo proxy.
         #[arg(long, default_value = "127.0.0.1:8080")]

@@ -1,7 +1,7 @@
 //! The one-shot subcommands: `check`, `export`, `reseal` and `seal`. Each returns the process exit code; `anyhow` errors
 //! are for the binary to print.
 
-use std::io::Read;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,13 +14,37 @@ use zeroize::Zeroizing;
 
 use crate::serve::{Environment, default_data_dir};
 
-/// `idguard check`: every error with its location; exit 1 if there is any.
+/// `idguard check`: every error with its location; exit 1 if there is any. With `data_dir`, the file is judged
+/// together with what the admin API stored — the store `serve` would use (Redis from `IDGUARD_REDIS_URL` or
+/// `[store] redis_url`, read-only; else the embedded store in `data_dir`) — by the same merge a reload does, so a
+/// file `check` accepts is one the live reload accepts. Errors in stored objects name them by id
+/// (`llm[id=gpt].style`).
 ///
 /// # Errors
-/// None of its own today; kept fallible like the other commands.
-pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
+/// With `data_dir`: the routing file cannot be read for its `[store]` table, or the store cannot be opened or
+/// read.
+pub fn check(path: &Path, data_dir: Option<PathBuf>, env: Environment) -> anyhow::Result<ExitCode> {
     let has_keys = env.master_keys.is_some();
-    match Loader::new(path, env.master_keys).load(1) {
+    let mut loader = Loader::new(path, env.master_keys.clone());
+    let mut source = None;
+    if let Some(data_dir) = data_dir {
+        let raw = match loader.file_raw() {
+            Ok(raw) => raw,
+            Err(e) => {
+                println!("{e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let (what, store) = open_store(path, &raw, env, &data_dir, Purpose::Check)?;
+        if let Some(store) = store {
+            loader = loader.with_store(std::sync::Arc::from(store));
+        }
+        source = Some(what);
+    }
+    if let Some(what) = &source {
+        println!("{}: checked together with {what}", path.display());
+    }
+    match loader.load(1) {
         Ok((snapshot, _)) => {
             let problems = snapshot.credential_problems();
             // Without any master key, unopenable sealed values are expected: say so once, not per credential.
@@ -33,13 +57,16 @@ pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             println!(
-                "{}: ok ({} issuers, {} agents, {} nodes, {} credentials, {} outbound authorizations){}",
+                "{}: ok ({}, {}, {}, {}, {}){}",
                 path.display(),
-                snapshot.issuers.len(),
-                snapshot.agents.len(),
-                snapshot.nodes.len(),
-                snapshot.credentials.len(),
-                snapshot.edges.values().map(|m| m.len()).sum::<usize>(),
+                count(snapshot.issuers.len(), "issuer"),
+                count(snapshot.agents.len(), "agent"),
+                count(snapshot.nodes.len(), "node"),
+                count(snapshot.credentials.len(), "credential"),
+                count(
+                    snapshot.edges.values().map(|m| m.len()).sum::<usize>(),
+                    "outbound authorization"
+                ),
                 if problems.is_empty() {
                     ""
                 } else {
@@ -60,6 +87,15 @@ pub fn check(path: &Path, env: Environment) -> anyhow::Result<ExitCode> {
             println!("{e}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// `n` and `noun`, the noun in the plural unless `n` is 1: "1 issuer", "2 issuers", "0 issuers".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -122,9 +158,10 @@ pub fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a command opens the store for: `export` only reads it, `reseal` writes.
+/// What a command opens the store for: `check` and `export` only read it, `reseal` writes.
 #[derive(Clone, Copy)]
 enum Purpose {
+    Check,
     Export,
     Reseal,
 }
@@ -142,6 +179,7 @@ fn open_store(
     purpose: Purpose,
 ) -> anyhow::Result<(String, Option<Box<dyn Store>>)> {
     let command = match purpose {
+        Purpose::Check => "check",
         Purpose::Export => "export",
         Purpose::Reseal => "reseal",
     };
@@ -160,7 +198,7 @@ fn open_store(
                 data_dir,
             )?;
             let store = match purpose {
-                Purpose::Export => store.read_only(),
+                Purpose::Check | Purpose::Export => store.read_only(),
                 Purpose::Reseal => store,
             };
             Ok((
@@ -259,10 +297,11 @@ pub fn seal(id: Option<&str>, new_key: bool, env: Environment) -> anyhow::Result
     let keys = env.master_keys.context(
         "set IDGUARD_MASTER_KEY or IDGUARD_MASTER_KEY_FILE (idguard seal --new-key makes one)",
     )?;
-    let mut value = Zeroizing::new(String::new());
-    std::io::stdin()
-        .read_to_string(&mut value)
-        .context("reading the value from standard input")?;
+    let value = read_value(
+        id,
+        &mut std::io::stdin().lock(),
+        std::io::stdin().is_terminal(),
+    )?;
     let trimmed = value.trim_end_matches(['\r', '\n']);
     if trimmed.is_empty() {
         anyhow::bail!(
@@ -271,4 +310,30 @@ pub fn seal(id: Option<&str>, new_key: bool, env: Environment) -> anyhow::Result
     }
     println!("{}", keys.seal(id, trimmed.as_bytes())?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The value to seal for credential `id`. From a pipe or a file: everything until end of input. From a
+/// terminal: one line, after a prompt on standard error (standard output is for the sealed value alone), so
+/// `seal` never waits silently for input nobody knows it wants.
+fn read_value(
+    id: &str,
+    input: &mut impl std::io::BufRead,
+    terminal: bool,
+) -> anyhow::Result<Zeroizing<String>> {
+    let mut value = Zeroizing::new(String::new());
+    if terminal {
+        eprint!(
+            "Value for credential {id:?} (one line; it shows as you type — to keep it off the screen, pipe it in: \
+             printf %s \"$KEY\" | idguard seal --id {id}): "
+        );
+        let _ = std::io::stderr().flush();
+        input
+            .read_line(&mut value)
+            .context("reading the value from the terminal")?;
+    } else {
+        input
+            .read_to_string(&mut value)
+            .context("reading the value from standard input")?;
+    }
+    Ok(value)
 }

@@ -21,7 +21,7 @@ use idguard_config::MasterKeys;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
-use crate::serve::{Environment, Listeners, Options, Server, shutdown_signal};
+use crate::serve::{Environment, Listeners, Options, Server};
 
 const ISSUER: &str = "http://idguard.demo";
 const AGENT: &str = "demo-agent";
@@ -31,8 +31,14 @@ const AGENT: &str = "demo-agent";
 /// # Errors
 /// The demo's files or servers could not be set up.
 pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
+    // Ctrl-C and SIGTERM are caught from the start (before anything is written), so that they stop the demo the
+    // way its end does and its directory is removed; uncaught, they would kill the process and leave it.
+    let stop = stop_signal().context("installing the signal handlers")?;
     let dir = std::env::temp_dir().join(format!("idguard-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("creating the demo directory")?;
+    // Removed however the demo ends: `--once`, an error, or Ctrl-C/SIGTERM (which stop the server, so `run`
+    // returns); the directory holds the demo's master key, sealed LLM key and admin token.
+    let _cleanup = RemoveOnDrop(dir.clone());
 
     // The demo's stored LLM key: the caller never sees it; the mock upstream checks for it.
     let llm_key: Arc<str> = Arc::from(format!("sk-demo-{}", hex(&random::<12>())));
@@ -40,8 +46,11 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
 
     let (config_path, data_dir, secret, master) = write_files(&dir, upstream, &llm_key)?;
 
-    let mut env = Environment::from_process()?;
-    env.master_keys = Some(Arc::new(master));
+    // Self-contained: no IDGUARD_* variable of the caller's shell (a Redis URL, an admin token) reaches the demo.
+    let env = Environment {
+        master_keys: Some(Arc::new(master)),
+        ..Environment::default()
+    };
     let built = Server::build(Options {
         config: config_path.clone(),
         data_dir: Some(data_dir),
@@ -55,8 +64,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
         .console()
         .one_time_link(&format!("/console/agents/{AGENT}"))
         .map_err(|e| anyhow::anyhow!("making the console's sign-in link: {e}"))?;
-    let reload = built.reload_handle();
-    let server = built.run(listeners, shutdown_signal(reload));
+    let server = built.run(listeners, stop);
     tokio::pin!(server);
     let token_url = format!("http://{addr}/oauth2/token");
     let url = format!("http://{addr}/llm/demo/v1/chat/completions");
@@ -96,6 +104,35 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     }
     println!("Press Ctrl-C to stop.");
     server.await.map(|()| ExitCode::SUCCESS)
+}
+
+/// Completes on the first SIGINT or SIGTERM received after it was called (the handlers are installed at once).
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+/// Removes its directory, and everything in it, when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!(
+                "idguard demo: could not remove {}: {e}; delete it by hand (it holds the demo's keys)",
+                self.0.display()
+            );
+        }
+    }
 }
 
 /// Writes the demo's data directory (a fingerprint key) and routing file: the demo agent with a fresh client

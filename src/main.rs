@@ -46,8 +46,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("idguard {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => {
-            idguard::commands::check(&config, Environment::from_process()?)
+        Command::Check { config, data_dir } => {
+            idguard::commands::check(&config, data_dir, Environment::from_process()?)
         }
         Command::Export {
             config,
@@ -124,9 +124,35 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// Whether text logs carry colour: only on a terminal (a file or a pipe gets plain text), and never when
+/// `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(colour(true, None));
+        assert!(colour(true, empty));
+        assert!(!colour(true, set));
+        assert!(!colour(false, None));
+        assert!(!colour(false, set));
     }
 }

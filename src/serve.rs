@@ -159,20 +159,11 @@ impl Server {
         let loader = Loader::new(&config, env.master_keys);
         let registry = Registry::new();
         let readiness = Arc::new(Readiness::default());
+        // Nothing is created — data directory, store, admin token — for a routing file that cannot be used.
+        precheck(&loader, env.redis_url.as_deref(), &data_dir)?;
         let redis_auth = (env.redis_username, env.redis_password);
         let (store, identity_store, redis) =
             open_stores(&loader, env.redis_url, redis_auth, &data_dir)?;
-        let token =
-            idguard_admin::auth::AdminToken::load_or_create(&data_dir, env.admin_token.as_deref())
-                .context("loading the admin token")?;
-        // One replica keeps its key in its data directory; replicas of one Redis store share a fleet key.
-        let fingerprint_key = match &redis {
-            Some(redis) => redis
-                .fingerprint_key()
-                .map_err(|e| anyhow::anyhow!("reading the shared fingerprint key: {e}"))?,
-            None => idguard_admin::auth::load_or_create_key(&data_dir, "fingerprint.key")
-                .context("loading the fingerprint key")?,
-        };
         if let Some(redis) = &redis {
             registry.register(Box::new(redis.identity_gauge()))?;
         }
@@ -185,6 +176,18 @@ impl Server {
                     anyhow::bail!("the configuration is not valid; nothing was started");
                 }
             };
+        // Only now that the topology is known valid: the admin token and the fingerprint key.
+        let token =
+            idguard_admin::auth::AdminToken::load_or_create(&data_dir, env.admin_token.as_deref())
+                .context("loading the admin token")?;
+        // One replica keeps its key in its data directory; replicas of one Redis store share a fleet key.
+        let fingerprint_key = match &redis {
+            Some(redis) => redis
+                .fingerprint_key()
+                .map_err(|e| anyhow::anyhow!("reading the shared fingerprint key: {e}"))?,
+            None => idguard_admin::auth::load_or_create_key(&data_dir, "fingerprint.key")
+                .context("loading the fingerprint key")?,
+        };
         let usage = idguard_admin::usage::UsageMetrics::new(&registry)?;
         let tls = match &snapshots.borrow().settings.tls {
             Some(files) => Some(idguard_proxy::load_tls(files)?),
@@ -516,6 +519,28 @@ fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the control-plane runtime")
+}
+
+/// Refuses, before anything is opened or created, a routing file that cannot be read or parsed; and, the first
+/// time (an embedded store whose data directory does not exist yet, so no stored object can join the file), one
+/// that does not validate. Every error is logged, as a failed start logs them.
+///
+/// # Errors
+/// The configuration is not valid; nothing was created.
+fn precheck(loader: &Loader, redis_url: Option<&str>, data_dir: &Path) -> anyhow::Result<()> {
+    let result = loader.read_file().and_then(|file| {
+        let embedded = redis_url.is_none() && file.raw.store.redis_url.is_none();
+        if embedded && !data_dir.exists() {
+            loader.load(0).map(drop)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = result {
+        idguard_config::reload::log_config_error(&e);
+        anyhow::bail!("the configuration is not valid; nothing was started or created");
+    }
+    Ok(())
 }
 
 /// The store (and the identity service's view of the same one): Redis when the environment or the file's `[store]`

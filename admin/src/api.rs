@@ -154,6 +154,7 @@ impl AdminApi {
             .merge(store::routes())
             .merge(operators::routes())
             .merge(usage::routes())
+            .layer(axum::middleware::map_response(no_store))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -260,6 +261,21 @@ impl AdminApi {
     fn secret_hash(&self, secret: &str) -> String {
         self.inner.hasher.client_secret_hex(secret)
     }
+}
+
+/// Every `/admin/v1` answer is `Cache-Control: no-store` (and `Pragma: no-cache` for HTTP/1.0 caches): some carry
+/// a secret shown once (a client secret, an operator token) and the rest describe the topology, so no proxy or
+/// browser cache may keep any of them. A handler's own `Cache-Control` is kept.
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = resp.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers
+        .entry(header::PRAGMA)
+        .or_insert(HeaderValue::from_static("no-cache"));
+    resp
 }
 
 #[cfg(test)]

@@ -7,8 +7,12 @@ pub const ENV_MASTER_KEY: &str = "IDGUARD_MASTER_KEY";
 pub const ENV_MASTER_KEY_FILE: &str = "IDGUARD_MASTER_KEY_FILE";
 /// The routing file `serve` and `check` read when `--config` is not given.
 pub const ENV_CONFIG: &str = "IDGUARD_CONFIG";
-/// `json` for JSON log lines; anything else (or unset) for human-readable lines.
+/// The log line format, as `--log-format` takes it (`text` or `json`; the binary's `LogFormat` lists them).
 pub const ENV_LOG_FORMAT: &str = "IDGUARD_LOG_FORMAT";
+/// The data directory `serve`, `check`, `export` and `reseal` use when `--data-dir` is not given.
+pub const ENV_DATA_DIR: &str = "IDGUARD_DATA_DIR";
+/// `serve`'s runtime worker threads when `--workers` is not given.
+pub const ENV_WORKERS: &str = "IDGUARD_WORKERS";
 /// The tracing filter (same syntax as `RUST_LOG`), e.g. `info,idguard_proxy=debug`.
 pub const ENV_LOG: &str = "IDGUARD_LOG";
 /// The admin API's break-glass token; without it one is generated into `<data dir>/admin.token` at first start.

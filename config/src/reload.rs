@@ -212,8 +212,16 @@ impl Loader {
         master_keys: Option<&MasterKeys>,
     ) -> Result<Snapshot, ConfigError> {
         let mut raw = self.parse(text)?;
+        let counts = store::FileCounts::of(&raw);
         store::merge(&mut raw, objects).map_err(ConfigError::Invalid)?;
         self.validate_with(raw, text, generation, master_keys)
+            .map_err(|e| match e {
+                ConfigError::Invalid(mut errors) => {
+                    store::name_stored(&mut errors.0, &counts, objects);
+                    ConfigError::Invalid(errors)
+                }
+                other => other,
+            })
     }
 
     /// The file this loader reads.
@@ -601,7 +609,8 @@ pub fn log_config_error(err: &ConfigError) {
                 message,
             } in list
             {
-                tracing::error!(field = %path, line = ?line, reason = "config_invalid", "{message}");
+                // `line` is recorded as a plain number, and left out when unknown (never `Some(32)`).
+                tracing::error!(field = %path, line = *line, reason = "config_invalid", "{message}");
             }
         }
         other => tracing::error!(reason = "config_invalid", "{other}"),

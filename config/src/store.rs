@@ -555,3 +555,80 @@ pub fn export(mut raw: RawConfig, objects: &[StoredObject]) -> Result<String, cr
         message: e.to_string(),
     })
 }
+
+/// The routing-file section (`[[agents]]`, `[[llm]]`, …) that holds objects of `kind`, as validation paths name
+/// it; `None` for operators, which are not topology.
+pub fn section(kind: Kind) -> Option<&'static str> {
+    Some(match kind {
+        Kind::Agent => "agents",
+        Kind::Credential => "credentials",
+        Kind::Llm => "llm",
+        Kind::External => "external",
+        Kind::Enterprise => "enterprise",
+        Kind::User => "users",
+        Kind::Group => "groups",
+        Kind::Organization => "organizations",
+        Kind::Client => "clients",
+        Kind::Inbound => "inbound",
+        Kind::Outbound => "outbound",
+        Kind::Operator => return None,
+    })
+}
+
+/// How many objects each section of a routing file declares, taken before [`merge`] appends the stored ones: a
+/// merged index at or past it is a stored object's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileCounts(Vec<(&'static str, usize)>);
+
+// === impl FileCounts ===
+
+impl FileCounts {
+    /// The counts of `raw`, the file's objects alone.
+    pub fn of(raw: &RawConfig) -> Self {
+        Self(vec![
+            ("agents", raw.agents.len()),
+            ("credentials", raw.credentials.len()),
+            ("llm", raw.llm.len()),
+            ("external", raw.external.len()),
+            ("enterprise", raw.enterprise.len()),
+            ("users", raw.users.len()),
+            ("groups", raw.groups.len()),
+            ("organizations", raw.organizations.len()),
+            ("clients", raw.clients.len()),
+            ("inbound", raw.inbound.len()),
+            ("outbound", raw.outbound.len()),
+        ])
+    }
+
+    fn get(&self, section: &str) -> Option<usize> {
+        self.0.iter().find(|(s, _)| *s == section).map(|(_, n)| *n)
+    }
+}
+
+/// Renames the errors [`merge`]d stored objects caused from their merged index (`llm[3].style`, which no file
+/// and no request shows) to their id (`llm[id=gpt].style`), without a line: the object is in the store, not the
+/// file. Errors in the file's own objects keep their index and line. `objects` are those merged, in order.
+pub fn name_stored(errors: &mut [ValidationError], counts: &FileCounts, objects: &[StoredObject]) {
+    for e in errors {
+        let Some((head, rest)) = e.path.split_once('[') else {
+            continue;
+        };
+        let Some((index, tail)) = rest.split_once(']') else {
+            continue;
+        };
+        let (Some(in_file), Ok(index)) = (counts.get(head), index.parse::<usize>()) else {
+            continue;
+        };
+        let Some(nth) = index.checked_sub(in_file) else {
+            continue;
+        };
+        let stored = objects
+            .iter()
+            .filter(|o| section(o.kind) == Some(head))
+            .nth(nth);
+        if let Some(o) = stored {
+            e.path = format!("{head}[id={}]{tail}", o.id);
+            e.line = None;
+        }
+    }
+}

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod cli_admin;
+mod cli_messages;
 mod connections;
 mod console;
 mod echo;
@@ -14,6 +15,7 @@ mod identity;
 mod identity_abuse;
 mod injection;
 mod leaks;
+mod messages;
 mod observability;
 mod paths;
 mod reload;

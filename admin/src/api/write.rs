@@ -199,7 +199,9 @@ impl AdminApi {
         )?;
         attribute(&mut plan.audit, caller);
         let objects = apply_writes(stored, &plan.writes)?;
-        let candidate = self.build(file, &objects)?;
+        let candidate = self
+            .build(file, &objects)
+            .map_err(|e| located_in_request(e, &plan.writes))?;
         check_quotas(&plan, Usage::of(&candidate))?;
         check_bindings(&plan, &candidate)?;
         let idempotency = plan.idempotency.as_ref().map(|(k, a)| (k.as_str(), a));
@@ -217,13 +219,40 @@ impl AdminApi {
     /// [`AdminError::Invalid`] with every problem; [`Internal::Corrupt`] when a stored object does not fit its type.
     pub(super) fn build(&self, file: RoutingFile, objects: &[StoredObject]) -> Result<Snapshot> {
         let RoutingFile { text, mut raw } = file;
+        let counts = store::FileCounts::of(&raw);
         store::merge(&mut raw, objects).map_err(|errors| corrupt_in_merge(objects, &errors.0))?;
         match self.inner.loader.validate_merged(raw, &text, 0) {
             Ok(snapshot) => Ok(snapshot),
-            Err(ConfigError::Invalid(errors)) => Err(AdminError::Invalid(errors.0)),
+            Err(ConfigError::Invalid(mut errors)) => {
+                store::name_stored(&mut errors.0, &counts, objects);
+                Err(AdminError::Invalid(errors.0))
+            }
             Err(e) => Err(Internal::Config(e.to_string()).into()),
         }
     }
+}
+
+/// A validation refusal as the caller sees it: an error in an object this request sends is located by the field
+/// of that body (`llm.style`, `agents.name`), the way every other field refusal of the API is, instead of by
+/// the object's id in the merged topology (`llm[id=gpt].style`, see [`store::name_stored`]). Errors in other
+/// objects keep their id (stored) or index and line (the routing file's). Other errors pass unchanged.
+pub(super) fn located_in_request(e: AdminError, writes: &[Write]) -> AdminError {
+    let AdminError::Invalid(mut errors) = e else {
+        return e;
+    };
+    for e in &mut errors {
+        let sent = writes.iter().filter(|w| w.body.is_some()).find_map(|w| {
+            let section = store::section(w.kind)?;
+            let tail = e.path.strip_prefix(&format!("{section}[id={}]", w.id))?;
+            // Only a whole object name: `llm[id=a]` must not match inside `llm[id=a]b…`.
+            (tail.is_empty() || tail.starts_with('.') || tail.starts_with('['))
+                .then(|| format!("{section}{tail}"))
+        });
+        if let Some(path) = sent {
+            e.path = path;
+        }
+    }
+    AdminError::Invalid(errors)
 }
 
 /// The internal error for the objects `merge` could not fit: the first one, named `kind/id` like the store names

@@ -111,3 +111,57 @@ fn a_replica_meeting_a_newer_record_keeps_its_topology_and_is_not_ready_until_it
     assert_eq!(readiness.check(), Ok(()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn errors_in_stored_objects_name_the_object_not_its_merged_index() {
+    // The file declares one agent and one LLM node; the store adds an agent `b`, a node `gpt` and a node `x`.
+    let mut raw: crate::raw::RawConfig = toml::from_str(
+        "[[agents]]\nid = \"a\"\n\n[[llm]]\nid = \"file-node\"\nupstream = \"https://f.example.com\"\nstyle = \"bearer\"\ncredential = \"c\"\n",
+    )
+    .unwrap();
+    let counts = FileCounts::of(&raw);
+    let stored = |kind, id: &str| StoredObject {
+        kind,
+        id: id.into(),
+        version: 1,
+        created_at: 0,
+        updated_at: 0,
+        body: json!({"id": id, "upstream": "https://u.example.com", "style": "bearer", "credential": "c"}),
+    };
+    let objects = vec![
+        stored(Kind::Llm, "gpt"),
+        StoredObject {
+            body: json!({"id": "b"}),
+            ..stored(Kind::Agent, "b")
+        },
+        stored(Kind::Llm, "x"),
+    ];
+    merge(&mut raw, &objects).unwrap();
+    let error = |path: &str, line| ValidationError {
+        path: path.into(),
+        line,
+        message: "m".into(),
+    };
+    let mut errors = vec![
+        error("llm[0].style", Some(7)),
+        error("llm[1].style", Some(99)),
+        error("llm[2]", None),
+        error("agents[1].name", None),
+        error("llm[9].style", None),
+        error("listeners.public", Some(2)),
+    ];
+    name_stored(&mut errors, &counts, &objects);
+    let paths: Vec<(&str, Option<usize>)> =
+        errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        paths,
+        [
+            ("llm[0].style", Some(7)),
+            ("llm[id=gpt].style", None),
+            ("llm[id=x]", None),
+            ("agents[id=b].name", None),
+            ("llm[9].style", None),
+            ("listeners.public", Some(2)),
+        ]
+    );
+}

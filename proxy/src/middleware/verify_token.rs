@@ -187,7 +187,10 @@ fn admit(
         if let Some(cred) = &identity.credential
             && !snapshot.credential_current(&identity.agent, cred)
         {
-            return Err(ProxyError::InvalidToken(TokenReason::CredentialRevoked));
+            // A disabled principal's credentials are not current either; the log says why it really failed.
+            return Err(ProxyError::InvalidToken(
+                disabled(snapshot, &identity.agent).unwrap_or(TokenReason::CredentialRevoked),
+            ));
         }
     }
     let id = if class == RouteClass::Inbound {
@@ -222,6 +225,17 @@ fn admit(
     ctx.subject_token = subject;
     ctx.identity = Some(identity);
     Ok(())
+}
+
+/// [`TokenReason::AgentDisabled`] or [`TokenReason::ClientDisabled`] when `id` names a disabled agent or client.
+fn disabled(snapshot: &idguard_config::Snapshot, id: &str) -> Option<TokenReason> {
+    if snapshot.agents.get(id).is_some_and(|a| !a.enabled) {
+        Some(TokenReason::AgentDisabled)
+    } else if snapshot.clients.get(id).is_some_and(|c| !c.enabled) {
+        Some(TokenReason::ClientDisabled)
+    } else {
+        None
+    }
 }
 
 fn is_token_shaped(token: &str) -> bool {

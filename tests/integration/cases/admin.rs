@@ -233,9 +233,9 @@ async fn bad_input_is_refused_precisely_and_nothing_is_stored() {
         ("POST", "/admin/v1/agents", r#"{"name":42}"#.into(), 400, "invalid type"),
         ("POST", "/admin/v1/agents", r#"{"name":"#.into(), 400, "invalid request body"),
         ("POST", "/admin/v1/credentials", r#"{"kind":"llm"}"#.into(), 400, "missing field `value`"),
-        ("POST", "/admin/v1/credentials", r#"{"kind":"other","value":"x","hosts":["api.example.com"]}"#.into(), 422, "credentials[1].kind"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"other","value":"x","hosts":["api.example.com"]}"#.into(), 422, "credentials.kind"),
         ("POST", "/admin/v1/credentials", r#"{"kind":"llm","value":"x"}"#.into(), 400, "missing field `hosts`"),
-        ("POST", "/admin/v1/credentials", r#"{"kind":"llm","value":"x","hosts":["https://x/"]}"#.into(), 422, "credentials[1].hosts[0]"),
+        ("POST", "/admin/v1/credentials", r#"{"kind":"llm","value":"x","hosts":["https://x/"]}"#.into(), 422, "credentials.hosts[0]"),
         ("PUT", "/admin/v1/agents/agent-2/outbound/nowhere", "{}".into(), 422, "no llm, external or enterprise node has id"),
         ("PUT", "/admin/v1/agents/ghost/outbound/openai", "{}".into(), 422, "no agent has id"),
         (

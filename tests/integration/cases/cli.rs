@@ -18,7 +18,7 @@ fn check_accepts_a_good_file_and_the_example() {
         "",
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("ok (1 issuers"), "{out}");
+    assert!(out.contains("ok (1 issuer,"), "{out}");
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/idguard.example.toml");
     let (code, out, err) = run(&["check", "--config", example], &[], "");
     assert_eq!(code, 0, "{out}{err}");

@@ -263,7 +263,7 @@ async fn a_bad_key_file_keeps_the_keys_in_use_and_the_watcher_picks_up_a_good_on
 
 #[tokio::test]
 async fn reseal_runs_against_a_live_redis_store_while_the_server_serves() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let mut s = Setup::standard(&mock, &canary("file"));

@@ -466,3 +466,33 @@ pub fn redis_cleanup(url: &str, prefix: &str) {
         }
     }
 }
+
+/// The shared Redis the replica tests use: `REDIS_URL`, default `redis://127.0.0.1:6379`. Panics, saying so and
+/// how to get one, when it does not answer `PING` — instead of the bare 503 assertions a test meets later.
+pub fn redis_url() -> String {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    if let Err(why) = redis_answers(&url) {
+        panic!("{why}");
+    }
+    url
+}
+
+/// `Ok` when the Redis at `url` answers `PING` within a second; else what a developer needs to know.
+pub fn redis_answers(url: &str) -> Result<(), String> {
+    let ping = || -> redis::RedisResult<String> {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
+        conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+        redis::cmd("PING").query(&mut conn)
+    };
+    // A URL with credentials is not repeated in the message.
+    let shown = if url.contains('@') { "REDIS_URL" } else { url };
+    match ping() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "this test needs a Redis at REDIS_URL (default redis://127.0.0.1:6379), and {shown} does not answer \
+             PING ({e}): start one (`redis-server --port 6379 --save ''`), or run `.ci/run`, which installs \
+             redis-server and starts it when none answers"
+        )),
+    }
+}

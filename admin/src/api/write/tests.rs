@@ -271,3 +271,45 @@ exchange = { token_url = "https://as.example.com/token", client_id = "idg", cred
         }
     }
 }
+
+#[test]
+fn a_refusal_names_the_field_of_the_body_sent_not_the_merged_topology() {
+    let error = |path: &str| ValidationError {
+        path: path.into(),
+        line: None,
+        message: "m".into(),
+    };
+    let writes = [
+        write(Kind::Llm, "gpt", Expect::Absent, Some(json!({"id": "gpt"}))),
+        // A delete sends no body: an error about what it leaves behind stays where it is.
+        write(Kind::Credential, "gone", Expect::Present, None),
+    ];
+    let refused = AdminError::Invalid(vec![
+        error("llm[id=gpt].style"),
+        error("llm[id=gpt]"),
+        error("llm[id=gpt-2].style"),
+        error("llm[id=other].credential"),
+        error("credentials[id=gone].kind"),
+        error("llm[0].credential"),
+    ]);
+    let AdminError::Invalid(errors) = located_in_request(refused, &writes) else {
+        panic!("still a validation refusal");
+    };
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "llm.style",
+            "llm",
+            "llm[id=gpt-2].style",
+            "llm[id=other].credential",
+            "credentials[id=gone].kind",
+            "llm[0].credential"
+        ]
+    );
+    // Other refusals pass unchanged.
+    assert!(matches!(
+        located_in_request(AdminError::Precondition, &writes),
+        AdminError::Precondition
+    ));
+}

@@ -305,7 +305,7 @@ async fn an_unreadable_routing_file_is_a_retryable_503_logged_once_and_nothing_i
 async fn a_corrupt_stored_object_is_an_internal_error_and_its_content_is_never_logged() {
     use crate::common::keys::rand_hex;
     use crate::common::process::Served;
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let mut s = Setup::standard(&mock, &canary("file"));

@@ -17,7 +17,7 @@ async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u
 
 #[tokio::test]
 async fn export_reads_a_live_redis_fleet_and_its_output_reproduces_the_topology() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let mut a = Setup::standard(&mock, &canary("file"));

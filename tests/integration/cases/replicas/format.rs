@@ -57,7 +57,7 @@ fn stored(url: &str, prefix: &str, field: &str) -> String {
 
 #[tokio::test]
 async fn an_older_replica_refuses_a_newer_record_format_and_never_overwrites_it() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let mut s = Setup::standard(&mock, &canary("format"));

@@ -14,7 +14,7 @@ use crate::common::mock::Mock;
 
 #[tokio::test]
 async fn a_token_revoked_through_one_replica_is_refused_by_the_other_within_a_second() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let mut a = Setup::standard(&mock, &canary("operators"));

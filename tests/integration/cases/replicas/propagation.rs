@@ -25,7 +25,7 @@ fn replica_pair(mock: &Mock, url: &str, prefix: &str) -> (Setup, Setup) {
 
 #[tokio::test]
 async fn a_change_through_one_replica_is_enforced_by_the_other_within_a_second() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let (a, b) = replica_pair(&mock, &url, &prefix);
@@ -272,7 +272,7 @@ async fn m01_a_replica_starts_while_redis_is_down_and_catches_up() {
 
 #[tokio::test]
 async fn m04_a_replica_never_goes_back_to_an_older_topology() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let (a, _) = replica_pair(&mock, &url, &prefix);
@@ -345,7 +345,7 @@ async fn identity_state_is_shared_across_replicas() {
     use crate::common::idp::{
         AGENT_SECRET, access_token, assertion, basic, fleet_secret_hash, jwt_form,
     };
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     let prefix = format!("idguard-test-{}", rand_hex(6));
     let mock = Mock::start().await;
     let (mut a, mut b) = replica_pair(&mock, &url, &prefix);

@@ -21,7 +21,7 @@ async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u
 }
 
 fn shared_redis() -> (String, String) {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::common::harness::redis_url();
     (url, format!("idguard-test-{}", rand_hex(6)))
 }
 
