@@ -166,6 +166,7 @@ impl Console {
             )
             .route("/console/directory", get(panels::directory))
             .route("/console/operators", get(panels::operators))
+            .route("/console/operators/{action}", post(panels::operator_action))
             .route("/console/audit", get(panels::audit))
             // Not a fallback: the console shares the admin listener, whose other 404s stay the API's.
             .route("/console/{*rest}", axum::routing::any(pages::not_found))

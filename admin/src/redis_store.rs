@@ -4,10 +4,10 @@
 //! slot and one Lua script or `MULTI` may touch any of them): `{p}:objects` (a hash, field `kind/id` → the stored
 //! object's JSON), `{p}:epoch` (the store's identity), `{p}:version` (the topology version), `{p}:idem:<key>`,
 //! `{p}:jti:<digest>`, `{p}:revoked:<digest>`, `{p}:cache:<digest>`, `{p}:fail:<digest>:<minute>` (shared
-//! failed-authentication counters), `{p}:audit` (the shared audit stream, capped at `[store]
-//! audit_stream_max_len` records); channel `{p}:changed`. [`RedisStore::key`] is the only place that names them.
-//! Digests are SHA-256 hex computed by callers: no raw token is
-//! ever a key. A commit reads the current versions, checks the preconditions, writes the audit record to the
+//! failed-authentication counters), `{p}:secret-used:<digest>` (client secrets' last use), `{p}:audit` (the
+//! shared audit stream, capped at `[store] audit_stream_max_len` records); channel `{p}:changed`.
+//! [`RedisStore::key`] is the only place that names them. Digests are (keyed) SHA-256 hex computed by callers: no
+//! raw token or id is ever a key. A commit reads the current versions, checks the preconditions, writes the audit record to the
 //! local audit log (fsync), then runs one Lua script that re-checks the versions it read, applies the change,
 //! increments the topology version, appends the audit records to `<p>:audit` and publishes the version —
 //! atomically, so concurrent writers through different replicas cannot interleave, and the stream shows exactly
@@ -52,6 +52,7 @@ mod audit;
 pub mod connect;
 mod epoch;
 mod failures;
+mod secret_use;
 
 pub use connect::RedisOptions;
 use connect::{AsyncConn, Backoff, Connector};
@@ -405,9 +406,22 @@ impl Store for RedisStore {
     fn recover(&self, recovery: Recovery, actor: &str) -> Result<u64, StoreError> {
         self.recover_identity(recovery, actor)
     }
+
+    fn secrets_last_used(&self, use_keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        let keys: Vec<String> = use_keys
+            .iter()
+            .map(|k| self.key(&secret_use::name(k)))
+            .collect();
+        secret_use::read(&mut self.conn()?, &keys)
+    }
 }
 
 impl IdentityStore for RedisStore {
+    fn record_secret_use(&self, use_key: &[u8; 32], at: u64) -> Result<(), StoreError> {
+        let key = self.key(&secret_use::name(use_key));
+        secret_use::record(&mut self.conn()?, &key, at)
+    }
+
     fn record_failure(
         &self,
         key_digest: &[u8; 32],

@@ -28,6 +28,8 @@ const JTI: TableDefinition<&[u8], u64> = TableDefinition::new("jti");
 const REVOKED: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
 /// key digest → 8-byte big-endian expiry followed by the value.
 const CACHE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cache");
+/// Client-secret use key → the Unix time it last authenticated (see `IdentityStore::record_secret_use`).
+const SECRET_USED: TableDefinition<&[u8], u64> = TableDefinition::new("secret_used");
 /// Shared secrets by name (see `Store::shared_secret`).
 const SHARED: TableDefinition<&str, &[u8]> = TableDefinition::new("shared");
 const VERSION: &str = "topology_version";
@@ -72,6 +74,7 @@ impl EmbeddedStore {
             txn.open_table(JTI).map_err(unavailable)?;
             txn.open_table(REVOKED).map_err(unavailable)?;
             txn.open_table(CACHE).map_err(unavailable)?;
+            txn.open_table(SECRET_USED).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         Ok(Self {
@@ -226,9 +229,39 @@ impl Store for EmbeddedStore {
     fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         audit::read(&self.audit_path, query)
     }
+
+    fn secrets_last_used(&self, use_keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(SECRET_USED).map_err(unavailable)?;
+        use_keys
+            .iter()
+            .map(|k| {
+                table
+                    .get(k.as_slice())
+                    .map(|v| v.map(|v| v.value()))
+                    .map_err(unavailable)
+            })
+            .collect()
+    }
 }
 
 impl IdentityStore for EmbeddedStore {
+    fn record_secret_use(&self, use_key: &[u8; 32], at: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        {
+            let mut table = txn.open_table(SECRET_USED).map_err(unavailable)?;
+            // Never backwards: a late write of an older use (a slow task) keeps the newer time.
+            let known = table
+                .get(use_key.as_slice())
+                .map_err(unavailable)?
+                .map(|v| v.value());
+            if known.is_none_or(|t| t < at) {
+                table.insert(use_key.as_slice(), at).map_err(unavailable)?;
+            }
+        }
+        txn.commit().map_err(unavailable)
+    }
+
     fn shared_secret(&self, name: &str, init: &[u8; 32]) -> Result<[u8; 32], StoreError> {
         let txn = self.db.begin_write().map_err(unavailable)?;
         let value = {

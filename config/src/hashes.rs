@@ -1,10 +1,11 @@
 //! The stored forms of secrets that more than one crate computes or checks, defined once: the admin API writes
 //! them, the identity service and `idguard demo` compare against them.
 //!
-//! - [`KeyedHasher`]: HMAC-SHA256 under the fingerprint key: client-secret hashes and display fingerprints of
-//!   stored credentials. With the embedded store it is the data directory's `fingerprint.key`; with Redis it is a
-//!   fleet key ([`fleet_key`], [`FINGERPRINT_KEY_NAME`]) every replica derives from the master key, or, without a
-//!   master key, a random value kept in the store.
+//! - [`KeyedHasher`]: HMAC-SHA256 under the fingerprint key: client-secret hashes, display fingerprints of
+//!   stored credentials and client secrets, and the store keys of client secrets' last use. With the embedded
+//!   store it is the data directory's `fingerprint.key`; with Redis it is a fleet key ([`fleet_key`],
+//!   [`FINGERPRINT_KEY_NAME`]) every replica derives from the master key, or, without a master key, a random
+//!   value kept in the store.
 //! - [`fleet_key`]: the keys every replica of one Redis store must hold alike (the fingerprint key, the identity
 //!   service's signing seed), derived with HKDF-SHA256 from the master key's oldest term: they need neither Redis
 //!   nor a file, so they survive the loss of Redis.
@@ -63,6 +64,11 @@ pub fn fleet_client_secret_hex(
     Ok(KeyedHasher::new(&key).client_secret_hex(secret))
 }
 
+/// A stored client-secret hash (64 hex digits) as its 32 bytes; `None` when it is not one.
+pub fn decode_client_secret_hash(hash_hex: &str) -> Option<Vec<u8>> {
+    crate::keys::decode_hex32(hash_hex)
+}
+
 /// HMAC-SHA256 under the fingerprint key. Cheap to clone.
 #[derive(Clone)]
 pub struct KeyedHasher {
@@ -111,6 +117,26 @@ impl KeyedHasher {
     pub fn fingerprint(&self, value: &[u8]) -> String {
         let tag = aws_lc_rs::hmac::sign(&self.key, value);
         hex(&tag.as_ref()[..8])
+    }
+
+    /// A client secret's display fingerprint: [`KeyedHasher::fingerprint`] over
+    /// `client-secret-fingerprint\n<stored hash bytes>`. It is derived from the stored hash, not the secret, so
+    /// every stored secret has one — those stored before fingerprints were shown included — and it is the same
+    /// in the answer that creates the secret and in every listing.
+    pub fn client_secret_fingerprint(&self, hash: &[u8]) -> String {
+        let mut value = b"client-secret-fingerprint\n".to_vec();
+        value.extend_from_slice(hash);
+        self.fingerprint(&value)
+    }
+
+    /// Where the shared store keeps the last use of the secret `secret_id` (stored hash `hash`) of the agent or
+    /// client `principal`: [`KeyedHasher::digest`] under `client-secret-used`. The identity service writes it, the
+    /// admin API reads it; the hash is part of it, so a secret replaced under the same id starts unused.
+    pub fn client_secret_use_key(&self, principal: &str, secret_id: &str, hash: &[u8]) -> [u8; 32] {
+        self.digest(
+            "client-secret-used",
+            &format!("{principal}\n{secret_id}\n{}", hex(hash)),
+        )
     }
 }
 
@@ -163,6 +189,33 @@ mod tests {
         assert_eq!(hasher.fingerprint(b"abc").len(), 16);
         assert_ne!(hasher.fingerprint(b"abc"), hasher.fingerprint(b"abd"));
         assert!(!format!("{hasher:?}").contains('9'));
+    }
+
+    #[test]
+    fn a_secret_fingerprint_and_use_key_come_from_its_stored_hash() {
+        let hasher = KeyedHasher::new(&[9u8; 32]);
+        let hash_hex = hasher.client_secret_hex("idgsec_abc");
+        let hash = decode_client_secret_hash(&hash_hex).unwrap();
+        assert_eq!(hash, hasher.client_secret("idgsec_abc").to_vec());
+        let fp = hasher.client_secret_fingerprint(&hash);
+        assert_eq!(fp.len(), 16);
+        assert!(
+            !hash_hex.contains(&fp),
+            "the fingerprint is not a slice of the hash"
+        );
+        assert_ne!(fp, hasher.fingerprint(b"idgsec_abc"));
+        assert_ne!(
+            fp,
+            KeyedHasher::new(&[8u8; 32]).client_secret_fingerprint(&hash)
+        );
+        let key = hasher.client_secret_use_key("agent-1", "sec_1", &hash);
+        assert_ne!(key, hasher.client_secret_use_key("agent-2", "sec_1", &hash));
+        assert_ne!(key, hasher.client_secret_use_key("agent-1", "sec_2", &hash));
+        assert_ne!(
+            key,
+            hasher.client_secret_use_key("agent-1", "sec_1", &[0u8; 32])
+        );
+        assert_eq!(decode_client_secret_hash("zz"), None);
     }
 
     #[test]

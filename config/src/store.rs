@@ -393,6 +393,14 @@ pub trait Store: Send + Sync {
             "this store has no identity to recover (the embedded store)",
         ))
     }
+
+    /// When each client secret was last used to authenticate, as [`IdentityStore::record_secret_use`] recorded
+    /// it (any replica's), in the order of `use_keys` (each
+    /// [`crate::hashes::KeyedHasher::client_secret_use_key`]); `None` for a secret never recorded.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn secrets_last_used(&self, use_keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError>;
 }
 
 /// The identity service's shared state: replay records, revocations, single-use codes and the signing seed.
@@ -482,6 +490,15 @@ pub trait IdentityStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn cache_get(&self, key_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Records that the client secret under `use_key` ([`crate::hashes::KeyedHasher::client_secret_use_key`])
+    /// authenticated at `at` (Unix seconds), for the admin API's `last_used` ([`Store::secrets_last_used`]). Kept
+    /// for as long as the store lives: a secret used once a year still shows when. The caller throttles and
+    /// never waits on it: a failure loses one timestamp, not a grant.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    fn record_secret_use(&self, use_key: &[u8; 32], at: u64) -> Result<(), StoreError>;
 }
 
 /// The class of a deserialization error (`invalid type`, ``missing field `id` ``, …) without the value serde

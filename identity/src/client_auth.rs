@@ -6,7 +6,8 @@
 //! registered key's own algorithm (never the header's choice), their header never selects a key by URL or
 //! embedded key, and each `jti` is claimed once in the shared store. Failures are counted per client id (locally,
 //! and with Redis across every replica: `shared_limiter`); past the limit the client gets 429 until the minute is
-//! over.
+//! over. A secret that authenticates has its use recorded in the shared store (`secret_use`), for the admin
+//! API's `last_used`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 pub use self::limiter::Limiter;
 
 mod limiter;
+pub(crate) mod secret_use;
 mod shared_limiter;
 
 use super::error::OAuthError;
@@ -228,11 +230,16 @@ impl IdentityService {
             (None, _, _) => fail("bad_client_secret"),
             (Some(_), ClientAuth::PrivateKeyJwt, _) => fail("auth_method_not_allowed"),
             (Some(_), _, false) => fail("client_disabled"),
-            (Some(sid), ClientAuth::ClientSecret, true) => Ok(Authenticated {
-                id: p.id,
-                kind: p.kind,
-                credential: format!("secret:{sid}"),
-            }),
+            (Some(sid), ClientAuth::ClientSecret, true) => {
+                if let Some((_, hash)) = p.secrets.iter().find(|(s, _)| *s == sid) {
+                    self.note_secret_use(&p.id, &sid, hash);
+                }
+                Ok(Authenticated {
+                    id: p.id,
+                    kind: p.kind,
+                    credential: format!("secret:{sid}"),
+                })
+            }
         }
     }
 

@@ -97,6 +97,8 @@ struct Inner {
     clock: Clock,
     dummy_hash: [u8; 32],
     limiter: Limiter,
+    /// When this replica last wrote each client secret's use to the store.
+    secret_use: client_auth::secret_use::Throttle,
     revocations: Arc<Revocations>,
     jwks: watch::Sender<Arc<JwkSet>>,
     /// Whether the topology may be trusted: past `redis_max_staleness_ms`, or before the store's objects were
@@ -233,6 +235,7 @@ impl IdentityService {
                 clock,
                 dummy_hash,
                 limiter: Limiter::default(),
+                secret_use: client_auth::secret_use::Throttle::default(),
                 revocations: Arc::new(Revocations::default()),
                 jwks,
                 readiness,

@@ -67,7 +67,7 @@ impl Resource for Agents {
         Cow::Borrowed(&raw.id)
     }
 
-    fn view(_: &AdminApi, a: &RawAgent) -> Value {
+    fn view(api: &AdminApi, a: &RawAgent) -> Value {
         json!({
             "id": a.id,
             "name": defaults::display_name(a.name.as_deref(), &a.id),
@@ -75,7 +75,7 @@ impl Resource for Agents {
             "enabled": a.enabled.unwrap_or(defaults::ENABLED),
             "permission": a.permission.clone().unwrap_or_default(),
             "auth": a.auth.clone().unwrap_or_else(|| defaults::CLIENT_AUTH.into()),
-            "secrets": secret_views(&a.secrets),
+            "secrets": secret_views(api, &a.secrets),
             "keys": key_ids(&a.keys),
             "endpoint": a.endpoint,
         })

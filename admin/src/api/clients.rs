@@ -60,13 +60,13 @@ impl Resource for Clients {
         Cow::Borrowed(&raw.id)
     }
 
-    fn view(_: &AdminApi, c: &RawClient) -> Value {
+    fn view(api: &AdminApi, c: &RawClient) -> Value {
         json!({
             "id": c.id,
             "name": defaults::display_name(c.name.as_deref(), &c.id),
             "redirect_uris": c.redirect_uris,
             "auth": c.auth.clone().unwrap_or_else(|| defaults::CLIENT_AUTH.into()),
-            "secrets": secret_views(&c.secrets),
+            "secrets": secret_views(api, &c.secrets),
             "keys": key_ids(&c.keys),
             "users": c.users,
             "groups": c.groups,

@@ -2,6 +2,10 @@
 //! `/admin/v1/{agents|clients}/{id}/secrets` and `/keys`. A secret (256 random bits) is shown once, in the answer
 //! that creates it; the store keeps a keyed hash. Several may exist at once, so secrets rotate without downtime. A
 //! public key (JWK or PEM) fixes its algorithm: EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA.
+//!
+//! A secret is listed with a keyed fingerprint of its stored hash (the same in the answer that creates it, so an
+//! operator can tell which listed secret they hold; secrets stored before fingerprints existed have one too) and
+//! its last use, which the identity service records in the shared store and only `GET …/secrets` reads.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -105,18 +109,22 @@ async fn create_secret<P: Principal>(
         hash: api.secret_hash(&secret),
         created_at: now(),
     };
+    let fingerprint = secret_fingerprint(&api, &stored);
+    let created_at = stored.created_at;
     let (_, version, ()) =
         change::<P, _>(&api, id.clone(), if_match(&headers), move |_, _, raw, _| {
             P::secrets(raw).push(stored);
             Ok(())
         })
         .await?;
-    let body = json!({"id": secret_id, "client_id": id, "secret": secret, "created_at": now(),
+    let body = json!({"id": secret_id, "client_id": id, "secret": secret, "fingerprint": fingerprint,
+                      "created_at": created_at, "last_used": null,
                       "note": "store this secret now: it is not shown again"});
     Ok(answer(StatusCode::CREATED, body, Managed::Api(version)))
 }
 
-/// `GET .../{id}/secrets`: ids and creation times only, paged like every list.
+/// `GET .../{id}/secrets`: each secret's id, fingerprint, creation time and last use (RFC 3339, or `null` when no
+/// use was recorded), paged like every list. Never the hash.
 async fn list_secrets<P: Principal>(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
@@ -124,13 +132,30 @@ async fn list_secrets<P: Principal>(
 ) -> Result<Response> {
     let page = PageQuery::parse(query.as_deref())?;
     let (mut raw, _) = find::<P>(&api, &id).await?;
-    let out = P::secrets(&mut raw)
+    let secrets = std::mem::take(P::secrets(&mut raw));
+    let principal = id.clone();
+    let last_used = api
+        .blocking(move |api| {
+            let keys: Vec<[u8; 32]> = secrets
+                .iter()
+                .map(|s| secret_use_key(api, &principal, s))
+                .collect();
+            let times = api
+                .inner
+                .store
+                .secrets_last_used(&keys)
+                .map_err(super::write::store_error)?;
+            Ok((secrets, times))
+        })
+        .await;
+    let (secrets, times) = last_used?;
+    let out = secrets
         .iter()
-        .map(|s| {
-            (
-                s.id.clone(),
-                json!({"id": s.id, "created_at": s.created_at}),
-            )
+        .zip(times)
+        .map(|(s, used)| {
+            let mut view = secret_view(&api, s);
+            view["last_used"] = json!(used.map(idguard_config::clock::rfc3339));
+            (s.id.clone(), view)
         })
         .collect();
     page.cut(&api, &format!("{}/{id}/secrets", P::KIND.as_str()), out)
@@ -212,12 +237,29 @@ async fn delete_key<P: Principal>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Secrets as shown: ids and creation times, never the hash.
-pub(super) fn secret_views(secrets: &[RawClientSecret]) -> Vec<Value> {
-    secrets
-        .iter()
-        .map(|s| json!({"id": s.id, "created_at": s.created_at}))
-        .collect()
+/// Secrets as an agent's or client's view lists them: ids, fingerprints and creation times, never the hash (the
+/// last use is read from the store by `GET …/secrets` only, so views stay free of store reads).
+pub(super) fn secret_views(api: &AdminApi, secrets: &[RawClientSecret]) -> Vec<Value> {
+    secrets.iter().map(|s| secret_view(api, s)).collect()
+}
+
+fn secret_view(api: &AdminApi, s: &RawClientSecret) -> Value {
+    json!({"id": s.id, "fingerprint": secret_fingerprint(api, s), "created_at": s.created_at})
+}
+
+/// A secret's display fingerprint ([`idguard_config::hashes::KeyedHasher::client_secret_fingerprint`]); `None`
+/// for a hash that is not 64 hex digits (validation refuses those, so none is stored).
+fn secret_fingerprint(api: &AdminApi, s: &RawClientSecret) -> Option<String> {
+    idguard_config::hashes::decode_client_secret_hash(&s.hash)
+        .map(|hash| api.inner.hasher.client_secret_fingerprint(&hash))
+}
+
+/// Where the identity service records the secret's use ([`idguard_config::hashes::KeyedHasher::client_secret_use_key`]).
+fn secret_use_key(api: &AdminApi, principal: &str, s: &RawClientSecret) -> [u8; 32] {
+    let hash = idguard_config::hashes::decode_client_secret_hash(&s.hash).unwrap_or_default();
+    api.inner
+        .hasher
+        .client_secret_use_key(principal, &s.id, &hash)
 }
 
 /// Keys as a principal's view lists them: by id.

@@ -1,6 +1,6 @@
 //! The configuration panels the diagram opens — one per node kind (`/console/agents/{id}/nodes/{kind}/{node}`)
 //! and one per edge (`/console/agents/{id}/edges/{inbound|outbound}/{node}`) — and the console's other pages:
-//! the directory, operators and the audit log.
+//! the directory, operators (`operators`, rendered as a panel without a diagram) and the audit log.
 //!
 //! A panel is data: [`Section`]s of [`Field`]s, each field with the reference's rule shown beside it, rendered by
 //! one template (`console/panel.html`). Every form posts to `<panel>/<action>` and is carried out through the
@@ -26,10 +26,12 @@ use super::signin::fields as parse_query;
 mod directory;
 mod edges;
 mod nodes;
+mod operators;
 
-pub(super) use directory::{audit, directory, operators};
+pub(super) use directory::{audit, directory};
 pub(super) use edges::{edge, edge_action};
 pub(super) use nodes::{node, node_action};
+pub(super) use operators::{operator_action, operators};
 
 /// One input of a panel form, with the reference's rule for it.
 pub(crate) struct Field {
@@ -89,6 +91,8 @@ pub(crate) struct Section {
     pub(crate) confirm: String,
     /// Why the form is disabled (a quota is full), if it is.
     pub(crate) disabled: Option<String>,
+    /// A search form: `GET <panel>` with its fields as the query, no CSRF token (it changes nothing).
+    pub(crate) get: bool,
 }
 
 /// A value shown exactly once (a new client secret), with a copy button.
@@ -273,7 +277,14 @@ impl Section {
             error: None,
             confirm: String::new(),
             disabled: None,
+            get: false,
         }
+    }
+
+    /// A search form ([`Section::get`]).
+    pub(crate) fn searching(mut self) -> Self {
+        self.get = true;
+        self
     }
 
     /// With a line of explanation.
@@ -465,29 +476,14 @@ pub(super) fn text(v: &Value, key: &str) -> String {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`; `—` for 0 (not recorded).
 pub(super) fn when(secs: u64) -> String {
     if secs == 0 {
         return "—".to_owned();
     }
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    idguard_config::clock::rfc3339(secs)
+        .replacen('T', " ", 1)
+        .replace('Z', " UTC")
 }
 
 /// A 303 to `location`.

@@ -125,6 +125,10 @@ impl Store for Racing {
         self.inner.audit(query)
     }
 
+    fn secrets_last_used(&self, use_keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        self.inner.secrets_last_used(use_keys)
+    }
+
     fn commit(
         &self,
         writes: &[Write],

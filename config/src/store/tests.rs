@@ -74,6 +74,9 @@ impl Store for Records {
     fn audit(&self, _: &AuditQuery) -> Result<AuditPage, StoreError> {
         unreachable!("the reloader never reads the audit log")
     }
+    fn secrets_last_used(&self, _: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        unreachable!("the reloader never reads secrets' last use")
+    }
 }
 
 #[test]

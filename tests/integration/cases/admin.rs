@@ -19,6 +19,7 @@ mod paging;
 mod read_back;
 mod remote;
 mod roles;
+mod secret_use;
 mod topology;
 mod usage;
 

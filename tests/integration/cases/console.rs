@@ -11,6 +11,7 @@ use crate::common::harness::Setup;
 use crate::common::process::Served;
 
 mod diagram;
+mod operators;
 mod panels;
 mod roles;
 mod sign_in;
@@ -163,6 +164,19 @@ pub(crate) async fn sign_in_as(b: &Browser, w: &World, user: &str, password: &st
         .await
         .unwrap();
     b.find("button[type=submit]").await.click().await.unwrap();
+}
+
+/// Signs in as the owner with the admin token (the break-glass form).
+pub(crate) async fn sign_in_as_owner(b: &Browser, w: &World) {
+    b.goto(&w.admin("/console/signin")).await;
+    b.find("#break-glass summary").await.click().await.unwrap();
+    b.find("#admin-token")
+        .await
+        .send_keys(&w.admin_token)
+        .await
+        .unwrap();
+    b.find("#sign-in-token").await.click().await.unwrap();
+    b.wait_for_path("/console/agents").await;
 }
 
 /// The session cookie's value in the browser.

@@ -13,5 +13,6 @@ mod outage_identity;
 mod propagation;
 mod read_your_writes;
 mod revocation;
+mod secret_use;
 mod shared_ops;
 mod store_identity;

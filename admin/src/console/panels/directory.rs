@@ -1,5 +1,5 @@
-//! The directory (users, groups, the organization tree), the operators and the audit log, read through the admin
-//! API as the signed-in operator (operators: owners only; the audit log: owners see every record, others their own).
+//! The directory (users, groups, the organization tree) and the audit log, read through the admin API as the
+//! signed-in operator (the audit log: owners see every record, others their own).
 
 use askama::Template;
 use axum::extract::RawQuery;
@@ -29,13 +29,6 @@ struct DirectoryPage {
     users: Vec<Vec<String>>,
     groups: Vec<Vec<String>>,
     organizations: Vec<OrgRow>,
-}
-
-#[derive(Template)]
-#[template(path = "console/operators.html")]
-struct OperatorsPage {
-    chrome: Chrome,
-    operators: Vec<Vec<String>>,
 }
 
 #[derive(Template)]
@@ -180,51 +173,6 @@ fn walk(
             walk(orgs, keep, Some(&id), depth + 1, is_root, seen, out);
         }
     }
-}
-
-/// `GET /console/operators`: the operators and their tokens (owners only: the API refuses others).
-pub(in crate::console) async fn operators(page: Page) -> Result<Response, ConsoleError> {
-    let (status, body) = page.api(Method::GET, "/admin/v1/operators", None).await;
-    if status != StatusCode::OK {
-        return Err(api_error(status, &body));
-    }
-    let list = body["items"]
-        .as_array()
-        .or_else(|| body["operators"].as_array())
-        .or_else(|| body.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let operators = list
-        .iter()
-        .map(|o| {
-            let tokens: Vec<String> = o["tokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
-                    let name = text(t, "name");
-                    let expires = t["expires_at"]
-                        .as_u64()
-                        .map_or("never expires".to_owned(), |e| {
-                            format!("expires {}", when(e))
-                        });
-                    format!("{} {name} ({expires})", text(t, "id"))
-                })
-                .collect();
-            vec![
-                text(o, "id"),
-                text(o, "name"),
-                text(o, "role"),
-                text(o, "user"),
-                tokens.join("; "),
-            ]
-        })
-        .collect();
-    OperatorsPage {
-        chrome: page.chrome(),
-        operators,
-    }
-    .respond_ok()
 }
 
 /// The audit filters: (query name, label, placeholder).

@@ -241,8 +241,9 @@ async fn principal_action(
             Ok(match judge(status, &body)? {
                 Outcome::Done => Outcome::Once(Once {
                     label: format!(
-                        "Client secret {} — copy it now: it is not shown again",
-                        text(&body, "id")
+                        "Client secret {} (fingerprint {}) — copy it now: it is not shown again",
+                        text(&body, "id"),
+                        text(&body, "fingerprint")
                     ),
                     value: text(&body, "secret"),
                 }),
@@ -434,16 +435,22 @@ async fn build(
     Ok(panel)
 }
 
-fn secret_rows(node: &Value) -> Vec<Row> {
-    node["secrets"]
+/// The client secrets (as `GET …/secrets` lists them: `{id, fingerprint, created_at, last_used}`).
+fn secret_rows(secrets: &Value) -> Vec<Row> {
+    secrets["items"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|s| {
+            let last_used = match s["last_used"].as_str() {
+                Some(at) => at.replacen('T', " ", 1).replace('Z', " UTC"),
+                None => "never".to_owned(),
+            };
             Row::cells(vec![
                 text(s, "id"),
+                text(s, "fingerprint"),
                 when(s["created_at"].as_u64().unwrap_or(0)),
-                "not recorded".to_owned(),
+                last_used,
             ])
             .button(
                 "delete-secret",
@@ -490,19 +497,20 @@ async fn credential_sections(
     node: &Value,
 ) -> Result<(), ConsoleError> {
     let auth = text(node, "auth");
-    let listed = get(
-        page,
-        &format!("{}/keys?limit=1000", api_path(kind, &text(node, "id"))),
-    )
-    .await?;
+    let principal = api_path(kind, &text(node, "id"));
+    let listed = get(page, &format!("{principal}/keys?limit=1000")).await?;
+    let secrets_listed = get(page, &format!("{principal}/secrets?limit=1000")).await?;
     let secrets = Section::form("secrets", "Client secrets", "secret")
         .intro(if auth == "client_secret" {
-            "A new secret is shown once, on the next page, with a copy button; afterwards only its id and times. Several may exist at once, so a secret rotates without downtime."
+            "A new secret is shown once, on the next page, with a copy button and its fingerprint; afterwards only its id, fingerprint and times. Last used is recorded at most once a minute. Several may exist at once, so a secret rotates without downtime."
         } else {
             "This uses public keys: switch Authentication to client secret (after deleting its keys) to add secrets."
         })
         .submit("Generate client secret")
-        .rows(vec!["Secret id", "Created", "Last used"], secret_rows(node));
+        .rows(
+            vec!["Secret id", "Fingerprint", "Created", "Last used"],
+            secret_rows(&secrets_listed),
+        );
     let keys = Section::form("keys", "Public keys", "key")
         .intro(if auth == "private_key_jwt" {
             "The agent signs its token requests with the private key; idguard verifies them with this public key. EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA."

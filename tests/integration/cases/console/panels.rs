@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::common::harness::keys;
+use crate::common::harness::{keys, within};
 use crate::common::keys::claims;
 use crate::common::mock::Mock;
 
@@ -45,19 +45,6 @@ async fn llm_node(w: &World, mock: &Mock, value: &str) {
         .api_json("PUT", "/admin/v1/agents/agent-1/outbound/n1", json!({}))
         .await;
     assert_eq!(status, 201, "{body}");
-}
-
-/// Signs in as the owner with the admin token (the break-glass form).
-async fn sign_in_as_owner(b: &Browser, w: &World) {
-    b.goto(&w.admin("/console/signin")).await;
-    b.find("#break-glass summary").await.click().await.unwrap();
-    b.find("#admin-token")
-        .await
-        .send_keys(&w.admin_token)
-        .await
-        .unwrap();
-    b.find("#sign-in-token").await.click().await.unwrap();
-    b.wait_for_path("/console/agents").await;
 }
 
 /// Scrolls the element `id` into view, for the screenshot.
@@ -110,8 +97,20 @@ async fn a_new_client_secret_is_shown_exactly_once_and_works() {
         .unwrap();
     assert!(value.starts_with("idgsec_"), "{value}");
     assert!(b.has("button[data-copy=once-value]").await, "a copy button");
+    // The fingerprint shown with the value is the one listed, beside the created time and "never" used.
+    let (_, _, list) = w.api_get(&format!("/admin/v1/agents/{id}/secrets")).await;
+    let fingerprint = serde_json::from_str::<Value>(&list).unwrap()["items"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let label = b.find("#once").await.text().await.unwrap();
     let listed = b.find("#secrets table").await.text().await.unwrap();
-    assert!(listed.contains("UTC"), "created time listed: {listed}");
+    assert!(label.contains(&fingerprint), "{label}");
+    assert!(
+        listed.contains(&fingerprint) && listed.contains("UTC"),
+        "{listed}"
+    );
+    assert!(listed.contains("never"), "not used yet: {listed}");
     b.screenshot("shown").await;
 
     // The secret is good: the identity service issues the agent a token with it.
@@ -137,6 +136,17 @@ async fn a_new_client_secret_is_shown_exactly_once_and_works() {
     );
     let (_, _, list) = w.api_get(&format!("/admin/v1/agents/{id}/secrets")).await;
     assert!(!list.contains(&value) && list.contains("sec-"), "{list}");
+    // Its use is listed (the identity service records it without making the grant wait).
+    within(
+        Duration::from_secs(3),
+        "the panel showing the last use",
+        async || {
+            b.goto(&w.admin(&panel)).await;
+            let listed = b.find("#secrets table").await.text().await.unwrap();
+            listed.contains(&fingerprint) && !listed.contains("never")
+        },
+    )
+    .await;
     scroll_to(&b, "secrets").await;
     b.screenshot("agent-panel").await;
 
