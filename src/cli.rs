@@ -87,6 +87,16 @@ pub(crate) enum Command {
         #[arg(long)]
         new_key: bool,
     },
+    /// Write a working starting point into DIR: a master key file (0600) and a routing file with the identity
+    /// service, one agent, one LLM node whose API key is read from standard input (or asked for on a terminal)
+    /// and sealed, and the edge between them. Never overwrites a file.
+    Init(idguard::init::InitArgs),
+    /// Client secrets for agents and clients declared in the routing file (`secret new`).
+    Secret(idguard::secret::SecretArgs),
+    /// Get an access token from idguard's identity service and print it (for shell use): a client secret from
+    /// standard input, a file or IDGUARD_CLIENT_SECRET (never the command line), or private_key_jwt with a key
+    /// file.
+    Token(idguard::token::TokenArgs),
     /// Run a self-contained demo: a mock LLM, a demo agent with a client secret, and idguard between them.
     Demo {
         /// Public listener address for the demo proxy.

@@ -9,6 +9,8 @@
 //!   from standard input, never the command line).
 //! - [`commands`]: the one-shot subcommands `check`, `export` and `seal`.
 //! - [`demo`]: `idguard demo`, the whole flow on one machine.
+//! - [`init`], [`secret`], [`token`]: a first routing file and master key, client secrets for agents the file
+//!   declares, and tokens for shell use.
 //!
 //! The crates it wires: `idguard-config` (model, validation, snapshot; depends on none of ours), and over it
 //! `idguard-proxy` (data plane), `idguard-identity` (OAuth authorization server) and `idguard-admin` (control
@@ -17,6 +19,9 @@
 pub mod admin_cli;
 pub mod commands;
 pub mod demo;
+pub mod init;
+pub mod secret;
 pub mod serve;
+pub mod token;
 
 pub use serve::{Environment, Listeners, Options, Server};

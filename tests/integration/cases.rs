@@ -8,6 +8,7 @@ mod console;
 mod echo;
 mod exchange;
 mod file_reads;
+mod first_config;
 mod framing;
 mod identity;
 mod identity_abuse;
