@@ -136,7 +136,7 @@ fn new_secret(args: NewSecret, env: Environment) -> anyhow::Result<ExitCode> {
     let toml = if principal.existing.is_empty() {
         format!("secrets = [{entry}]")
     } else {
-        entry.clone()
+        entry
     };
     if let Some(file) = &args.secret_file {
         write_new_private(file, &secret)

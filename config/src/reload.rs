@@ -628,12 +628,22 @@ pub fn log_config_error(err: &ConfigError) {
 
 fn log_credential_problems(snapshot: &Snapshot) {
     for problem in snapshot.credential_problems() {
-        tracing::error!(
-            field = %problem.path,
-            reason = "credential_unavailable",
-            "{}; requests that need it get 502",
-            problem.message
-        );
+        // The line only when there is one: a stored credential has none, and `line` then is simply absent.
+        match problem.line {
+            Some(line) => tracing::error!(
+                field = %problem.path,
+                line,
+                reason = "credential_unavailable",
+                "{}; requests that need it get 502",
+                problem.message
+            ),
+            None => tracing::error!(
+                field = %problem.path,
+                reason = "credential_unavailable",
+                "{}; requests that need it get 502",
+                problem.message
+            ),
+        }
     }
 }
 

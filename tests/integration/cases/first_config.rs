@@ -435,4 +435,15 @@ fn the_example_routing_file_checks_anywhere_and_locates_values_it_cannot_open() 
         "{out}"
     );
     assert!(out.contains("idguard seal --id openai-prod"), "{out}");
+
+    // serve logs the same, with the line as a field of its own.
+    let served = Served::start(&copy, &[("IDGUARD_MASTER_KEY", key.trim())]);
+    let logged = served.output();
+    let line = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["field"] == "credentials[id=openai-prod]")
+        .unwrap_or_else(|| panic!("no log line for openai-prod:\n{logged}"));
+    assert_eq!(line["reason"], "credential_unavailable", "{line}");
+    assert_eq!(line["line"], sealed_line, "{line}");
 }
