@@ -101,6 +101,7 @@ fn big_routes() -> Routes {
             keys: vec![],
             enabled: None,
             endpoint: None,
+            token_ttl_seconds: None,
         })
         .collect();
     let llm: Vec<RawNode> = (0..100)

@@ -47,6 +47,11 @@ mod env_help {
     pub(crate) const STORE: &str = concat!("Environment:\n", keys!(), redis!(), logs!());
     pub(crate) const SEAL: &str = concat!("Environment:\n", keys!(), logs!());
     pub(crate) const LOGS: &str = concat!("Environment:\n", logs!());
+    pub(crate) const TOKEN: &str = concat!(
+        "Environment:\n",
+        "  IDGUARD_CLIENT_SECRET    the client secret, when neither --secret-stdin, --secret-file nor --key-file is given\n",
+        logs!()
+    );
 }
 
 /// idguard: a credential-brokering reverse proxy for AI agents.
@@ -142,6 +147,19 @@ pub(crate) enum Command {
         #[arg(long)]
         new_key: bool,
     },
+    /// Write a working starting point into DIR: a master key file (0600) and a routing file with the identity
+    /// service, one agent, one LLM node whose API key is read from standard input (or asked for on a terminal)
+    /// and sealed, and the edge between them. Never overwrites a file.
+    #[command(after_help = env_help::LOGS)]
+    Init(idguard::init::InitArgs),
+    /// Client secrets for agents and clients declared in the routing file (`secret new`).
+    #[command(after_help = env_help::STORE)]
+    Secret(idguard::secret::SecretArgs),
+    /// Get an access token from idguard's identity service and print it (for shell use): a client secret from
+    /// standard input, a file or IDGUARD_CLIENT_SECRET (never the command line), or private_key_jwt with a key
+    /// file.
+    #[command(after_help = env_help::TOKEN)]
+    Token(idguard::token::TokenArgs),
     /// Run a self-contained demo: a mock LLM, a demo agent with a client secret, and idguard between them. Its
     /// temporary directory (keys and secrets) is removed when it stops, Ctrl-C included.
     #[command(after_help = env_help::LOGS)]
@@ -168,6 +186,7 @@ pub(crate) enum Command {
     Man,
     /// Probe a health endpoint over plain HTTP, e.g. `idguard health http://127.0.0.1:9090/readyz`: prints the
     /// status and reason; exit 0 for a 2xx answer, 1 otherwise. For container health checks without a shell.
+    #[command(after_help = env_help::LOGS)]
     Health {
         /// `http://HOST[:PORT][/PATH]` (the admin listener's `/healthz` or `/readyz`).
         url: String,

@@ -11,6 +11,8 @@
 //! - [`demo`]: `idguard demo`, the whole flow on one machine.
 //! - [`health`]: `idguard health URL`, a plain-HTTP probe of `/healthz` or `/readyz` for container health
 //!   checks in images without a shell.
+//! - [`init`], [`secret`], [`token`]: a first routing file and master key, client secrets for agents the file
+//!   declares, and tokens for shell use.
 //!
 //! The crates it wires: `idguard-config` (model, validation, snapshot; depends on none of ours), and over it
 //! `idguard-proxy` (data plane), `idguard-identity` (OAuth authorization server) and `idguard-admin` (control
@@ -20,6 +22,9 @@ pub mod admin_cli;
 pub mod commands;
 pub mod demo;
 pub mod health;
+pub mod init;
+pub mod secret;
 pub mod serve;
+pub mod token;
 
 pub use serve::{Environment, Listeners, Options, Server};

@@ -88,6 +88,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             server.run(listeners, shutdown_signal(reload)).await?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Init(args) => idguard::init::run(args),
+        Command::Secret(args) => idguard::secret::run(args, Environment::from_process()?),
+        Command::Token(args) => idguard::token::run(args),
         Command::Demo { listen, once } => runtime(None)?.block_on(idguard::demo::run(listen, once)),
         Command::Admin(args) => Ok(idguard::admin_cli::run(*args)),
         Command::Completions { shell } => {

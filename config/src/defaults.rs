@@ -54,3 +54,17 @@ pub fn agent_permission_name(agent_id: &str) -> String {
 pub fn display_name(name: Option<&str>, id: &str) -> String {
     name.unwrap_or(id).to_owned()
 }
+
+/// The allowed range of an agent's `token_ttl_seconds` (the lifetime of the tokens it obtains for itself): one
+/// minute to one day, the bounds of `[identity] access_token_ttl_seconds`, which applies when it is absent.
+pub const AGENT_TOKEN_TTL_SECONDS: std::ops::RangeInclusive<u64> = 60..=86_400;
+
+/// The message for an agent's `token_ttl_seconds` outside [`AGENT_TOKEN_TTL_SECONDS`], shared by validation and
+/// the admin API.
+pub fn agent_token_ttl_rule(got: u64) -> String {
+    format!(
+        "must be between {} and {} seconds (1 minute to 24 hours), got {got}",
+        AGENT_TOKEN_TTL_SECONDS.start(),
+        AGENT_TOKEN_TTL_SECONDS.end()
+    )
+}

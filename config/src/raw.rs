@@ -357,6 +357,10 @@ pub struct RawAgent {
     /// Where the inbound gateway (`/agents/{id}/...`) forwards client calls (https, or http to loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Lifetime of the access tokens the agent obtains for itself, seconds (default: `[identity]
+    /// access_token_ttl_seconds`; 60..=86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ttl_seconds: Option<u64>,
 }
 
 /// `[[clients]]`: a client application that calls agents.

@@ -30,7 +30,7 @@ use crate::raw::RawConfig;
 use crate::readiness::Readiness;
 use crate::seal::MasterKeys;
 use crate::snapshot::Snapshot;
-use crate::store::{self, Store, StoreError, StoredObject};
+use crate::store::{self, Kind, Store, StoreError, StoredObject};
 use crate::validate::{BuildContext, validate};
 
 mod settle;
@@ -165,12 +165,30 @@ impl Loader {
             env: &*self.env,
             generation,
         };
-        validate(raw, &ctx).map_err(|mut errs| {
+        // The file's own credentials come first in the merged list (stored ones are appended), so their index is
+        // their `[[credentials]]` table's: what `locate` needs to put a line on a value that will not open.
+        let in_file: Vec<(String, String)> = raw
+            .credentials
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !raw.api_managed.contains(&(Kind::Credential, c.id.clone())))
+            .map(|(i, c)| {
+                let key = if c.env.is_some() { "env" } else { "sealed" };
+                (c.id.clone(), format!("credentials[{i}].{key}"))
+            })
+            .collect();
+        let mut snapshot = validate(raw, &ctx).map_err(|mut errs| {
             for e in &mut errs.0 {
                 e.line = locate(text, &e.path);
             }
             ConfigError::Invalid(errs)
-        })
+        })?;
+        for (id, path) in in_file {
+            if let Some(c) = snapshot.credentials.get_mut(id.as_str()) {
+                c.line = locate(text, &path);
+            }
+        }
+        Ok(snapshot)
     }
 
     /// Builds a snapshot from the file plus exactly `objects` (instead of the store's).
@@ -619,12 +637,22 @@ pub fn log_config_error(err: &ConfigError) {
 
 fn log_credential_problems(snapshot: &Snapshot) {
     for problem in snapshot.credential_problems() {
-        tracing::error!(
-            field = %problem.path,
-            reason = "credential_unavailable",
-            "{}; requests that need it get 502",
-            problem.message
-        );
+        // The line only when there is one: a stored credential has none, and `line` then is simply absent.
+        match problem.line {
+            Some(line) => tracing::error!(
+                field = %problem.path,
+                line,
+                reason = "credential_unavailable",
+                "{}; requests that need it get 502",
+                problem.message
+            ),
+            None => tracing::error!(
+                field = %problem.path,
+                reason = "credential_unavailable",
+                "{}; requests that need it get 502",
+                problem.message
+            ),
+        }
     }
 }
 

@@ -295,6 +295,8 @@ pub struct Agent {
     pub keys: Vec<PublicKey>,
     /// Where the inbound gateway forwards client calls.
     pub endpoint: Option<UpstreamUrl>,
+    /// Lifetime of the tokens it obtains for itself; `None`: `[identity] access_token_ttl_seconds`.
+    pub token_ttl: Option<Duration>,
     /// Who wrote the agent.
     pub origin: Origin,
 }
@@ -479,6 +481,9 @@ pub struct Credential {
     pub hosts: Option<Vec<String>>,
     /// The value, or why it is unavailable (requests that need it get 502 `credential_unavailable`).
     pub value: Result<Secret, CredentialUnavailable>,
+    /// The routing-file line of its `sealed` (or `env`) value, for messages; `None` for a stored credential or
+    /// a file written in another form than `[[credentials]]` tables.
+    pub line: Option<usize>,
 }
 
 /// Why a credential value could not be had. Carries no part of the value.
@@ -587,8 +592,19 @@ impl Snapshot {
                 Ok(_) => None,
                 Err(why) => Some(ValidationError {
                     path: format!("credentials[id={}]", c.id),
-                    line: None,
-                    message: format!("cannot be opened: {why}"),
+                    line: c.line,
+                    message: match why {
+                        // A value sealed under another master key (an example file, another deployment): say
+                        // how to replace it, since nothing else can open it.
+                        CredentialUnavailable::Seal(SealError::Decrypt | SealError::UnknownTerm(_)) => {
+                            format!(
+                                "cannot be opened: {why}; seal the key again under your master key with \
+                                 `printf %s \"$KEY\" | idguard seal --id {}` and replace the value",
+                                c.id
+                            )
+                        }
+                        _ => format!("cannot be opened: {why}"),
+                    },
                 }),
             })
             .collect();

@@ -187,6 +187,8 @@ struct Grant<'a> {
     credential: Option<String>,
     /// Latest `exp` allowed (exchange: the subject's and the configured maximum).
     exp_cap: Option<u64>,
+    /// The lifetime instead of `[identity] access_token_ttl_seconds` (an agent's own `token_ttl_seconds`).
+    ttl: Option<std::time::Duration>,
     act: Option<Actor>,
 }
 
@@ -194,7 +196,7 @@ impl IdentityService {
     fn issue(&self, snapshot: &Snapshot, g: Grant<'_>) -> Result<TokenResponse, OAuthError> {
         let settings = self.settings(snapshot)?;
         let now = self.now();
-        let mut exp = now + settings.access_token_ttl.as_secs();
+        let mut exp = now + g.ttl.unwrap_or(settings.access_token_ttl).as_secs();
         if let Some(cap) = g.exp_cap {
             exp = exp.min(cap);
         }
@@ -250,6 +252,7 @@ impl IdentityService {
                         scope: granted,
                         credential: Some(who.credential.clone()),
                         exp_cap: None,
+                        ttl: snapshot.agents.get(&*who.id).and_then(|a| a.token_ttl),
                         act: None,
                     },
                 )
@@ -267,6 +270,7 @@ impl IdentityService {
                         scope: granted,
                         credential: Some(who.credential.clone()),
                         exp_cap: None,
+                        ttl: None,
                         act: None,
                     },
                 )
@@ -308,6 +312,7 @@ impl IdentityService {
                 scope: granted,
                 credential: Some(who.credential.clone()),
                 exp_cap: None,
+                ttl: None,
                 act: None,
             },
         )
@@ -372,6 +377,7 @@ impl IdentityService {
                 scope: granted,
                 credential: None,
                 exp_cap: Some(cap),
+                ttl: None,
                 act: Some(act),
             },
         )?;

@@ -342,8 +342,14 @@ impl IdentityService {
     }
 
     fn publish_keys(&self) {
-        let max_ttl = self.snapshot().identity.as_ref().map_or(86_400, |i| {
-            i.access_token_ttl.max(i.exchange_max_ttl).as_secs()
+        // A retired key stays published while any token it signed may live: an agent's own lifetime included.
+        let snapshot = self.snapshot();
+        let longest_agent = snapshot.agents.values().filter_map(|a| a.token_ttl).max();
+        let max_ttl = snapshot.identity.as_ref().map_or(86_400, |i| {
+            i.access_token_ttl
+                .max(i.exchange_max_ttl)
+                .max(longest_agent.unwrap_or_default())
+                .as_secs()
         });
         let Some(keys) = self.inner.keys.get() else {
             return;

@@ -543,6 +543,9 @@ pub struct AgentFields {
     /// Where the inbound gateway forwards client calls (https URL).
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// Lifetime of the tokens the agent obtains for itself, seconds (60 to 86400).
+    #[arg(long)]
+    pub token_ttl_seconds: Option<u64>,
 }
 
 /// LLM and external node fields (anything else — `oauth`, `methods` — through --from-file).

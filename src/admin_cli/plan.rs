@@ -649,6 +649,11 @@ impl Fields for AgentFields {
         set(body, "enabled", self.enabled.map(Value::from));
         set(body, "auth", self.auth.as_deref().map(Value::from));
         set(body, "endpoint", self.endpoint.as_deref().map(Value::from));
+        set(
+            body,
+            "token_ttl_seconds",
+            self.token_ttl_seconds.map(Value::from),
+        );
         Ok(())
     }
 }

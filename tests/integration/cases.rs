@@ -9,6 +9,7 @@ mod console;
 mod echo;
 mod exchange;
 mod file_reads;
+mod first_config;
 mod framing;
 mod health;
 mod identity;

@@ -40,6 +40,7 @@ struct CreateAgent {
     enabled: Option<bool>,
     auth: Option<String>,
     endpoint: Option<String>,
+    token_ttl_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +52,7 @@ struct PatchAgent {
     enabled: Option<bool>,
     auth: Option<String>,
     endpoint: Option<String>,
+    token_ttl_seconds: Option<u64>,
 }
 
 // === impl Agents ===
@@ -78,6 +80,7 @@ impl Resource for Agents {
             "secrets": secret_views(api, &a.secrets),
             "keys": key_ids(&a.keys),
             "endpoint": a.endpoint,
+            "token_ttl_seconds": a.token_ttl_seconds,
         })
     }
 
@@ -106,6 +109,7 @@ async fn create_agent(
     body: Bytes,
 ) -> Result<Response> {
     let req: CreateAgent = parse(&body)?;
+    check_token_ttl(req.token_ttl_seconds)?;
     check_upstream(&api, req.endpoint.as_ref(), "agents.endpoint").await?;
     let idempotency =
         match Idempotency::begin(&api, &headers, "POST /admin/v1/agents", &body).await? {
@@ -126,13 +130,14 @@ async fn create_agent(
         secrets: vec![],
         keys: vec![],
         endpoint: req.endpoint,
+        token_ttl_seconds: req.token_ttl_seconds,
     };
     create::<Agents>(&api, idempotency, id, move |_| Ok(raw)).await
 }
 
-/// `PATCH /admin/v1/agents/{id}`: rename, enable/disable, move the endpoint, change the authentication method
-/// (refused while the agent holds secrets or keys of the method it leaves). `id` and `audience` are immutable
-/// (409).
+/// `PATCH /admin/v1/agents/{id}`: rename, enable/disable, move the endpoint, set the token lifetime, change the
+/// authentication method (refused while the agent holds secrets or keys of the method it leaves). `id` and
+/// `audience` are immutable (409).
 async fn patch_agent(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
@@ -140,6 +145,7 @@ async fn patch_agent(
     body: Bytes,
 ) -> Result<Response> {
     let req: PatchAgent = parse(&body)?;
+    check_token_ttl(req.token_ttl_seconds)?;
     check_upstream(&api, req.endpoint.as_ref(), "agents.endpoint").await?;
     let path_id = id.clone();
     let (raw, version, ()) =
@@ -155,6 +161,9 @@ async fn patch_agent(
             if let Some(endpoint) = req.endpoint {
                 raw.endpoint = Some(endpoint);
             }
+            if let Some(ttl) = req.token_ttl_seconds {
+                raw.token_ttl_seconds = Some(ttl);
+            }
             if let Some(auth) = req.auth {
                 check_auth_switch(&auth, raw)?;
                 raw.auth = Some(auth);
@@ -163,6 +172,17 @@ async fn patch_agent(
         })
         .await?;
     Ok(answer_stored::<Agents>(&api, StatusCode::OK, &raw, version))
+}
+
+/// Refuses a `token_ttl_seconds` outside [`defaults::AGENT_TOKEN_TTL_SECONDS`] before anything is written.
+fn check_token_ttl(ttl: Option<u64>) -> Result<()> {
+    match ttl {
+        Some(t) if !defaults::AGENT_TOKEN_TTL_SECONDS.contains(&t) => Err(invalid(
+            "agents.token_ttl_seconds",
+            defaults::agent_token_ttl_rule(t),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses switching `agent` to the authentication method `auth` while it holds credentials of the other method;

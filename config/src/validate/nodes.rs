@@ -175,6 +175,7 @@ fn credential(
         kind: kind?,
         hosts,
         value: value?,
+        line: None,
     })
 }
 

@@ -110,7 +110,21 @@ fn agent(
             .endpoint
             .as_ref()
             .and_then(|u| upstream_url(u, &format!("{path}.endpoint"), errors)),
+        token_ttl: a
+            .token_ttl_seconds
+            .and_then(|ttl| token_ttl(ttl, &format!("{path}.token_ttl_seconds"), errors)),
         origin: Origin::File,
+    }
+}
+
+/// An agent's own token lifetime, within [`defaults::AGENT_TOKEN_TTL_SECONDS`].
+fn token_ttl(seconds: u64, path: &str, errors: &mut Errors) -> Option<std::time::Duration> {
+    let bounds = defaults::AGENT_TOKEN_TTL_SECONDS;
+    if bounds.contains(&seconds) {
+        Some(std::time::Duration::from_secs(seconds))
+    } else {
+        errors.push(path, defaults::agent_token_ttl_rule(seconds));
+        None
     }
 }
 

@@ -288,7 +288,7 @@ fn each_subcommands_help_lists_the_environment_it_reads() {
     let master = ["IDGUARD_MASTER_KEY", "IDGUARD_MASTER_KEY_FILE"];
     let redis = ["IDGUARD_REDIS_URL", "IDGUARD_REDIS_PASSWORD_FILE"];
     let logs = ["IDGUARD_LOG", "IDGUARD_LOG_FORMAT", "NO_COLOR"];
-    let cases: [(&str, Vec<&str>); 6] = [
+    let cases: [(&str, Vec<&str>); 10] = [
         (
             "serve",
             [
@@ -337,6 +337,16 @@ fn each_subcommands_help_lists_the_environment_it_reads() {
         ),
         ("seal", [&master[..], &logs].concat()),
         ("demo", logs.to_vec()),
+        ("init", logs.to_vec()),
+        ("health", logs.to_vec()),
+        (
+            "token",
+            [&logs[..], &["IDGUARD_CLIENT_SECRET", "IDGUARD_URL", "IDGUARD_CLIENT_ID"]].concat(),
+        ),
+        (
+            "secret",
+            [&master[..], &redis, &logs].concat(),
+        ),
     ];
     for (command, vars) in cases {
         let (code, out, err) = run(&[command, "--help"], &[], "");
