@@ -199,8 +199,11 @@ async fn add_each_node_kind_and_see_its_edge() {
             &format!("kind=client&mode=new&id=other&scopes=not.mine&csrf={csrf}"),
         )
         .await;
-    assert_eq!(status, 400, "{page}");
-    assert!(page.contains("scopes:"), "{page}");
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains(r#"id="error-new-scopes">a client may be granted only"#),
+        "{page}"
+    );
     let (status, _, _) = w.api_get("/admin/v1/clients/other").await;
     assert_eq!(status, 404, "nothing was created");
     b.finish().await;

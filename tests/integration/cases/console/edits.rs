@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::common::mock::Mock;
 
 /// The editor `alice`, signed in.
 async fn editor(w: &World, test: &str) -> Browser {
@@ -173,4 +174,69 @@ async fn a_panel_edit_of_an_object_changed_behind_its_back_is_refused_not_lost()
     assert_eq!(grant["scopes"], json!(["crm.admin"]), "{grant}");
     b.screenshot("edge").await;
     b.finish().await;
+}
+
+#[tokio::test]
+async fn a_new_node_whose_edge_is_refused_is_not_left_behind() {
+    let mock = Mock::start().await;
+    let w = World::start().await;
+    let b = editor(&w, "console_add_atomic").await;
+    b.goto(&w.admin("/console/agents/agent-1/add?side=right&kind=llm"))
+        .await;
+    let upstream = format!("http://{}/v1", mock.addr);
+    let key = canary("atomic");
+    for (field, value) in [
+        ("id", "openai"),
+        ("name", "Open AI"),
+        ("upstream", upstream.as_str()),
+        ("value", key.as_str()),
+        // A double quote is not a scope character (RFC 6749 §3.3): the edge is refused, after the node was made.
+        ("scopes", "llm\"use"),
+    ] {
+        b.find(&format!("#create-new [name={field}]"))
+            .await
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    submit(&b, "#create-new button[type=submit]").await;
+    let error = b.find("#error-new-scopes").await.text().await.unwrap();
+    assert!(!error.is_empty());
+    // What the user typed is kept, except the key.
+    assert_eq!(value_of(&b, "#create-new [name=id]").await, "openai");
+    assert_eq!(value_of(&b, "#create-new [name=name]").await, "Open AI");
+    assert_eq!(value_of(&b, "#create-new [name=upstream]").await, upstream);
+    assert_eq!(value_of(&b, "#create-new [name=scopes]").await, "llm\"use");
+    assert_eq!(value_of(&b, "#create-new [name=value]").await, "");
+    assert!(!b.client.source().await.unwrap().contains(&key));
+    b.screenshot("").await;
+    // Neither the node nor the credential made for its key stayed.
+    let (status, _, _) = w.api_get("/admin/v1/llm/openai").await;
+    assert_eq!(status, 404, "the node was undone");
+    let (status, _, _) = w.api_get("/admin/v1/credentials/openai-key").await;
+    assert_eq!(status, 404, "the credential was undone");
+    let (status, _, _) = w.api_get("/admin/v1/agents/agent-1/outbound/openai").await;
+    assert_eq!(status, 404);
+
+    // The same form, corrected, succeeds: the id is free again.
+    b.find("#create-new [name=value]")
+        .await
+        .send_keys(&key)
+        .await
+        .unwrap();
+    let scopes = b.find("#create-new [name=scopes]").await;
+    scopes.clear().await.unwrap();
+    scopes.send_keys("llm.use").await.unwrap();
+    submit(&b, "#create-new button[type=submit]").await;
+    b.wait_for_path("/console/agents/agent-1").await;
+    assert!(
+        b.find("#edge-outbound-openai")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("llm.use")
+    );
+    b.finish().await;
+    sweep_logs(w, &[&key]);
 }
