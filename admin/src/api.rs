@@ -167,14 +167,16 @@ impl AdminApi {
     }
 
     /// Runs one `/admin/v1` request in-process as `caller` (the console's signed-in operator): the same router,
-    /// role table, handlers and audit attribution as over HTTP, without a bearer token. Answers the status and
-    /// the JSON body (`null` when the body is empty or not JSON).
+    /// role table, handlers and audit attribution as over HTTP, without a bearer token. `if_match` is sent as
+    /// `If-Match: "N"` (the change then applies only to version N, else 412). Answers the status and the JSON body
+    /// (`null` when the body is empty or not JSON).
     pub(crate) async fn call_as(
         &self,
         caller: &Caller,
         method: axum::http::Method,
         path_and_query: &str,
         body: Option<&serde_json::Value>,
+        if_match: Option<u64>,
     ) -> (axum::http::StatusCode, serde_json::Value) {
         use tower::ServiceExt as _;
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
@@ -183,6 +185,9 @@ impl AdminApi {
             .uri(path_and_query)
             .header(axum::http::header::CONTENT_TYPE, "application/json")
             .header("x-request-id", caller.request_id.as_str());
+        if let Some(version) = if_match {
+            req = req.header(axum::http::header::IF_MATCH, format!("\"{version}\""));
+        }
         if let Some(h) = req.headers_mut() {
             h.remove(axum::http::header::AUTHORIZATION);
         }

@@ -227,6 +227,35 @@ impl ProxyError {
         }
     }
 
+    /// Whether idguard itself refused the caller — its token (401) or its authorization (403) — as opposed to a
+    /// malformed request, a limit, an unknown route, or a failure of the upstream or of idguard. These are what
+    /// `idguard_denials_total` counts and what the console draws as a denied edge.
+    pub fn is_denial(&self) -> bool {
+        match self {
+            ProxyError::MissingToken
+            | ProxyError::InvalidToken(_)
+            | ProxyError::NoEdge
+            | ProxyError::InsufficientScope(_)
+            | ProxyError::UserNotAuthorized
+            | ProxyError::ExchangeRefused => true,
+            ProxyError::InvalidRequest(_)
+            | ProxyError::UnknownRoute
+            | ProxyError::MethodNotAllowed(_)
+            | ProxyError::HeadersTooLarge
+            | ProxyError::UriTooLong
+            | ProxyError::BodyTooLarge
+            | ProxyError::BodyTimeout
+            | ProxyError::CredentialUnavailable
+            | ProxyError::TokenEndpointUnavailable
+            | ProxyError::UpstreamUnreachable
+            | ProxyError::UpstreamIpBlocked
+            | ProxyError::UpstreamTimeout
+            | ProxyError::UpstreamEncoded
+            | ProxyError::TopologyStale
+            | ProxyError::Internal => false,
+        }
+    }
+
     /// The HTTP response for this error. Pure: no logging, no side effects.
     // Long by design: one exhaustive match, a row per variant and no `_ =>` arm, mirrored as the table in
     // docs/errors.md; splitting it would hide the table.

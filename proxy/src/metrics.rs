@@ -9,6 +9,11 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Reg
 pub struct ProxyMetrics {
     /// `idguard_requests_total{node, agent, status_class}`.
     pub requests: IntCounterVec,
+    /// `idguard_denials_total{node, agent}`: requests idguard itself refused — the caller's token (401) or its
+    /// authorization (403: no edge, a missing scope, a user not authorized, an exchange refused), as
+    /// [`crate::error::ProxyError::is_denial`] says. An upstream's own 4xx is never one. `agent` is `_none` when
+    /// the token never named a known agent.
+    pub denials: IntCounterVec,
     /// `idguard_request_duration_seconds{node}`: time to the response headers leaving the proxy.
     pub duration: HistogramVec,
     /// `idguard_upstream_ttfb_seconds{node}`: time from sending upstream to its response headers.
@@ -81,6 +86,13 @@ impl ProxyMetrics {
                 "Requests by node, agent and status class.",
             ),
             &["node", "agent", "status_class"],
+        )?;
+        let denials = IntCounterVec::new(
+            Opts::new(
+                "idguard_denials_total",
+                "Requests idguard refused (token or authorization), by node and agent.",
+            ),
+            &["node", "agent"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
@@ -157,6 +169,7 @@ impl ProxyMetrics {
             body_failures.with_label_values(&[f.as_str()]);
         }
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(denials.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(connections_closed.clone()))?;
@@ -167,6 +180,7 @@ impl ProxyMetrics {
         registry.register(Box::new(echoed_secrets.clone()))?;
         Ok(Self {
             requests,
+            denials,
             duration,
             upstream_ttfb,
             decisions,

@@ -186,10 +186,23 @@ impl Page {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        self.api_at(method, path_and_query, body, None).await
+    }
+
+    /// [`Page::api`] for a change of the object at `version` (what the page showed, sent as `If-Match`): the API
+    /// refuses it with 412 when the object has changed since. `None` (an object the routing file declares has no
+    /// version) sends no `If-Match`.
+    pub async fn api_at(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        version: Option<u64>,
+    ) -> (StatusCode, Value) {
         self.console
             .inner
             .api
-            .call_as(&self.caller, method, path_and_query, body)
+            .call_as(&self.caller, method, path_and_query, body, version)
             .await
     }
 

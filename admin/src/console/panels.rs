@@ -8,6 +8,11 @@
 //! (`fields[].path`, or a `field: why` message), on the panel re-rendered with what the user typed. A viewer's
 //! panel has no controls, and the API refuses a forged write.
 //!
+//! Every form that changes an existing object carries the version the panel was rendered with (a hidden
+//! `version` field, the object's `version`), sent as `If-Match`: when someone changed the object in between, the
+//! API refuses (412) and the panel says so above the form, keeping what the user typed and that old version, so
+//! that only a reload — which shows the other change — lets them save. Nothing is overwritten unseen.
+//!
 //! A delete that would withdraw something else first tries without the cascade; the API's 409 `in_use` answer
 //! (and the topology's `used_by`) makes a confirmation page naming exactly what the cascade removes.
 
@@ -20,13 +25,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ConsoleError;
-use super::pages::{Chrome, Page, PageForm, Respond, api_error};
+use super::pages::{Chrome, Page, Respond, api_error};
 use super::signin::fields as parse_query;
 
+mod delete;
 mod directory;
 mod edges;
 mod nodes;
 mod operators;
+
+use delete::{cascade_lines, delete_with_confirmation};
 
 pub(super) use directory::{audit, directory};
 pub(super) use edges::{edge, edge_action};
@@ -93,6 +101,9 @@ pub(crate) struct Section {
     pub(crate) disabled: Option<String>,
     /// A search form: `GET <panel>` with its fields as the query, no CSRF token (it changes nothing).
     pub(crate) get: bool,
+    /// The version of the object the form and its rows change, as rendered (empty: none, e.g. declared by the
+    /// routing file); posted as `version` and sent as `If-Match`.
+    pub(crate) version: String,
 }
 
 /// A value shown exactly once (a new client secret), with a copy button.
@@ -121,19 +132,6 @@ pub(crate) struct PanelPage {
     sections: Vec<Section>,
     once: Option<Once>,
     notice: Option<String>,
-}
-
-/// What a delete would remove, for the confirmation page.
-#[derive(Template)]
-#[template(path = "console/confirm.html")]
-struct ConfirmPage {
-    chrome: Chrome,
-    title: String,
-    message: String,
-    removes: Vec<String>,
-    action: String,
-    back: String,
-    hidden: Vec<(&'static str, String)>,
 }
 
 // === impl Field ===
@@ -278,12 +276,22 @@ impl Section {
             confirm: String::new(),
             disabled: None,
             get: false,
+            version: String::new(),
         }
     }
 
     /// A search form ([`Section::get`]).
     pub(crate) fn searching(mut self) -> Self {
         self.get = true;
+        self
+    }
+
+    /// Changing the object `object` (an admin API answer) at the version it shows.
+    pub(crate) fn at(mut self, object: &Value) -> Self {
+        self.version = object["version"]
+            .as_u64()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         self
     }
 
@@ -318,14 +326,19 @@ impl Section {
         self
     }
 
-    /// Puts back what the user typed (never a password) and the API's refusal beside the field it names; a
-    /// refusal naming no field of this form goes above it.
-    fn refused(&mut self, typed: &HashMap<String, String>, errors: &FieldErrors) {
-        for f in &mut self.fields {
-            if f.kind != "password" && f.kind != "readonly" {
-                f.value = typed.get(f.name).cloned().unwrap_or_default();
+    /// Puts back what the user typed (never a password) when this form posted (`own`; not one of its rows), the
+    /// version the form was rendered with, and the API's refusal beside the field it names; a refusal naming no
+    /// field of this form goes above it.
+    fn refused(&mut self, typed: &HashMap<String, String>, errors: &FieldErrors, own: bool) {
+        if own {
+            for f in &mut self.fields {
+                if f.kind != "password" && f.kind != "readonly" {
+                    f.value = typed.get(f.name).cloned().unwrap_or_default();
+                }
             }
         }
+        // The page's own version, not the one just read: after a 412 the next save must follow a reload.
+        self.version = typed.get("version").cloned().unwrap_or_default();
         let mut rest = Vec::new();
         for (field, message) in &errors.fields {
             match self.fields.iter_mut().find(|f| f.name == field) {
@@ -375,8 +388,15 @@ impl PanelPage {
         typed: &HashMap<String, String>,
         errors: &FieldErrors,
     ) -> Response {
-        match self.sections.iter_mut().find(|s| s.action == action) {
-            Some(s) => s.refused(typed, errors),
+        let posted = self
+            .sections
+            .iter_mut()
+            .find(|s| s.action == action || s.rows.iter().any(|r| r.action == action));
+        match posted {
+            Some(s) => {
+                let own = s.action == action;
+                s.refused(typed, errors, own);
+            }
             None => self.notice = Some(errors.summary()),
         }
         self.respond(StatusCode::UNPROCESSABLE_ENTITY)
@@ -505,14 +525,21 @@ pub(super) enum Outcome {
     Refused(FieldErrors),
 }
 
+/// What a form says when the object changed after its page was rendered (the API's 412).
+pub(crate) const STALE: &str = "Changed since you opened it: reload the page to see the change, then make yours again. Nothing was saved.";
+
 /// Judges an API answer to a write: 2xx is done; 400, 409, 412, 413, 422 are refusals shown beside their
-/// fields; anything else is the console error it maps to.
+/// fields (412: [`STALE`], above the form); anything else is the console error it maps to.
 pub(super) fn judge(status: StatusCode, body: &Value) -> Result<Outcome, ConsoleError> {
     if status.is_success() {
         return Ok(Outcome::Done);
     }
     match status.as_u16() {
-        400 | 409 | 412 | 413 | 422 => Ok(Outcome::Refused(FieldErrors::of(body))),
+        412 => Ok(Outcome::Refused(FieldErrors {
+            fields: vec![],
+            general: Some(STALE.to_owned()),
+        })),
+        400 | 409 | 413 | 422 => Ok(Outcome::Refused(FieldErrors::of(body))),
         _ => Err(api_error(status, body)),
     }
 }
@@ -542,62 +569,18 @@ pub(super) fn after(
     }
 }
 
-/// Deletes `api_path` as the operator. Without `confirmed`, a delete the API refuses as in use (409 `in_use`)
-/// becomes a confirmation page naming `removes` (what the cascade would withdraw) and the API's own message;
-/// confirmed, it deletes with `?cascade=true`. `always_confirm` asks even when nothing else goes (the agent,
-/// whose own authorizations always go with it). Answers a 303 to `gone` once deleted.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn delete_with_confirmation(
-    form: &PageForm,
-    api_path: &str,
-    title: String,
-    removes: Vec<String>,
-    always_confirm: bool,
-    action: String,
-    back: &str,
-    gone: &str,
-) -> Result<Response, ConsoleError> {
-    let confirmed = form.fields.get("confirm").map(String::as_str) == Some("yes");
-    if always_confirm && !confirmed {
-        return Ok(confirmation(form, title, String::new(), removes, action, back).await);
-    }
-    let path = if confirmed {
-        format!("{api_path}?cascade=true")
-    } else {
-        api_path.to_owned()
-    };
-    let (status, body) = form.page.api(Method::DELETE, &path, None).await;
-    if status.is_success() {
-        return Ok(see_other(gone));
-    }
-    if status == StatusCode::CONFLICT && body["error"]["code"] == "in_use" && !confirmed {
-        let message = body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        return Ok(confirmation(form, title, message, removes, action, back).await);
-    }
-    Err(api_error(status, &body))
-}
-
-async fn confirmation(
-    form: &PageForm,
-    title: String,
-    message: String,
-    removes: Vec<String>,
-    action: String,
-    back: &str,
-) -> Response {
-    ConfirmPage {
-        chrome: form.page.chrome(),
-        title,
-        message,
-        removes,
-        action,
-        back: back.to_owned(),
-        hidden: vec![("confirm", "yes".to_owned())],
-    }
-    .respond(StatusCode::CONFLICT)
+/// The version a form was rendered with (its `version` field), for `If-Match`; `None` when it carries none.
+///
+/// # Errors
+/// [`ConsoleError::Invalid`] naming `version` when it is not a number.
+pub(super) fn version_of(fields: &HashMap<String, String>) -> Result<Option<u64>, ConsoleError> {
+    fields
+        .get("version")
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|_| {
+            ConsoleError::Invalid("version: the version the page was opened at, a number".into())
+        })
 }
 
 /// The agent's topology (`GET /admin/v1/agents/{id}/topology`), for `used_by` lists and edges.
@@ -613,32 +596,6 @@ pub(super) async fn topology(page: &Page, agent: &str) -> Result<Value, ConsoleE
         return Err(api_error(status, &body));
     }
     Ok(body)
-}
-
-/// What deleting node `id` with the cascade withdraws: one line per agent using it (its `used_by`).
-pub(super) fn cascade_lines(topology: &Value, id: &str, edge: &str) -> Vec<String> {
-    let node = topology["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|n| n["id"] == id && n["kind"] != "credential" && n["kind"] != "agent");
-    node.map(|n| {
-        n["used_by"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|u| u["kind"] == "agent")
-            .map(|u| {
-                let agent = u["id"].as_str().unwrap_or_default();
-                if edge == "inbound" {
-                    format!("the inbound authorization {id} → {agent}")
-                } else {
-                    format!("the outbound authorization {agent} → {id}")
-                }
-            })
-            .collect()
-    })
-    .unwrap_or_default()
 }
 
 /// The query string's fields.

@@ -1,13 +1,14 @@
-//! Live traffic on the diagram's edges, from the proxy's own counter `idguard_requests_total{node, agent,
-//! status_class}` in the registry the binary shares between the planes — nothing is counted twice and nothing runs
-//! per request on the data plane. A task on the control plane's runtime ([`Traffic::run`]) samples the counter
-//! every [`EVERY`] into a ring covering [`WINDOW`]; a page shows, for each edge, the counter now minus the sample
-//! taken about [`WINDOW`] ago (or zero, while the process is younger than that: the counter starts at zero).
+//! Live traffic on the diagram's edges, from the proxy's own counters `idguard_requests_total{node, agent,
+//! status_class}` (every answer) and `idguard_denials_total{node, agent}` (idguard's own refusals) in the registry
+//! the binary shares between the planes — nothing is counted twice and nothing runs per request on the data plane
+//! for the console. A task on the control plane's runtime ([`Traffic::run`]) samples the counters every [`EVERY`]
+//! into a ring covering [`WINDOW`]; a page shows, for each edge, the counters now minus the sample taken about
+//! [`WINDOW`] ago (or zero, while the process is younger than that: the counters start at zero).
 //!
 //! An edge is a `(node, agent)` series: an outbound edge agent → node is `(node, agent)`; an inbound edge
 //! client → agent is `(agent, client)` (the inbound gateway counts the agent as the node and the client as the
-//! caller). "Denied" counts the answers of class `4xx` on the edge: idguard's own refusals (403 for a missing
-//! scope or edge) and the upstream's.
+//! caller). "Denied" counts idguard's refusals on the edge only (a missing scope, no edge, a user not authorized,
+//! a refused exchange): an upstream's own 404 or 422 is a request answered, not a denial.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -21,14 +22,16 @@ pub const EVERY: Duration = Duration::from_secs(10);
 /// How far back an edge's counts reach.
 pub const WINDOW: Duration = Duration::from_secs(300);
 /// The proxy's request counter.
-const FAMILY: &str = "idguard_requests_total";
+const REQUESTS: &str = "idguard_requests_total";
+/// The proxy's refusal counter.
+const DENIALS: &str = "idguard_denials_total";
 
 /// Requests and denials on one edge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EdgeCount {
     /// Requests answered.
     pub requests: u64,
-    /// Of which answered `4xx`.
+    /// Of which idguard refused.
     pub denied: u64,
 }
 
@@ -107,20 +110,21 @@ impl Traffic {
     }
 }
 
-/// The counter's current values by `(node, agent)`.
+/// The counters' current values by `(node, agent)`.
 fn read(registry: &Registry) -> Counts {
     let mut counts = Counts::new();
     for family in registry.gather() {
-        if family.name() != FAMILY {
-            continue;
-        }
+        let denials = match family.name() {
+            REQUESTS => false,
+            DENIALS => true,
+            _ => continue,
+        };
         for m in family.get_metric() {
-            let (mut node, mut agent, mut class) = ("", "", "");
+            let (mut node, mut agent) = ("", "");
             for l in m.get_label() {
                 match l.name() {
                     "node" => node = l.value(),
                     "agent" => agent = l.value(),
-                    "status_class" => class = l.value(),
                     _ => {}
                 }
             }
@@ -130,9 +134,10 @@ fn read(registry: &Registry) -> Counts {
             let entry = counts
                 .entry((node.to_owned(), agent.to_owned()))
                 .or_default();
-            entry.requests += n;
-            if class == "4xx" {
+            if denials {
                 entry.denied += n;
+            } else {
+                entry.requests += n;
             }
         }
     }
@@ -144,20 +149,22 @@ mod tests {
     use super::*;
     use prometheus::{IntCounterVec, Opts};
 
-    fn counter(registry: &Registry) -> IntCounterVec {
-        let c = IntCounterVec::new(
-            Opts::new(FAMILY, "test"),
+    fn counters(registry: &Registry) -> (IntCounterVec, IntCounterVec) {
+        let requests = IntCounterVec::new(
+            Opts::new(REQUESTS, "test"),
             &["node", "agent", "status_class"],
         )
         .unwrap();
-        registry.register(Box::new(c.clone())).unwrap();
-        c
+        let denials = IntCounterVec::new(Opts::new(DENIALS, "test"), &["node", "agent"]).unwrap();
+        registry.register(Box::new(requests.clone())).unwrap();
+        registry.register(Box::new(denials.clone())).unwrap();
+        (requests, denials)
     }
 
     #[test]
     fn counts_are_per_edge_and_within_the_window() {
         let registry = Registry::new();
-        let c = counter(&registry);
+        let (c, d) = counters(&registry);
         let t = Traffic::default();
         assert!(t.window().is_empty(), "nothing before run");
         t.registry.set(registry).unwrap();
@@ -165,7 +172,9 @@ mod tests {
         t.push(start, Counts::new());
         c.with_label_values(&["openai", "agent-1", "2xx"]).inc_by(5);
         c.with_label_values(&["openai", "agent-1", "4xx"]).inc_by(2);
-        c.with_label_values(&["crm", "agent-1", "2xx"]).inc();
+        d.with_label_values(&["openai", "agent-1"]).inc_by(2);
+        // An upstream's own 404: a request, not a denial.
+        c.with_label_values(&["crm", "agent-1", "4xx"]).inc();
         let w = t.window();
         let key = |n: &str, a: &str| (n.to_owned(), a.to_owned());
         assert_eq!(
@@ -189,6 +198,7 @@ mod tests {
             read(t.registry.get().unwrap()),
         );
         c.with_label_values(&["openai", "agent-1", "4xx"]).inc();
+        d.with_label_values(&["openai", "agent-1"]).inc();
         t.push(
             start + Duration::from_secs(320),
             read(t.registry.get().unwrap()),

@@ -1,8 +1,8 @@
 //! `Observe`: the outermost layer. It gives the request its id, pins the routing table in force, turns any
 //! [`ProxyError`] into its response (the one mapping in [`crate::error`]), stamps `x-request-id` on the response,
-//! counts the request, and writes the single access-log line. Every request's outcome is logged here, once;
-//! a layer below logs only a cause that it alone can see (an exchange refused, an upstream that failed), never a
-//! second line for the same outcome.
+//! counts the request (and, apart, idguard's own refusal of it), and writes the single access-log line. Every
+//! request's outcome is logged here, once; a layer below logs only a cause that it alone can see (an exchange
+//! refused, an upstream that failed), never a second line for the same outcome.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -102,10 +102,10 @@ where
         let fut = self.inner.call(req);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (mut resp, reason) = match fut.await {
+            let (mut resp, reason, denied) = match fut.await {
                 Ok(resp) => {
                     let reason = log.reason.get().copied().unwrap_or("forwarded");
-                    (resp, reason)
+                    (resp, reason, false)
                 }
                 Err(err) => {
                     let err = crate::middleware::fresh::while_incomplete(
@@ -113,7 +113,8 @@ where
                         shared.readiness.store_topology_missing(),
                     );
                     let reason = err.reason();
-                    (err.into_response(&request_id), reason)
+                    let denied = err.is_denial();
+                    (err.into_response(&request_id), reason, denied)
                 }
             };
             resp.headers_mut()
@@ -128,6 +129,14 @@ where
                 .requests
                 .with_label_values(&[node, agent, status_class(status)])
                 .inc();
+            // Only idguard's own refusals: an upstream's 4xx passed through is a request, not a denial.
+            if denied {
+                shared
+                    .metrics
+                    .denials
+                    .with_label_values(&[node, agent])
+                    .inc();
+            }
             shared
                 .metrics
                 .duration

@@ -11,6 +11,7 @@ use crate::common::harness::Setup;
 use crate::common::process::Served;
 
 mod diagram;
+mod edits;
 mod operators;
 mod panels;
 mod roles;

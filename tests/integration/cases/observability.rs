@@ -81,6 +81,19 @@ async fn metrics_count_requests_by_configured_names_only() {
         ),
         1.0
     );
+    // The forged token was idguard's refusal; the unknown route (404) was not, nor were the two 200s.
+    assert_eq!(
+        metric_value(&m, r#"idguard_denials_total{agent="_none",node="openai"}"#),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with("idguard_denials_total{"))
+            .count(),
+        1,
+        "{m}"
+    );
     for family in [
         "idguard_request_duration_seconds_bucket{node=\"openai\"",
         "idguard_upstream_ttfb_seconds_bucket{node=\"openai\"",

@@ -139,6 +139,26 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 10 s) until the text of `selector` contains `needle` — also across a navigation that a click
+    /// started (a form answered with a 303 to the page it was on), when the old page's element goes stale.
+    pub async fn wait_for_text(&self, selector: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = match self.client.find(Locator::Css(selector)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{selector} still reads {text:?}, without {needle:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Ends the browser session (the driver ends on drop).
     pub async fn finish(self) {
         let _ = self.client.clone().close().await;

@@ -9,7 +9,7 @@ use super::super::ConsoleError;
 use super::super::pages::{Page, PageForm, Respond, api_error};
 use super::{
     ActionPath, Field, Outcome, PanelPage, PanelPath, Row, Section, after, judge, see_other, seg,
-    split_list, strings, text, topology,
+    split_list, strings, text, topology, version_of,
 };
 
 /// `GET /console/agents/{id}/edges/{inbound|outbound}/{node}`: the edge's scopes.
@@ -32,14 +32,16 @@ pub(in crate::console) async fn edge_action(
     let api = api_path(&agent, &dir, &node)?;
     let base = base(&agent, &dir, &node);
     let page = &form.page;
+    // The authorization as the panel showed it (none yet: no `version`, and saving creates it).
+    let at = version_of(&form.fields)?;
     let outcome = match action.as_str() {
         "save" => {
             let body = json!({ "scopes": split_list(form.fields.get("scopes")) });
-            let (status, answer) = page.api(Method::PUT, &api, Some(&body)).await;
+            let (status, answer) = page.api_at(Method::PUT, &api, Some(&body), at).await;
             judge(status, &answer)?
         }
         "delete" => {
-            let (status, answer) = page.api(Method::DELETE, &api, None).await;
+            let (status, answer) = page.api_at(Method::DELETE, &api, None, at).await;
             match judge(status, &answer)? {
                 Outcome::Done => return Ok(see_other(&format!("/console/agents/{}", seg(&agent)))),
                 other => other,
@@ -161,6 +163,7 @@ async fn build(page: &Page, agent: &str, dir: &str, node: &str) -> Result<PanelP
         )
     };
     let mut section = Section::form("scopes", "Scopes granted", "save")
+        .at(granted.as_ref().unwrap_or(&Value::Null))
         .intro(match &granted {
             Some(_) => "In force now.".to_owned(),
             None => "Not authorized yet: saving grants these scopes.".to_owned(),
@@ -182,9 +185,10 @@ async fn build(page: &Page, agent: &str, dir: &str, node: &str) -> Result<PanelP
         );
     }
     panel.sections.push(section);
-    if granted.is_some() {
+    if let Some(g) = &granted {
         panel.sections.push(
             Section::form("delete", "Withdraw this authorization", "delete")
+                .at(g)
                 .intro("Nothing else is removed.")
                 .submit("Withdraw")
                 .confirm("Withdraw this authorization?"),

@@ -1,19 +1,13 @@
 //! The node panels: agent, client application, LLM, enterprise service, external service.
 
-use std::collections::HashMap;
-
 use axum::extract::RawQuery;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::super::ConsoleError;
-use super::super::pages::{Page, PageForm, Respond, api_error};
-use super::{
-    ActionPath, Field, Once, Outcome, PanelPage, PanelPath, Row, Section, after, body_of,
-    cascade_lines, delete_with_confirmation, judge, query, seg, split_list, strings, text,
-    topology, when,
-};
+use super::super::pages::{Page, Respond, api_error};
+use super::{Field, PanelPage, PanelPath, Row, Section, query, seg, strings, text, when};
 
 /// The LLM provider presets: (value, label, base URL, injection style).
 pub(crate) const PRESETS: &[(&str, &str, &str, &str)] = &[
@@ -59,6 +53,10 @@ const AUTH: &[(&str, &str)] = &[
     ("private_key_jwt", "Public key (private_key_jwt)"),
 ];
 
+mod actions;
+
+pub(in crate::console) use actions::node_action;
+
 /// `GET /console/agents/{id}/nodes/{kind}/{node}`: the node's panel.
 pub(in crate::console) async fn node(
     page: Page,
@@ -69,206 +67,6 @@ pub(in crate::console) async fn node(
     let q = query(&raw)?;
     let panel = build(&page, &agent, &kind, &id, q.get("find").map(String::as_str)).await?;
     Ok(panel.respond(StatusCode::OK))
-}
-
-/// `POST /console/agents/{id}/nodes/{kind}/{node}/{action}`: one of the panel's forms.
-pub(in crate::console) async fn node_action(
-    path: ActionPath,
-    form: PageForm,
-) -> Result<Response, ConsoleError> {
-    let (agent, kind, id, action) = path.0;
-    let (page, f) = (&form.page, &form.fields);
-    let item = f.get("item").map(String::as_str).unwrap_or_default();
-    let outcome = match (kind.as_str(), action.as_str()) {
-        (_, "save") => match save_body(&kind, f) {
-            Some(body) => write(page, Method::PATCH, &api_path(&kind, &id), &body).await?,
-            None => return Err(ConsoleError::NotFound),
-        },
-        ("agent" | "client", "secret" | "delete-secret" | "key" | "delete-key") => {
-            principal_action(page, &api_path(&kind, &id), &action, item, f).await?
-        }
-        ("agent", "permission") => {
-            let mut body = body_of(f, &["name", "scope", "mode"]);
-            for list in ["users", "groups", "organizations"] {
-                let values = split_list(f.get(list));
-                if !values.is_empty() {
-                    body[list] = json!(values);
-                }
-            }
-            let path = format!("/admin/v1/agents/{}/permission", seg(&id));
-            write(page, Method::PUT, &path, &body).await?
-        }
-        ("llm" | "external", "rotate" | "rollback") => {
-            let node = get(page, &api_path(&kind, &id)).await?;
-            let value = format!(
-                "/admin/v1/credentials/{}/value",
-                seg(&text(&node, "credential"))
-            );
-            if action == "rollback" {
-                write(
-                    page,
-                    Method::POST,
-                    &format!("{value}/rollback"),
-                    &Value::Null,
-                )
-                .await?
-            } else {
-                write(page, Method::PUT, &value, &rotation(f)).await?
-            }
-        }
-        ("enterprise", "add-permission" | "remove-permission") => {
-            let service = get(page, &api_path(&kind, &id)).await?;
-            let body = json!({ "permissions": permissions(&service, &action, item, f) });
-            write(page, Method::PATCH, &api_path(&kind, &id), &body).await?
-        }
-        (_, "delete") => return delete(&form, &agent, &kind, &id).await,
-        _ => return Err(ConsoleError::NotFound),
-    };
-    let panel = match &outcome {
-        Outcome::Done => None,
-        _ => Some(build(page, &agent, &kind, &id, None).await?),
-    };
-    Ok(after(
-        outcome,
-        || panel,
-        &base(&agent, &kind, &id),
-        &action,
-        f,
-    ))
-}
-
-/// The `PATCH` body of a node's *General* form; `None` for an unknown kind.
-fn save_body(kind: &str, f: &HashMap<String, String>) -> Option<Value> {
-    let enabled = |body: &mut Value| {
-        if let Some(e) = f.get("enabled") {
-            body["enabled"] = json!(e == "yes");
-        }
-    };
-    let body = match kind {
-        "agent" => {
-            let mut body = body_of(f, &["name", "auth", "endpoint"]);
-            enabled(&mut body);
-            body
-        }
-        "client" => {
-            let mut body = body_of(f, &["name", "auth"]);
-            for list in ["redirect_uris", "users", "groups", "organizations"] {
-                body[list] = json!(split_list(f.get(list)));
-            }
-            enabled(&mut body);
-            body
-        }
-        "llm" | "external" => {
-            let mut body = body_of(
-                f,
-                &["name", "upstream", "style", "header", "prefix", "query"],
-            );
-            // A preset fills what was left empty (the script fills it as soon as one is picked).
-            let preset = PRESETS
-                .iter()
-                .find(|p| kind == "llm" && Some(p.0) == f.get("preset").map(String::as_str));
-            if let Some((_, _, url, style)) = preset {
-                if body.get("upstream").is_none() && !url.is_empty() {
-                    body["upstream"] = json!(url);
-                }
-                if body.get("style").is_none() && !style.is_empty() {
-                    body["style"] = json!(style);
-                }
-            }
-            if kind == "external" && (f.contains_key("token_url") || f.contains_key("client_id")) {
-                body["oauth"] = json!({
-                    "token_url": f.get("token_url").cloned().unwrap_or_default(),
-                    "client_id": f.get("client_id").cloned().unwrap_or_default(),
-                    "scopes": split_list(f.get("scopes")),
-                });
-            }
-            body
-        }
-        "enterprise" => body_of(f, &["name", "upstream"]),
-        _ => return None,
-    };
-    Some(body)
-}
-
-/// The body of a key rotation: the value, and the overlap as a number when it is one (otherwise as typed, for
-/// the API to refuse naming `grace_seconds`).
-fn rotation(f: &HashMap<String, String>) -> Value {
-    let mut body = body_of(f, &["value"]);
-    if let Some(grace) = f.get("grace_seconds") {
-        body["grace_seconds"] = match grace.parse::<i64>() {
-            Ok(n) => json!(n),
-            Err(_) => json!(grace),
-        };
-    }
-    body
-}
-
-/// An enterprise service's permissions with one added (`add-permission`) or the scope `item` removed.
-fn permissions(
-    service: &Value,
-    action: &str,
-    item: &str,
-    f: &HashMap<String, String>,
-) -> Vec<Value> {
-    let mut list: Vec<Value> = service["permissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| action != "remove-permission" || p["scope"] != item)
-        .cloned()
-        .collect();
-    if action == "add-permission" {
-        let mut p = body_of(f, &["name"]);
-        p["scope"] = json!(f.get("scope").cloned().unwrap_or_default());
-        list.push(p);
-    }
-    list
-}
-
-/// A client secret or public key of an agent or client (`principal` is its API path) made or deleted.
-async fn principal_action(
-    page: &Page,
-    principal: &str,
-    action: &str,
-    item: &str,
-    f: &HashMap<String, String>,
-) -> Result<Outcome, ConsoleError> {
-    match action {
-        "secret" => {
-            let (status, body) = page
-                .api(Method::POST, &format!("{principal}/secrets"), None)
-                .await;
-            Ok(match judge(status, &body)? {
-                Outcome::Done => Outcome::Once(Once {
-                    label: format!(
-                        "Client secret {} (fingerprint {}) — copy it now: it is not shown again",
-                        text(&body, "id"),
-                        text(&body, "fingerprint")
-                    ),
-                    value: text(&body, "secret"),
-                }),
-                other => other,
-            })
-        }
-        "key" => {
-            let mut body = body_of(f, &["id"]);
-            if let Some(key) = f.get("key") {
-                match serde_json::from_str::<Value>(key) {
-                    Ok(jwk @ Value::Object(_)) => body["jwk"] = jwk,
-                    _ => body["pem"] = json!(key),
-                }
-            }
-            write(page, Method::POST, &format!("{principal}/keys"), &body).await
-        }
-        "delete-secret" => {
-            let path = format!("{principal}/secrets/{}", seg(item));
-            write(page, Method::DELETE, &path, &Value::Null).await
-        }
-        _ => {
-            let path = format!("{principal}/keys/{}", seg(item));
-            write(page, Method::DELETE, &path, &Value::Null).await
-        }
-    }
 }
 
 /// Where a node's panel is.
@@ -292,86 +90,6 @@ async fn get(page: &Page, path: &str) -> Result<Value, ConsoleError> {
         return Err(api_error(status, &body));
     }
     Ok(body)
-}
-
-async fn write(
-    page: &Page,
-    method: Method,
-    path: &str,
-    body: &Value,
-) -> Result<Outcome, ConsoleError> {
-    let body = (!body.is_null()).then_some(body);
-    let (status, answer) = page.api(method, path, body).await;
-    judge(status, &answer)
-}
-
-/// Deletes the node, asking first when the delete cascades.
-async fn delete(
-    form: &PageForm,
-    agent: &str,
-    kind: &str,
-    id: &str,
-) -> Result<Response, ConsoleError> {
-    let page = &form.page;
-    let back = base(agent, kind, id);
-    let action = format!("{back}/delete");
-    let diagram = format!("/console/agents/{}", seg(agent));
-    if kind == "agent" {
-        // The agent's own authorizations, secrets and keys always go with it: say which, and ask.
-        let topo = topology(page, id).await?;
-        let me = get(page, &api_path(kind, id)).await?;
-        let mut removes: Vec<String> = topo["edges"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| match e["kind"].as_str() {
-                Some("outbound") => Some(format!(
-                    "the outbound authorization {id} → {}",
-                    text(e, "to")
-                )),
-                Some("inbound") => Some(format!(
-                    "the inbound authorization {} → {id}",
-                    text(e, "from")
-                )),
-                _ => None,
-            })
-            .collect();
-        for s in me["secrets"].as_array().into_iter().flatten() {
-            removes.push(format!("the client secret {}", text(s, "id")));
-        }
-        for k in me["keys"].as_array().into_iter().flatten() {
-            removes.push(format!("the public key {}", text(k, "id")));
-        }
-        return delete_with_confirmation(
-            form,
-            &api_path(kind, id),
-            format!("Delete agent {id}?"),
-            removes,
-            true,
-            action,
-            &back,
-            "/console/agents",
-        )
-        .await;
-    }
-    let topo = topology(page, agent).await?;
-    let edge = if kind == "client" {
-        "inbound"
-    } else {
-        "outbound"
-    };
-    let removes = cascade_lines(&topo, id, edge);
-    delete_with_confirmation(
-        form,
-        &api_path(kind, id),
-        format!("Delete {kind} {id}?"),
-        removes,
-        false,
-        action,
-        &back,
-        &diagram,
-    )
-    .await
 }
 
 /// The panel of node `id` of `kind`, opened from `agent`'s diagram; `find` searches the directory beside the
@@ -419,7 +137,7 @@ async fn build(
         _ => enterprise_panel(page, &mut panel, agent, &node).await?,
     }
     panel.sections.push(
-        Section::form("delete", format!("Delete this {}", what.to_lowercase()), "delete")
+        Section::form("delete", format!("Delete this {}", what.to_lowercase()), "delete").at(&node)
             .intro(if kind == "agent" {
                 "Its authorizations, client secrets and public keys go with it; the next page names them and asks."
             } else {
@@ -500,7 +218,7 @@ async fn credential_sections(
     let principal = api_path(kind, &text(node, "id"));
     let listed = get(page, &format!("{principal}/keys?limit=1000")).await?;
     let secrets_listed = get(page, &format!("{principal}/secrets?limit=1000")).await?;
-    let secrets = Section::form("secrets", "Client secrets", "secret")
+    let secrets = Section::form("secrets", "Client secrets", "secret").at(node)
         .intro(if auth == "client_secret" {
             "A new secret is shown once, on the next page, with a copy button and its fingerprint; afterwards only its id, fingerprint and times. Last used is recorded at most once a minute. Several may exist at once, so a secret rotates without downtime."
         } else {
@@ -511,7 +229,7 @@ async fn credential_sections(
             vec!["Secret id", "Fingerprint", "Created", "Last used"],
             secret_rows(&secrets_listed),
         );
-    let keys = Section::form("keys", "Public keys", "key")
+    let keys = Section::form("keys", "Public keys", "key").at(node)
         .intro(if auth == "private_key_jwt" {
             "The agent signs its token requests with the private key; idguard verifies them with this public key. EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA."
         } else {
@@ -549,7 +267,7 @@ async fn agent_panel(
         "yes"
     };
     panel.sections.push(
-        Section::form("general", "General", "save").fields(vec![
+        Section::form("general", "General", "save").at(node).fields(vec![
             Field::readonly("id", "Agent ID", text(node, "id"))
                 .hint("Generated at registration. Cannot be changed."),
             Field::text("name", "Agent name", text(node, "name")).hint("A display name of your choice."),
@@ -575,6 +293,7 @@ async fn agent_panel(
         m => m,
     };
     let mut permission = Section::form("permission", "Permission", "permission")
+        .at(node)
         .intro("The scope users of client applications receive for this agent.")
         .fields(vec![
             Field::text("name", "Permission name", text(p, "name"))
@@ -644,7 +363,7 @@ async fn client_panel(
         "yes"
     };
     panel.sections.push(
-        Section::form("general", "General", "save").fields(vec![
+        Section::form("general", "General", "save").at(node).fields(vec![
             Field::readonly("id", "Client ID", text(node, "id")).hint("Cannot be changed."),
             Field::text("name", "Application name", text(node, "name")),
             Field::lines("redirect_uris", "Redirect URIs", &strings(&node["redirect_uris"])).hint(
@@ -716,9 +435,11 @@ async fn node_panel(
             Field::text("scopes", "OAuth scopes", strings(&oauth["scopes"]).join(" ")).hint("Space-separated scopes to request."),
         ]);
     }
-    panel
-        .sections
-        .push(Section::form("general", "General", "save").fields(general));
+    panel.sections.push(
+        Section::form("general", "General", "save")
+            .at(node)
+            .fields(general),
+    );
 
     let credential = text(node, "credential");
     let (status, cred) = page
@@ -753,7 +474,7 @@ async fn node_panel(
         ));
     }
     panel.sections.push(
-        Section::form("key", format!("The {what}"), "rotate")
+        Section::form("key", format!("The {what}"), "rotate").at(&cred)
             .intro(format!(
                 "The {what} is sealed at once and never shown again, here or anywhere. Rotating injects the new value from the next request on, with no failed request; the old one stays sealed for the overlap below so that you can switch back."
             ))
@@ -768,6 +489,7 @@ async fn node_panel(
     if previous.is_object() {
         panel.sections.push(
             Section::form("rollback", "Switch back", "rollback")
+                .at(&cred)
                 .intro("Puts the previous value back in force; the current one is dropped.")
                 .submit("Roll back")
                 .confirm("Put the previous value back in force?"),
@@ -782,16 +504,18 @@ async fn enterprise_panel(
     agent: &str,
     node: &Value,
 ) -> Result<(), ConsoleError> {
-    panel
-        .sections
-        .push(Section::form("general", "General", "save").fields(vec![
-        Field::readonly("id", "Service id", text(node, "id")).hint("Cannot be changed."),
-        Field::text("name", "Application name", text(node, "name")),
-        Field::readonly("audience", "Audience identifier", text(node, "audience"))
-            .hint("Fixed when the service was saved: it cannot be changed."),
-        Field::text("upstream", "Upstream", text(node, "upstream"))
-            .hint("Optional: https only, the admin API's upstream rules."),
-    ]));
+    panel.sections.push(
+        Section::form("general", "General", "save")
+            .at(node)
+            .fields(vec![
+                Field::readonly("id", "Service id", text(node, "id")).hint("Cannot be changed."),
+                Field::text("name", "Application name", text(node, "name")),
+                Field::readonly("audience", "Audience identifier", text(node, "audience"))
+                    .hint("Fixed when the service was saved: it cannot be changed."),
+                Field::text("upstream", "Upstream", text(node, "upstream"))
+                    .hint("Optional: https only, the admin API's upstream rules."),
+            ]),
+    );
     let rows = node["permissions"]
         .as_array()
         .into_iter()
@@ -810,6 +534,7 @@ async fn enterprise_panel(
         .collect();
     panel.sections.push(
         Section::form("permissions", "Permissions", "add-permission")
+            .at(node)
             .intro("The scopes agents may be granted on this service.")
             .fields(vec![
                 Field::text("name", "Permission name", "").hint("A display name."),
@@ -871,6 +596,3 @@ async fn granted_section(
             ),
     );
 }
-
-#[cfg(test)]
-mod tests;

@@ -5,8 +5,9 @@
 
 use super::*;
 use crate::common::harness::keys;
+use crate::common::harness::metric_value;
 use crate::common::keys::claims;
-use crate::common::mock::Mock;
+use crate::common::mock::{Behavior, Mock};
 
 /// The editor `alice`, signed in, on the agents list.
 async fn editor(w: &World, test: &str) -> Browser {
@@ -198,8 +199,11 @@ async fn add_each_node_kind_and_see_its_edge() {
             &format!("kind=client&mode=new&id=other&scopes=not.mine&csrf={csrf}"),
         )
         .await;
-    assert_eq!(status, 400, "{page}");
-    assert!(page.contains("scopes:"), "{page}");
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains(r#"id="error-new-scopes">a client may be granted only"#),
+        "{page}"
+    );
     let (status, _, _) = w.api_get("/admin/v1/clients/other").await;
     assert_eq!(status, 404, "nothing was created");
     b.finish().await;
@@ -262,6 +266,74 @@ async fn an_edge_scope_change_turns_a_proxied_request_from_200_to_403() {
             .contains("1 denied")
     );
     b.screenshot("denied").await;
+    b.finish().await;
+}
+
+#[tokio::test]
+async fn an_upstreams_404_is_traffic_and_only_idguards_refusal_is_a_denial() {
+    let mock = Mock::start().await;
+    let w = World::start().await;
+    let upstream = format!("http://{}/v1", mock.addr);
+    for (method, path, body) in [
+        (
+            "POST",
+            "/admin/v1/credentials",
+            serde_json::json!({"id": "c1", "kind": "llm", "value": canary("denials"), "hosts": ["127.0.0.1"]}),
+        ),
+        (
+            "POST",
+            "/admin/v1/llm",
+            serde_json::json!({"id": "openai", "upstream": upstream, "style": "bearer", "credential": "c1"}),
+        ),
+        (
+            "PUT",
+            "/admin/v1/agents/agent-1/outbound/openai",
+            serde_json::json!({"scopes": ["llm.use"]}),
+        ),
+    ] {
+        let (status, body) = w.api_json(method, path, body).await;
+        assert!(status == 201, "{path}: {status} {body}");
+    }
+    // The upstream answers 404 (and then 422): requests answered, not denials.
+    mock.set(Behavior::Status(404, r#"{"error":"no such model"}"#.into()));
+    assert_eq!(call(&w, "agent-1", "openai", "llm.use").await, 404);
+    mock.set(Behavior::Status(422, r#"{"error":"bad input"}"#.into()));
+    assert_eq!(call(&w, "agent-1", "openai", "llm.use").await, 422);
+    // idguard's own refusal: the token lacks the edge's scope.
+    assert_eq!(call(&w, "agent-1", "openai", "other.scope").await, 403);
+    assert_eq!(
+        mock.count(),
+        2,
+        "the refused request never reached the upstream"
+    );
+
+    let (status, _, m) = get(&w.admin("/metrics"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"idguard_requests_total{agent="agent-1",node="openai",status_class="4xx"}"#
+        ),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"idguard_denials_total{agent="agent-1",node="openai"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+
+    let b = editor(&w, "console_denials").await;
+    b.goto(&w.admin("/console/agents/agent-1")).await;
+    let edge = b.find("#edge-outbound-openai").await;
+    let text = edge.text().await.unwrap();
+    assert!(text.contains("3 req · 1 denied (5 min)"), "{text}");
+    let row = b.find("#edges").await.text().await.unwrap();
+    assert!(row.contains("3 req · ⚠ 1 denied"), "{row}");
+    b.screenshot("").await;
     b.finish().await;
 }
 
