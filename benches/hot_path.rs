@@ -150,6 +150,7 @@ fn big_routes() -> Routes {
         master_keys: None,
         env: &env,
         generation: 1,
+        public_addr: None,
     };
     Routes::build(Arc::new(validate(raw, &ctx).unwrap()))
 }

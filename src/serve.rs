@@ -77,6 +77,9 @@ pub struct Server {
     readiness: Arc<Readiness>,
     reload: Arc<Notify>,
     reloader: Reloader,
+    /// What builds snapshots (shared with the reloader and the admin API): told the public listener's bound
+    /// address at start.
+    loader: Loader,
     snapshots: SnapshotRx,
     redis: Option<Arc<idguard_admin::redis_store::RedisStore>>,
     identity: idguard_identity::IdentityService,
@@ -209,7 +212,7 @@ impl Server {
         .context("starting the identity service")?;
         let api = idguard_admin::api::AdminApi::new(
             store,
-            loader,
+            loader.clone(),
             snapshots.clone(),
             reload.clone(),
             token,
@@ -233,6 +236,7 @@ impl Server {
             readiness,
             reload,
             reloader,
+            loader,
             snapshots,
             redis,
             identity,
@@ -290,7 +294,8 @@ impl Server {
             registry,
             readiness,
             reload,
-            reloader,
+            mut reloader,
+            loader,
             snapshots,
             redis,
             identity,
@@ -303,6 +308,20 @@ impl Server {
             usage,
         } = self;
         let public_addr = listeners.public.local_addr()?;
+        // An omitted or `auto` `[identity] issuer` names the port the public listener got: snapshots from now on
+        // know it, and the first one, built before the bind, is built again before anything is served.
+        loader.set_public_addr(public_addr);
+        if snapshots
+            .borrow()
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.issuer_derived)
+        {
+            reloader
+                .reload()
+                .await
+                .context("deriving [identity] issuer from the bound public listener")?;
+        }
         let admin_addr = listeners.admin.local_addr()?;
         console.set_base_url(
             &console_url.unwrap_or_else(|| console_base_url(admin_addr, admin_tls.is_some())),

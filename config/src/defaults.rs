@@ -29,6 +29,9 @@ pub const JWKS_REFRESH_SECONDS: u64 = 300;
 
 /// The `aud` of agents' tokens for the proxy's outbound routes when `[identity] audience` is absent.
 pub const PROXY_AUDIENCE: &str = "urn:idguard:proxy";
+/// How far ahead of now a `private_key_jwt` assertion's `exp` may be, by default (`[identity]
+/// max_assertion_lifetime_seconds`): an hour, what common OAuth client libraries sign.
+pub const MAX_ASSERTION_LIFETIME_SECONDS: u64 = 3_600;
 
 /// How agents and clients authenticate to the identity service when `auth` is absent.
 pub const CLIENT_AUTH: &str = "client_secret";

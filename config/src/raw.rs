@@ -276,7 +276,10 @@ pub struct RawTokens {
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     /// The issuer identifier: the public base URL agents reach idguard at, e.g. `https://idguard.example.com`.
-    pub issuer: String,
+    /// Omitted or `"auto"`: derived from the public listener's bound address (`http://127.0.0.1:PORT`, `https`
+    /// with `[listeners.tls]`), so a server on port 0 names the port it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The `aud` of agents' tokens for the proxy's outbound routes (default `urn:idguard:proxy`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
@@ -289,10 +292,15 @@ pub struct RawIdentity {
     /// How often the signing key rotates, seconds (default 86400, at least 60).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_rotation_seconds: Option<u64>,
-    /// Also accept `private_key_jwt` assertions whose `aud` is the token endpoint URL (a transition aid; default
-    /// false: the issuer only).
+    /// Also accept `private_key_jwt` assertions whose `aud` is the token endpoint URL (or the URL of the endpoint
+    /// the assertion is sent to), as RFC 7523 allows and common clients send (default true; false: the issuer
+    /// only, which closes audience injection — see docs/identity.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accept_token_endpoint_audience: Option<bool>,
+    /// Longest lifetime of a `private_key_jwt` assertion, seconds from now to its `exp` (default 3600,
+    /// 60..=86400); each `jti` is remembered that long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_assertion_lifetime_seconds: Option<u64>,
     /// Failed client authentications allowed per client per minute before 429 (default 50).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_failed_auth_per_minute: Option<u32>,

@@ -54,6 +54,8 @@ pub struct Loader {
     master_keys: Arc<ArcSwapOption<MasterKeys>>,
     env: Arc<EnvLookup>,
     store: Option<Arc<dyn Store>>,
+    /// The public listener's bound address, set once by `serve` (see [`BuildContext::public_addr`]).
+    public_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 /// What [`Loader::load_fresh`] built: the snapshot, and the master keys it opened sealed values with.
@@ -85,7 +87,14 @@ impl Loader {
             master_keys: Arc::new(ArcSwapOption::new(master_keys)),
             env: Arc::new(|name| std::env::var(name).ok()),
             store: None,
+            public_addr: Arc::default(),
         }
+    }
+
+    /// Records the public listener's bound address (once; later calls are ignored): every snapshot built from now
+    /// on, by this loader and its clones, derives an `auto` `[identity] issuer` from it.
+    pub fn set_public_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.public_addr.set(addr);
     }
 
     /// Replaces the environment lookup (tests).
@@ -164,6 +173,7 @@ impl Loader {
             master_keys,
             env: &*self.env,
             generation,
+            public_addr: self.public_addr.get().copied(),
         };
         // The file's own credentials come first in the merged list (stored ones are appended), so their index is
         // their `[[credentials]]` table's: what `locate` needs to put a line on a value that will not open.

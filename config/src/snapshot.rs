@@ -48,6 +48,9 @@ pub struct Snapshot {
 pub struct IdentitySettings {
     /// The issuer identifier (no trailing slash).
     pub issuer: String,
+    /// Whether `issuer` was derived from the public listener's address (`issuer` omitted or `"auto"`) rather than
+    /// written in the file.
+    pub issuer_derived: bool,
     /// `aud` of agents' tokens for the proxy's outbound routes.
     pub audience: String,
     /// Access-token lifetime.
@@ -56,8 +59,10 @@ pub struct IdentitySettings {
     pub exchange_max_ttl: Duration,
     /// Signing-key rotation period.
     pub key_rotation: Duration,
-    /// Accept assertions whose `aud` is the token endpoint URL.
+    /// Accept assertions whose `aud` is the token endpoint URL (or the URL they are sent to), not only the issuer.
     pub accept_token_endpoint_audience: bool,
+    /// Longest `private_key_jwt` assertion lifetime (now to `exp`).
+    pub max_assertion_lifetime: Duration,
     /// Failed client authentications per client per minute before 429.
     pub max_failed_auth_per_minute: u32,
     /// Deepest `act` nesting accepted.

@@ -50,6 +50,9 @@ pub struct BuildContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The generation the snapshot will carry.
     pub generation: u64,
+    /// The public listener's bound address, once `serve` has bound it: an omitted or `"auto"` `[identity]
+    /// issuer` is derived from it rather than from `[listeners] public` (which may name port 0).
+    pub public_addr: Option<std::net::SocketAddr>,
 }
 
 /// `[store]`'s Redis connection settings alone, for opening the store before the first snapshot exists (the
@@ -79,10 +82,14 @@ pub fn validate(raw: RawConfig, ctx: &BuildContext<'_>) -> Result<Snapshot, Vali
     let mut errors = rules::Errors(Vec::new());
     let settings = settings::settings(&raw, ctx, &mut errors);
     let mut issuers = issuers::issuers(&raw, ctx, &mut errors);
+    // The bound address when serve knows it (the file may name port 0), else the file's.
+    let public = settings
+        .as_ref()
+        .map(|s| (ctx.public_addr.unwrap_or(s.public_addr), s.tls.is_some()));
     let identity = raw
         .identity
         .as_ref()
-        .and_then(|r| settings::identity(r, &mut errors));
+        .and_then(|r| settings::identity(r, public, &mut errors));
     if let Some(id) = &identity {
         issuers.push(issuers::own_issuer(&raw, id, &mut errors));
     }

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         master_keys: Some(&*KEYS),
         env: &env,
         generation: 7,
+        public_addr: None,
     };
     match validate(raw, &ctx) {
         Ok(snapshot) => assert_eq!(snapshot.generation, 7),

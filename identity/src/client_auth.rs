@@ -14,32 +14,64 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use idguard_config::Snapshot;
 use idguard_config::snapshot::{ClientAuth, PublicKey};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 pub use self::limiter::Limiter;
 
+mod assertion;
 mod limiter;
 pub(crate) mod secret_use;
 mod shared_limiter;
 
-use super::error::OAuthError;
-use super::{Form, IdentityService, log_value, sha256};
+use super::error::{AuthFailure, OAuthError};
+use super::{Form, IdentityService, log_value};
 
 /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Longest `client_id` considered at all.
 const MAX_CLIENT_ID: usize = 256;
-/// Longest assertion considered.
-const MAX_ASSERTION: usize = 16 * 1024;
-/// How far ahead an assertion's `exp` may be.
-const MAX_ASSERTION_LIFETIME: u64 = 300;
-/// How far in the future an `iat` may be.
-const MAX_CLOCK_SKEW: u64 = 60;
+
+/// The endpoint a client authenticates at: an assertion may name its URL as audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/oauth2/token`.
+    Token,
+    /// `/oauth2/revoke`.
+    Revocation,
+    /// `/oauth2/introspect`.
+    Introspection,
+}
+
+impl Endpoint {
+    /// Its path under the issuer.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Token => "/oauth2/token",
+            Endpoint::Revocation => "/oauth2/revoke",
+            Endpoint::Introspection => "/oauth2/introspect",
+        }
+    }
+}
+
+/// A failed authentication: the client id it named (when one is known), the `reason` logged, and the error.
+struct Failed {
+    id: Option<String>,
+    reason: &'static str,
+    error: OAuthError,
+}
+
+impl Failed {
+    fn client(id: Option<String>, failure: AuthFailure) -> Self {
+        Self {
+            id,
+            reason: failure.reason(),
+            error: OAuthError::InvalidClient(failure),
+        }
+    }
+}
 
 /// Who authenticated, and with which of its credentials.
 #[derive(Debug, Clone)]
@@ -131,18 +163,23 @@ enum Method {
 }
 
 impl IdentityService {
-    /// Authenticates the client of a token-endpoint-style request.
+    /// Authenticates the client of a request to `endpoint`.
     ///
     /// # Errors
-    /// [`OAuthError::InvalidRequest`] for zero-or-two methods or a malformed id, [`OAuthError::InvalidClient`],
-    /// [`OAuthError::RateLimited`], or [`OAuthError::Unavailable`] when a `jti` cannot be recorded.
+    /// [`OAuthError::InvalidRequest`] for two methods or a malformed id, [`OAuthError::InvalidClient`] with what
+    /// failed, [`OAuthError::RateLimited`], or [`OAuthError::Unavailable`] when a `jti` cannot be recorded.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         form: &Form,
         peer: Option<IpAddr>,
+        endpoint: Endpoint,
     ) -> Result<Authenticated, OAuthError> {
-        let method = method(headers, form)?;
+        let method = method(headers, form).inspect_err(|e| {
+            if let OAuthError::InvalidClient(failure) = e {
+                tracing::warn!(reason = failure.reason(), "client authentication failed");
+            }
+        })?;
         let claimed = match &method {
             Method::Basic { id, .. } | Method::Post { id, .. } => Some(id.clone()),
             Method::Jwt { id, .. } => id.clone(),
@@ -154,7 +191,7 @@ impl IdentityService {
         // claims to be (its `sub` and `iss`).
         let counted: Vec<String> = match (&method, &claimed) {
             (_, Some(id)) => vec![id.clone()],
-            (Method::Jwt { assertion, .. }, None) => assertion_ids(assertion),
+            (Method::Jwt { assertion, .. }, None) => assertion::assertion_ids(assertion),
             _ => Vec::new(),
         };
         let snapshot = self.snapshot();
@@ -174,16 +211,17 @@ impl IdentityService {
                 self.check_secret(&snapshot, &id, &secret)
             }
             Method::Jwt { id, assertion } => {
-                self.check_assertion(&snapshot, id.as_deref(), &assertion, now)
+                self.check_assertion(&snapshot, id.as_deref(), &assertion, endpoint, now)
                     .await
             }
         };
         match outcome {
             Ok(auth) => Ok(auth),
-            Err((reason, id, err)) => {
+            Err(Failed { id, reason, error }) => {
+                // The one log line of the failure: its detail, never the secret or the assertion.
                 tracing::warn!(reason, client_id = %log_value(id.as_deref().unwrap_or("")), "client authentication failed");
-                if err != OAuthError::InvalidClient {
-                    return Err(err);
+                if !matches!(error, OAuthError::InvalidClient(_)) {
+                    return Err(error);
                 }
                 let named = id.filter(|i| !counted.contains(i));
                 let incomplete = self.topology_incomplete();
@@ -203,20 +241,20 @@ impl IdentityService {
                     );
                     return Err(OAuthError::Unavailable);
                 }
-                Err(err)
+                Err(error)
             }
         }
     }
 
-    #[allow(clippy::type_complexity)]
+    /// `client_secret_basic` and `client_secret_post`: the failures before the secret matched read alike.
     fn check_secret(
         &self,
         snapshot: &Snapshot,
         id: &str,
         secret: &str,
-    ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
+    ) -> Result<Authenticated, Failed> {
         let presented = self.inner.hasher.client_secret(secret);
-        let fail = |reason| Err((reason, Some(id.to_owned()), OAuthError::InvalidClient));
+        let fail = |failure| Err(Failed::client(Some(id.to_owned()), failure));
         let p = principal(snapshot, id);
         let secrets: &[(String, Vec<u8>)] = p.as_ref().map_or(&[], |p| p.secrets);
         let matched = match_secret(&presented, secrets, &self.inner.dummy_hash, |a, b| {
@@ -224,12 +262,12 @@ impl IdentityService {
         })
         .map(str::to_owned);
         let Some(p) = p else {
-            return fail("unknown_client");
+            return fail(AuthFailure::UnknownClient);
         };
         match (matched, p.auth, p.enabled) {
-            (None, _, _) => fail("bad_client_secret"),
-            (Some(_), ClientAuth::PrivateKeyJwt, _) => fail("auth_method_not_allowed"),
-            (Some(_), _, false) => fail("client_disabled"),
+            (None, _, _) => fail(AuthFailure::BadSecret),
+            (Some(_), ClientAuth::PrivateKeyJwt, _) => fail(AuthFailure::SecretNotAllowed),
+            (Some(_), _, false) => fail(AuthFailure::Disabled),
             (Some(sid), ClientAuth::ClientSecret, true) => {
                 if let Some((_, hash)) = p.secrets.iter().find(|(s, _)| *s == sid) {
                     self.note_secret_use(&p.id, &sid, hash);
@@ -242,258 +280,6 @@ impl IdentityService {
             }
         }
     }
-
-    /// `private_key_jwt` (RFC 7523): the assertion's header and identity, the client and its registered keys,
-    /// then each candidate key in turn — the key fixes the algorithm — and the claims; the `jti` is claimed once
-    /// in the shared store. A failure is `(log reason, client id if known, error)`.
-    #[allow(clippy::type_complexity)]
-    async fn check_assertion(
-        &self,
-        snapshot: &Snapshot,
-        form_id: Option<&str>,
-        assertion: &str,
-        now: u64,
-    ) -> Result<Authenticated, (&'static str, Option<String>, OAuthError)> {
-        let (header, id) = peek_assertion(assertion, form_id)
-            .map_err(|(reason, id)| (reason, id, OAuthError::InvalidClient))?;
-        let bad_id = |reason: &'static str| (reason, Some(id.clone()), OAuthError::InvalidClient);
-        check_assertion_header(&header).map_err(bad_id)?;
-        let Some(p) = principal(snapshot, &id) else {
-            return Err(bad_id("unknown_client"));
-        };
-        if p.auth != ClientAuth::PrivateKeyJwt {
-            return Err(bad_id("auth_method_not_allowed"));
-        }
-        if !p.enabled {
-            return Err(bad_id("client_disabled"));
-        }
-        let candidates: Vec<&PublicKey> = p
-            .keys
-            .iter()
-            .filter(|k| header.kid.as_deref().is_none_or(|kid| kid == k.id))
-            .collect();
-        if candidates.is_empty() {
-            return Err(bad_id("unknown_kid"));
-        }
-        let settings = self
-            .settings(snapshot)
-            .map_err(|e| ("no_identity", Some(id.clone()), e))?;
-        let mut audiences = vec![settings.issuer.clone()];
-        if settings.accept_token_endpoint_audience {
-            audiences.push(settings.token_endpoint());
-        }
-        let mut last = "alg_not_allowed";
-        for key in candidates {
-            let claims = match verify_assertion(assertion, &header.alg, key, &id) {
-                Ok(claims) => claims,
-                Err(reason) => {
-                    last = reason;
-                    continue;
-                }
-            };
-            let jti = check_assertion_claims(&claims, &id, &audiences, now).map_err(bad_id)?;
-            let digest = sha256(format!("assertion\n{id}\n{jti}").as_bytes());
-            let store = self.inner.store.clone();
-            let expires = claims.exp + 60;
-            let unavailable = |_| {
-                (
-                    "store_unavailable",
-                    Some(id.clone()),
-                    OAuthError::Unavailable,
-                )
-            };
-            let first = tokio::task::spawn_blocking(move || store.claim_jti(&digest, expires))
-                .await
-                .map_err(|_| unavailable(()))?
-                .map_err(|_| unavailable(()))?;
-            if !first {
-                return Err(bad_id("assertion_replay"));
-            }
-            return Ok(Authenticated {
-                id: p.id,
-                kind: p.kind,
-                credential: format!("key:{}", key.id),
-            });
-        }
-        Err(bad_id(last))
-    }
-}
-
-/// The assertion's header and the client it speaks for, read before any verification only to find the key
-/// (everything is re-checked after). The client id is the form's `client_id` or else the payload's `sub`; they
-/// must agree when both are there.
-fn peek_assertion(
-    assertion: &str,
-    form_id: Option<&str>,
-) -> Result<(AssertionHeader, String), (&'static str, Option<String>)> {
-    let bad = |reason: &'static str, id: Option<&str>| (reason, id.map(str::to_owned));
-    if assertion.len() > MAX_ASSERTION {
-        return Err(bad("bad_assertion", form_id));
-    }
-    let mut parts = assertion.split('.');
-    let (Some(h), Some(p), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("bad_assertion", form_id));
-    };
-    let header: AssertionHeader = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| bad("bad_assertion", form_id))?;
-    let peek: PeekClaims = URL_SAFE_NO_PAD
-        .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| bad("bad_assertion", form_id))?;
-    let id = match (form_id, peek.sub.as_deref()) {
-        (Some(f), Some(s)) if f != s => return Err(bad("bad_assertion_sub", Some(f))),
-        (Some(f), _) => f.to_owned(),
-        (None, Some(s)) => s.to_owned(),
-        (None, None) => return Err(bad("bad_assertion_sub", None)),
-    };
-    if check_client_id(&id).is_err() {
-        return Err(bad("bad_assertion_sub", None));
-    }
-    Ok((header, id))
-}
-
-/// Header rules: no key by reference or embedded, no `crit`, and a `typ` (if any) of a client assertion — an
-/// access token or exchanged token is not a client assertion, whatever key signed it.
-fn check_assertion_header(header: &AssertionHeader) -> Result<(), &'static str> {
-    if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some()
-    {
-        return Err("header_key_reference");
-    }
-    if header.crit.is_some() {
-        return Err("unsupported_crit");
-    }
-    if let Some(typ) = &header.typ {
-        let t = idguard_config::validate::normalize_typ(typ);
-        if t != "jwt" && t != "client-authentication+jwt" {
-            return Err("bad_assertion_typ");
-        }
-    }
-    Ok(())
-}
-
-/// Verifies the signature with one registered key and the time claims (30 s leeway), `iss` = the client. The
-/// registered key fixes the algorithm: `none`, HS256 "signed" with the public key, or any other family never
-/// reaches a verifier. `Err` is the log reason; the caller tries the next candidate key.
-fn verify_assertion(
-    assertion: &str,
-    header_alg: &str,
-    key: &PublicKey,
-    id: &str,
-) -> Result<AssertionClaims, &'static str> {
-    use jsonwebtoken::errors::ErrorKind;
-    let alg = match key.alg {
-        "ES256" => Algorithm::ES256,
-        "RS256" => Algorithm::RS256,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => return Err("alg_not_allowed"),
-    };
-    if header_alg != key.alg {
-        return Err("alg_not_allowed");
-    }
-    let decoding = DecodingKey::from_jwk(&key.jwk).map_err(|_| "alg_not_allowed")?;
-    let mut validation = Validation::new(alg);
-    validation.set_issuer(&[id]);
-    validation.validate_aud = false;
-    validation.leeway = 30;
-    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| match e.kind() {
-            ErrorKind::InvalidIssuer => "bad_assertion_sub",
-            ErrorKind::ExpiredSignature => "assertion_expired",
-            ErrorKind::ImmatureSignature => "assertion_not_yet_valid",
-            ErrorKind::InvalidSignature => "bad_assertion_signature",
-            _ => "bad_assertion",
-        })
-}
-
-/// The verified claims' rules: `sub` = `iss` = the client, a single audience that is this issuer (an array
-/// naming another party too could be replayed there), a short lifetime, no `iat`/`nbf` in the future, and a
-/// `jti`. Returns the `jti`.
-fn check_assertion_claims<'c>(
-    claims: &'c AssertionClaims,
-    id: &str,
-    audiences: &[String],
-    now: u64,
-) -> Result<&'c str, &'static str> {
-    if claims.sub != id || claims.iss != id {
-        return Err("bad_assertion_sub");
-    }
-    let aud_ok = match &claims.aud {
-        serde_json::Value::String(a) => audiences.contains(a),
-        serde_json::Value::Array(list) => {
-            list.len() == 1
-                && list[0]
-                    .as_str()
-                    .is_some_and(|a| audiences.iter().any(|x| x == a))
-        }
-        _ => false,
-    };
-    if !aud_ok {
-        return Err("bad_assertion_aud");
-    }
-    if claims.exp > now + MAX_ASSERTION_LIFETIME {
-        return Err("assertion_lifetime");
-    }
-    if claims.iat.is_some_and(|iat| iat > now + MAX_CLOCK_SKEW) {
-        return Err("assertion_iat_future");
-    }
-    if claims.nbf.is_some_and(|nbf| nbf > now + MAX_CLOCK_SKEW) {
-        return Err("assertion_not_yet_valid");
-    }
-    claims
-        .jti
-        .as_deref()
-        .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or("assertion_missing_jti")
-}
-
-#[derive(Deserialize)]
-struct AssertionHeader {
-    alg: String,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    jku: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    x5u: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    jwk: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    x5c: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct PeekClaims {
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    iss: Option<String>,
-}
-
-/// Typed claims: a string or float `exp` fails to deserialize and the assertion is refused.
-#[derive(Deserialize)]
-struct AssertionClaims {
-    iss: String,
-    sub: String,
-    aud: serde_json::Value,
-    exp: u64,
-    #[serde(default)]
-    iat: Option<u64>,
-    #[serde(default)]
-    nbf: Option<u64>,
-    #[serde(default)]
-    jti: Option<String>,
 }
 
 /// A client id worth looking up: bounded length, printable ASCII (so it cannot forge a log line either).
@@ -509,28 +295,6 @@ fn is_client_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_CLIENT_ID && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The client ids an assertion sent without `client_id` claims to be — its unverified `sub` and `iss` — so that
-/// its attempts are counted (and limited) like any other client's.
-fn assertion_ids(assertion: &str) -> Vec<String> {
-    let Some(payload) = assertion.split('.').nth(1) else {
-        return Vec::new();
-    };
-    let Some(peek) = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<PeekClaims>(&b).ok())
-    else {
-        return Vec::new();
-    };
-    let mut ids: Vec<String> = [peek.sub, peek.iss]
-        .into_iter()
-        .flatten()
-        .filter(|id| is_client_id(id))
-        .collect();
-    ids.dedup();
-    ids
-}
-
 fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
     let mut methods = Vec::new();
     let mut auth = headers.get_all(axum::http::header::AUTHORIZATION).iter();
@@ -538,17 +302,18 @@ fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
         if auth.next().is_some() {
             return Err(OAuthError::InvalidRequest("Send one Authorization header."));
         }
-        let text = value.to_str().map_err(|_| OAuthError::InvalidClient)?;
+        let bad_header = || OAuthError::InvalidClient(AuthFailure::BadAuthorizationHeader);
+        let text = value.to_str().map_err(|_| bad_header())?;
         let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
         if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(OAuthError::InvalidClient);
+            return Err(bad_header());
         }
         let decoded = STANDARD
             .decode(rest.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or(OAuthError::InvalidClient)?;
-        let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+            .ok_or_else(bad_header)?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad_header)?;
         // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
         let decode = |s: &str| -> String {
             form_urlencoded::parse(format!("x={s}").as_bytes())
@@ -601,7 +366,9 @@ fn method(headers: &HeaderMap, form: &Form) -> Result<Method, OAuthError> {
             "Use exactly one client authentication method.",
         ));
     }
-    methods.pop().ok_or(OAuthError::InvalidClient)
+    methods
+        .pop()
+        .ok_or(OAuthError::InvalidClient(AuthFailure::Missing))
 }
 
 #[cfg(test)]

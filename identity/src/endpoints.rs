@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use idguard_config::identity::{PeerAddr, TOKEN_EXCHANGE_GRANT};
 
-use super::client_auth::PrincipalKind;
+use super::client_auth::{Endpoint, PrincipalKind};
 use super::error::OAuthError;
 use super::grants::ExchangeParams;
 use super::{Form, IdentityService};
@@ -173,11 +173,15 @@ async fn token_inner(
         .ok_or(OAuthError::InvalidRequest("grant_type is required."))?;
     match grant {
         "client_credentials" => {
-            let who = svc.authenticate(headers, &form, peer).await?;
+            let who = svc
+                .authenticate(headers, &form, peer, Endpoint::Token)
+                .await?;
             Ok(("client_credentials", svc.client_credentials(&who, &form)?))
         }
         "authorization_code" => {
-            let who = svc.authenticate(headers, &form, peer).await?;
+            let who = svc
+                .authenticate(headers, &form, peer, Endpoint::Token)
+                .await?;
             Ok(("authorization_code", svc.redeem_code(&who, &form).await?))
         }
         TOKEN_EXCHANGE_GRANT => {
@@ -187,7 +191,10 @@ async fn token_inner(
                 || form.get("client_secret").is_some()
                 || form.get("client_assertion").is_some();
             let caller = if presented {
-                Some(svc.authenticate(headers, &form, peer).await?)
+                Some(
+                    svc.authenticate(headers, &form, peer, Endpoint::Token)
+                        .await?,
+                )
             } else {
                 None
             };
@@ -224,7 +231,9 @@ async fn revoke(
     let peer = peer.map(|Extension(PeerAddr(ip))| ip);
     let result: Result<(), OAuthError> = async {
         let form = form_request(&uri, &headers, &body)?;
-        let who = svc.authenticate(&headers, &form, peer).await?;
+        let who = svc
+            .authenticate(&headers, &form, peer, Endpoint::Revocation)
+            .await?;
         let token = form
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required."))?;
@@ -266,7 +275,9 @@ async fn introspect(
     let result: Result<serde_json::Value, OAuthError> = async {
         let form = form_request(&uri, &headers, &body)?;
         svc.topology_current()?;
-        let who = svc.authenticate(&headers, &form, peer).await?;
+        let who = svc
+            .authenticate(&headers, &form, peer, Endpoint::Introspection)
+            .await?;
         let token = form
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required."))?;
@@ -353,21 +364,30 @@ async fn metadata(State(svc): State<IdentityService>) -> Response {
         return OAuthError::Unavailable.into_response();
     };
     let iss = &settings.issuer;
+    // RFC 8414 §2: an endpoint that lists `private_key_jwt` must list the algorithms its assertions may use.
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let assertion_algs = ["ES256", "RS256", "EdDSA"];
     let body = serde_json::json!({
         "issuer": iss,
         "token_endpoint": settings.token_endpoint(),
         "authorization_endpoint": format!("{iss}/oauth2/authorize"),
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
-        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "revocation_endpoint": format!("{iss}{}", Endpoint::Revocation.path()),
+        "introspection_endpoint": format!("{iss}{}", Endpoint::Introspection.path()),
         "grant_types_supported": ["client_credentials", "authorization_code", TOKEN_EXCHANGE_GRANT],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],

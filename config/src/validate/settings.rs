@@ -14,6 +14,9 @@ use crate::snapshot::{
     UpstreamSettings,
 };
 
+/// The `[identity] issuer` value that asks for the issuer to be derived from the public listener.
+pub(super) const AUTO_ISSUER: &str = "auto";
+
 /// The settings, or `None` when a listener address is invalid (an error was recorded).
 pub(super) fn settings(
     raw: &RawConfig,
@@ -198,10 +201,38 @@ pub fn url_has_password(url: &str) -> bool {
         .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
-/// `[identity]`: idguard's own authorization server, or `None` when any of its fields is invalid.
-pub(super) fn identity(raw: &RawIdentity, errors: &mut Errors) -> Option<IdentitySettings> {
+/// `[identity]`: idguard's own authorization server, or `None` when any of its fields is invalid. `public` is the
+/// public listener — the bound address when the context knows it, else `[listeners] public` — and whether it
+/// serves TLS; an omitted or `"auto"` issuer is derived from it.
+pub(super) fn identity(
+    raw: &RawIdentity,
+    public: Option<(SocketAddr, bool)>,
+    errors: &mut Errors,
+) -> Option<IdentitySettings> {
     let before = errors.len();
-    let issuer = raw.issuer.trim_end_matches('/').to_owned();
+    let written = raw
+        .issuer
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| *i != AUTO_ISSUER);
+    let issuer = match (written, public) {
+        (Some(written), _) => written.trim_end_matches('/').to_owned(),
+        (None, Some((addr, tls))) if !addr.ip().is_unspecified() => {
+            format!("{}://{addr}", if tls { "https" } else { "http" })
+        }
+        (None, Some((addr, _))) => {
+            errors.push(
+                "identity.issuer",
+                format!(
+                    "is omitted or \"auto\", which derives it from the public listener, but {addr} is every \
+                     address, not one clients reach; set issuer to the URL agents reach idguard at"
+                ),
+            );
+            return None;
+        }
+        // The listener address is invalid: that error is already recorded.
+        (None, None) => return None,
+    };
     match issuer.parse::<http::Uri>() {
         Ok(uri)
             if matches!(uri.scheme_str(), Some("https" | "http"))
@@ -260,16 +291,26 @@ pub(super) fn identity(raw: &RawIdentity, errors: &mut Errors) -> Option<Identit
         "identity.max_act_depth",
         errors,
     );
+    let max_assertion_lifetime = bounded(
+        raw.max_assertion_lifetime_seconds,
+        defaults::MAX_ASSERTION_LIFETIME_SECONDS,
+        60,
+        86_400,
+        "identity.max_assertion_lifetime_seconds",
+        errors,
+    );
     if errors.len() != before {
         return None;
     }
     Some(IdentitySettings {
         issuer,
+        issuer_derived: written.is_none(),
         audience,
         access_token_ttl: Duration::from_secs(access_token_ttl),
         exchange_max_ttl: Duration::from_secs(exchange_max_ttl),
         key_rotation: Duration::from_secs(rotation),
-        accept_token_endpoint_audience: raw.accept_token_endpoint_audience.unwrap_or(false),
+        accept_token_endpoint_audience: raw.accept_token_endpoint_audience.unwrap_or(true),
+        max_assertion_lifetime: Duration::from_secs(max_assertion_lifetime),
         max_failed_auth_per_minute: max_failed,
         max_act_depth,
     })

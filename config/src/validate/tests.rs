@@ -13,6 +13,14 @@ fn build(toml: &str) -> Result<Snapshot, Vec<String>> {
 
 /// [`build`] for a file already parsed.
 fn build_raw(raw: RawConfig) -> Result<Snapshot, Vec<String>> {
+    build_bound(raw, None)
+}
+
+/// [`build_raw`] once the public listener is bound at `public_addr`.
+fn build_bound(
+    raw: RawConfig,
+    public_addr: Option<std::net::SocketAddr>,
+) -> Result<Snapshot, Vec<String>> {
     // A directory per call: tests run in parallel and must not rewrite each other's JWKS file mid-read.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -30,6 +38,7 @@ fn build_raw(raw: RawConfig) -> Result<Snapshot, Vec<String>> {
         master_keys: Some(&keys),
         env: &env,
         generation: 7,
+        public_addr,
     };
     validate(raw, &ctx).map_err(|e| {
         e.0.iter()
@@ -438,6 +447,66 @@ password_hash = "plaintext"
     let local = snapshot.issuers.last().unwrap();
     assert_eq!(local.keys, KeySource::Local);
     assert_eq!(local.issuer, "https://idguard.example.com");
+}
+
+#[test]
+fn an_auto_issuer_names_the_bound_public_listener_and_a_written_one_stays_exact() {
+    let parse = |t: &str| toml::from_str::<RawConfig>(t).unwrap();
+    let bound: std::net::SocketAddr = "127.0.0.1:40123".parse().unwrap();
+    for identity in ["", "issuer = \"auto\""] {
+        let text = format!(
+            "{}\n[listeners]\npublic = \"127.0.0.1:0\"\n\n[identity]\n{identity}\n",
+            file("c1")
+        );
+        // Before the bind (`idguard check`, the first build) the file's address stands in.
+        let before = build(&text).unwrap();
+        assert_eq!(before.identity.unwrap().issuer, "http://127.0.0.1:0");
+        let s = build_bound(parse(&text), Some(bound)).unwrap();
+        let id = s.identity.as_ref().unwrap();
+        assert_eq!(id.issuer, "http://127.0.0.1:40123", "{identity:?}");
+        assert!(id.issuer_derived);
+        assert_eq!(s.issuers.last().unwrap().issuer, "http://127.0.0.1:40123");
+    }
+    // A written issuer is kept as written, whatever the listener got.
+    let text = format!(
+        "{}\n[listeners]\npublic = \"127.0.0.1:0\"\n\n[identity]\nissuer = \"http://idg.test:8080/\"\n",
+        file("c1")
+    );
+    let s = build_bound(parse(&text), Some(bound)).unwrap();
+    let id = s.identity.as_ref().unwrap();
+    assert_eq!(
+        (id.issuer.as_str(), id.issuer_derived),
+        ("http://idg.test:8080", false)
+    );
+    // Every address (the default listener) is not one a client reaches: the field says what to write.
+    let errors = build(&format!("{}\n[identity]\n", file("c1"))).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("identity.issuer: is omitted or \"auto\"")
+                && e.contains("0.0.0.0:8080")),
+        "{errors:#?}"
+    );
+    // The assertion settings: defaults, and the lifetime's range.
+    let s = build(&format!(
+        "{}\n[identity]\nissuer = \"https://i\"\n",
+        file("c1")
+    ))
+    .unwrap();
+    let id = s.identity.unwrap();
+    assert!(id.accept_token_endpoint_audience);
+    assert_eq!(id.max_assertion_lifetime.as_secs(), 3600);
+    let errors = build(&format!(
+        "{}\n[identity]\nissuer = \"https://i\"\nmax_assertion_lifetime_seconds = 100000\n",
+        file("c1")
+    ))
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("identity.max_assertion_lifetime_seconds:")),
+        "{errors:#?}"
+    );
 }
 
 #[test]

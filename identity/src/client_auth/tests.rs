@@ -72,3 +72,25 @@ fn an_unknown_client_and_a_wrong_secret_run_the_same_comparisons() {
     let (m, calls) = count(&two);
     assert_eq!((m.as_deref(), calls.len()), (Some("s1"), 2));
 }
+
+#[test]
+fn failures_before_a_proof_read_alike_and_name_no_value() {
+    use crate::error::AuthFailure::*;
+    assert_eq!(UnknownClient.description(), BadSecret.description());
+    for failure in [AssertionNotAllowed, UnknownKid, AlgNotAllowed, BadSignature] {
+        assert_eq!(failure.description(), UnknownAssertionClient.description());
+        assert_ne!(failure.reason(), "unknown_client");
+    }
+    assert_eq!(UnknownAssertionClient.reason(), UnknownClient.reason());
+    assert!(Lifetime(600).description().contains("600 seconds"));
+    assert_ne!(
+        BadAudience {
+            token_endpoint: true
+        }
+        .description(),
+        BadAudience {
+            token_endpoint: false
+        }
+        .description()
+    );
+}

@@ -13,6 +13,7 @@ use crate::common::idp::{
 use crate::common::keys::{b64, now};
 
 mod discovery;
+mod standard_clients;
 
 fn no_store(headers: &hyper::HeaderMap) -> bool {
     headers
@@ -326,8 +327,8 @@ async fn a04_a05_a07_a09_assertion_attacks_are_refused() {
     let token_ep = w.token_url();
     assert_eq!(
         try_assertion(&w, &with(&|c| c["aud"] = token_ep.clone().into())).await,
-        401,
-        "the token endpoint URL is accepted only with the transition flag"
+        200,
+        "the token endpoint URL is accepted by default (RFC 7523 §3)"
     );
     assert_eq!(
         try_assertion(
@@ -377,8 +378,8 @@ async fn a04_a05_a07_a09_assertion_attacks_are_refused() {
             }),
         ),
         (
-            "exp > 300 s ahead",
-            Box::new(|c: &mut Value| c["exp"] = (now() + 900).into()),
+            "exp more than max_assertion_lifetime_seconds (3600) and the clock skew ahead",
+            Box::new(|c: &mut Value| c["exp"] = (now() + 3_600 + 120).into()),
         ),
         (
             "iat in the future",
@@ -436,11 +437,21 @@ async fn a04_a05_a07_a09_assertion_attacks_are_refused() {
 }
 
 #[tokio::test]
-async fn a05_token_endpoint_audience_with_the_transition_flag() {
-    let w = crate::common::idp::world_with("accept_token_endpoint_audience = true", "").await;
+async fn a05_requiring_the_issuer_alone_refuses_endpoint_audiences() {
+    let w = crate::common::idp::world_with("accept_token_endpoint_audience = false", "").await;
     let a = assertion(&keys().es256, "agent-k", &w.token_url(), |_| {});
+    let (status, _, body) = w
+        .token(&[], &jwt_form("grant_type=client_credentials", &a))
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        body.contains("does not accept the token endpoint URL"),
+        "{body}"
+    );
+    let a = assertion(&keys().es256, "agent-k", &w.issuer(), |_| {});
     assert_eq!(try_assertion(&w, &a).await, 200);
-    // Still a single audience.
+    // By default the token endpoint is accepted, but still as a single audience.
+    let w = world("").await;
     let a = assertion(&keys().es256, "agent-k", &w.token_url(), |c| {
         c["aud"] = serde_json::json!([w.token_url(), "https://evil"]);
     });

@@ -73,3 +73,24 @@ pub fn raw_status(response: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// The HTTP client the `oauth2` crate is given: its request sent as is, the answer handed back as is.
+pub async fn oauth2_http(req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let mut b = Request::builder()
+        .method(parts.method.as_str())
+        .uri(parts.uri.to_string());
+    for (k, v) in &parts.headers {
+        b = b.header(k.as_str(), v.as_bytes());
+    }
+    let (status, headers, body) = send(b.body(Full::new(Bytes::from(body))).unwrap()).await;
+    let mut resp = oauth2::HttpResponse::new(body.into_bytes());
+    *resp.status_mut() = oauth2::http::StatusCode::from_u16(status).unwrap();
+    for (k, v) in &headers {
+        resp.headers_mut().insert(
+            oauth2::http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+            oauth2::http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+        );
+    }
+    Ok(resp)
+}

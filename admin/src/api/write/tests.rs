@@ -227,6 +227,7 @@ exchange = { token_url = "https://as.example.com/token", client_id = "idg", cred
         master_keys: None,
         env: &env,
         generation: 1,
+        public_addr: None,
     };
     let snapshot = idguard_config::validate::validate(raw, &ctx).unwrap();
     let plan = |kind, id: &str, expect| Plan {

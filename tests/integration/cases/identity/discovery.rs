@@ -70,28 +70,7 @@ async fn a_standard_oauth_client_library_works_unchanged() {
     let client = BasicClient::new(ClientId::new("agent-1".into()))
         .set_client_secret(ClientSecret::new(AGENT_SECRET.into()))
         .set_token_uri(TokenUrl::new(meta["token_endpoint"].as_str().unwrap().into()).unwrap());
-    let http = |req: oauth2::HttpRequest| async move {
-        let (parts, body) = req.into_parts();
-        let mut b = hyper::Request::builder()
-            .method(parts.method)
-            .uri(parts.uri.to_string());
-        for (k, v) in &parts.headers {
-            b = b.header(k, v);
-        }
-        let req = b
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .unwrap();
-        let (status, headers, body) = crate::common::client::send(req).await;
-        let mut resp = oauth2::HttpResponse::new(body.into_bytes());
-        *resp.status_mut() = oauth2::http::StatusCode::from_u16(status).unwrap();
-        for (k, v) in &headers {
-            resp.headers_mut().insert(
-                oauth2::http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
-                oauth2::http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
-            );
-        }
-        Ok::<_, std::io::Error>(resp)
-    };
+    let http = crate::common::client::oauth2_http;
     let token = client
         .exchange_client_credentials()
         .add_scope(Scope::new("llm.use".into()))
