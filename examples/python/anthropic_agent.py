@@ -22,22 +22,21 @@ import httpx2  # anthropic >= 2 takes an httpx2 client (older releases: httpx.Cl
 from idguard_auth import IdguardAuth
 
 
-async def run(args: argparse.Namespace) -> None:
-    auth = IdguardAuth.from_env()
-    base_url = os.environ.get("IDGUARD_BASE_URL") or f"{auth.issuer}/llm/claude"
+async def run(
+    auth: IdguardAuth, base_url: str, calls: int = 1, pause: float = 0, model: str = "claude-sonnet-4-5"
+) -> list:
+    """Sends ``calls`` messages ``pause`` seconds apart with one async client; returns the answers."""
     # The async client: the hook's async_auth_flow fetches tokens off the event loop.
-    client = anthropic.AsyncAnthropic(
-        base_url=base_url, api_key="unused", http_client=httpx2.AsyncClient(auth=auth)
-    )
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="unused", http_client=httpx2.AsyncClient(auth=auth))
     answers = []
-    for i in range(args.calls):
+    for i in range(calls):
         if i:
-            await asyncio.sleep(args.pause)
+            await asyncio.sleep(pause)
         message = await client.messages.create(
-            model=args.model, max_tokens=64, messages=[{"role": "user", "content": "Say pong."}]
+            model=model, max_tokens=64, messages=[{"role": "user", "content": "Say pong."}]
         )
         answers.append(message.content[0].text)
-    print(json.dumps({"sdk": "anthropic", "answers": answers, "token_fetches": auth.token_fetches}))
+    return answers
 
 
 def main() -> None:
@@ -45,7 +44,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1, help="how many messages to send")
     parser.add_argument("--pause", type=float, default=0, help="seconds to wait between calls")
     parser.add_argument("--model", default="claude-sonnet-4-5")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+
+    auth = IdguardAuth.from_env()
+    base_url = os.environ.get("IDGUARD_BASE_URL") or f"{auth.issuer}/llm/claude"
+    answers = asyncio.run(run(auth, base_url, args.calls, args.pause, args.model))
+    print(json.dumps({"sdk": "anthropic", "answers": answers, "token_fetches": auth.token_fetches}))
 
 
 if __name__ == "__main__":

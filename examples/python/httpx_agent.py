@@ -33,6 +33,19 @@ async def concurrently(base_url: str, auth: IdguardAuth) -> list:
     return [answer(r) for r in replies]
 
 
+def run(auth: IdguardAuth, base_url: str, calls: int = 1, pause: float = 0) -> list:
+    """``calls`` rounds ``pause`` seconds apart, each one sync request and three concurrent async ones; returns
+    the answers."""
+    answers = []
+    with httpx.Client(auth=auth, base_url=base_url) as client:
+        for i in range(calls):
+            if i:
+                time.sleep(pause)
+            answers.append(answer(client.post("/chat/completions", json=REQUEST)))
+            answers.extend(asyncio.run(concurrently(base_url, auth)))
+    return answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1, help="rounds of requests")
@@ -41,13 +54,7 @@ def main() -> None:
 
     auth = IdguardAuth.from_env()
     base_url = os.environ.get("IDGUARD_BASE_URL") or f"{auth.issuer}/llm/openai/v1"
-    answers = []
-    with httpx.Client(auth=auth, base_url=base_url) as client:
-        for i in range(args.calls):
-            if i:
-                time.sleep(args.pause)
-            answers.append(answer(client.post("/chat/completions", json=REQUEST)))
-            answers.extend(asyncio.run(concurrently(base_url, auth)))
+    answers = run(auth, base_url, args.calls, args.pause)
     print(json.dumps({"sdk": "httpx", "answers": answers, "token_fetches": auth.token_fetches}))
 
 

@@ -21,6 +21,18 @@ import openai
 from idguard_auth import IdguardAuth
 
 
+def run(auth: IdguardAuth, base_url: str, calls: int = 1, pause: float = 0, model: str = "gpt-4o-mini") -> list:
+    """Makes ``calls`` chat completions ``pause`` seconds apart with one client; returns the answers."""
+    client = openai.OpenAI(base_url=base_url, api_key="unused", http_client=httpx2.Client(auth=auth))
+    answers = []
+    for i in range(calls):
+        if i:
+            time.sleep(pause)
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Say pong."}])
+        answers.append(reply.choices[0].message.content)
+    return answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1, help="how many chat completions to make")
@@ -30,16 +42,7 @@ def main() -> None:
 
     auth = IdguardAuth.from_env()
     base_url = os.environ.get("IDGUARD_BASE_URL") or f"{auth.issuer}/llm/openai/v1"
-    client = openai.OpenAI(base_url=base_url, api_key="unused", http_client=httpx2.Client(auth=auth))
-
-    answers = []
-    for i in range(args.calls):
-        if i:
-            time.sleep(args.pause)
-        reply = client.chat.completions.create(
-            model=args.model, messages=[{"role": "user", "content": "Say pong."}]
-        )
-        answers.append(reply.choices[0].message.content)
+    answers = run(auth, base_url, args.calls, args.pause, args.model)
     print(json.dumps({"sdk": "openai", "answers": answers, "token_fetches": auth.token_fetches}))
 
 
