@@ -19,8 +19,10 @@ use crate::common::mock::{Behavior, Mock};
 use crate::common::process::Served;
 use crate::common::redis_server::free_port;
 
-/// Past the 60 s tokens' expiry (the shortest lifetime `[identity] access_token_ttl_seconds` allows).
-const PAUSE_SECONDS: &str = "62";
+/// Past the 60 s tokens' expiry (the shortest lifetime `[identity] access_token_ttl_seconds` allows) as idguard
+/// enforces it: `exp` plus the 30 s leeway its own issuer's tokens are verified with. A token kept this long would
+/// be refused (`token_expired`).
+const PAUSE_SECONDS: &str = "92";
 
 const OPENAI_ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"pong"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
 const ANTHROPIC_ANSWER: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"pong"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}"#;
@@ -230,7 +232,7 @@ async fn the_sdks_keep_working_past_token_expiry() {
     let pem_file = s.dir.path().join("agent-k.pem");
     std::fs::write(&pem_file, pem(&key.private_der)).unwrap();
 
-    // Every recipe at once, in one Python process (the SDKs are imported once): about 65 s in all.
+    // Every recipe at once, in one Python process (the SDKs are imported once): about 95 s in all.
     let env = [
         ("IDGUARD_ISSUER", issuer.as_str()),
         ("IDGUARD_SECRET_CLIENT", "agent-s"),
