@@ -23,6 +23,7 @@ mod reload;
 mod reload_guard;
 mod replicas;
 mod reseal;
+mod sdk;
 mod ssrf;
 mod tokens;
 mod upstream;
