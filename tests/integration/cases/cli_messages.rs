@@ -341,12 +341,13 @@ fn each_subcommands_help_lists_the_environment_it_reads() {
         ("health", logs.to_vec()),
         (
             "token",
-            [&logs[..], &["IDGUARD_CLIENT_SECRET", "IDGUARD_URL", "IDGUARD_CLIENT_ID"]].concat(),
+            [
+                &logs[..],
+                &["IDGUARD_CLIENT_SECRET", "IDGUARD_URL", "IDGUARD_CLIENT_ID"],
+            ]
+            .concat(),
         ),
-        (
-            "secret",
-            [&master[..], &redis, &logs].concat(),
-        ),
+        ("secret", [&master[..], &redis, &logs].concat()),
     ];
     for (command, vars) in cases {
         let (code, out, err) = run(&[command, "--help"], &[], "");
